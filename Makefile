@@ -1,0 +1,39 @@
+# One entry point: `make demo` installs and runs the main job on the sample; `make test` installs and tests.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install demo test test-slow bench clean
+
+$(BIN)/kgattr: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# the local CPU wheel first: any other torch spec would pull gigabytes of CUDA packages
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(BIN)/kgattr
+
+install: $(BIN)/kgattr
+
+demo: install
+	$(BIN)/kgattr sample -o data/sample.jsonl
+	$(BIN)/kgattr ontology induce data/sample.jsonl -o ontology/sample.ttl
+	$(BIN)/kgattr graph build data/sample.jsonl -o graphs/sample --graphml
+	$(BIN)/kgattr train data/sample.jsonl --ontology ontology/sample.ttl --out models/sample
+	$(BIN)/kgattr complete --model models/sample --sku S00002
+	$(BIN)/kgattr impute data/sample.jsonl --model models/sample -o out/sample.jsonl --min-confidence 0.6
+
+test: install
+	$(BIN)/python -m pytest -q
+
+# needs ../shared/data (skips without it)
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
+
+CATALOG ?= ../shared/data/myntra-fashion-styles/catalog.jsonl.gz
+bench: install
+	$(BIN)/kgattr evaluate $(CATALOG) --mask-rate 0.2 --seed 0 --report out/bench.json
+
+clean:
+	rm -rf models out graphs/sample

@@ -1,0 +1,365 @@
+"""AttributeCompleter: the estimator that wires catalog -> ontology -> graph -> text -> GNN -> FAISS -> rules."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from .catalog import Catalog, atomic_write
+from .completion import Completion, ProductCompletion, decide, text_evidence
+from .exceptions import NotFittedError, UnknownSKUError
+from .graph import CatalogGraph, build_graph
+from .ontology import Ontology
+from .rules import RuleSet
+from .text import LexicalFeatures, TextEncoder
+
+log = logging.getLogger(__name__)
+FORMAT_VERSION = 1
+
+
+def _text_hash(p) -> int:
+    digest = hashlib.sha1(json.dumps([p.title, p.description, list(p.category)]).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1          # fits int64
+
+
+class AttributeCompleter:
+    """Fills missing attribute values of a catalog, with calibrated confidence and evidence.
+
+    Args:
+        text_model: local Hugging Face model directory (None: the shipped all-MiniLM-L6-v2).
+        max_length: BERT tokens per product (title, then the start of the description).
+        hidden_channels: width of the GNN.
+        epochs, batch_size, lr: optimisation.
+        mask_rate: share of known values hidden from the graph in each epoch (the training targets).
+        neighbours: similar products retrieved per product.
+        sharpness: temperature of similarity weights; small values let near-duplicates dominate.
+        category_weight: retrieval bonus for a neighbour of the same leaf category.
+        min_attribute_count: attributes known fewer times are not completed.
+        calibration_share: share of known values held out of training to calibrate confidences.
+        top_k: candidates kept per gap.
+        seed: for every random choice.
+        cache_dir: text-embedding cache (see :class:`~kgattr.text.TextEncoder`).
+        progress: show progress bars.
+    """
+
+    def __init__(self, *, text_model: str | None = None, max_length: int = 48, hidden_channels: int = 256,
+                 epochs: int = 12, batch_size: int = 512, lr: float = 3e-3, mask_rate: float = 0.25,
+                 neighbours: int = 10, sharpness: float = 0.05, category_weight: float = 0.5,
+                 min_attribute_count: int = 20, calibration_share: float = 0.05, top_k: int = 10, seed: int = 0,
+                 cache_dir=None, progress: bool = False):
+        self.text_model = text_model
+        self.max_length = max_length
+        self.hidden_channels = hidden_channels
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.mask_rate = mask_rate
+        self.neighbours = neighbours
+        self.sharpness = sharpness
+        self.category_weight = category_weight
+        self.min_attribute_count = min_attribute_count
+        self.calibration_share = calibration_share
+        self.top_k = top_k
+        self.seed = seed
+        self.cache_dir = cache_dir
+        self.progress = progress
+
+    PARAMS = ("text_model", "max_length", "hidden_channels", "epochs", "batch_size", "lr", "mask_rate", "neighbours",
+              "sharpness", "category_weight", "min_attribute_count", "calibration_share", "top_k", "seed")
+
+    def get_params(self) -> dict:
+        return {k: getattr(self, k) for k in self.PARAMS}
+
+    def __repr__(self) -> str:
+        return f"AttributeCompleter(epochs={self.epochs}, hidden_channels={self.hidden_channels})"
+
+    # ---- fitting -------------------------------------------------------------------------------
+    def fit(self, catalog: Catalog, ontology: Ontology | None = None) -> "AttributeCompleter":
+        """Learn everything from ``catalog`` (the ontology is induced from it unless given)."""
+        import torch
+
+        from .index import NeighbourIndex
+        from .model import FusionGNN
+        from .train import Inputs, Pool, calibration_logits, fit_model, fit_temperatures, pool_states
+
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        self.products_ = list(catalog.products)
+        self.ontology_ = ontology or Ontology.induce(catalog)
+        self.rules_ = RuleSet(self.ontology_)
+        self.graph_ = graph = build_graph(catalog)
+        self.attributes_ = graph.attributes
+        aindex = {a: i for i, a in enumerate(self.attributes_)}
+        self.value_attribute_ = np.array([aindex[a] for a, _ in graph.values], dtype=np.int64)
+        counts = np.bincount(self.value_attribute_[graph.has_value[1]], minlength=len(self.attributes_))
+        distinct = np.bincount(self.value_attribute_, minlength=len(self.attributes_))
+        self.targets_ = [a for i, a in enumerate(self.attributes_)
+                         if counts[i] >= self.min_attribute_count and distinct[i] >= 2]
+        self.category_attributes_ = self._category_attributes(catalog)
+        self.lexical_ = LexicalFeatures().fit(catalog)
+        self.text_hash_ = np.array([_text_hash(p) for p in catalog], dtype=np.int64)
+        text = self._encoder().encode([p.text for p in catalog], progress=self.progress)
+        inputs = self._inputs(catalog, text)
+        vectors = self._vectors(text, catalog)
+        self.index_ = NeighbourIndex().add(vectors)
+        hits = self.index_.search(vectors, self.neighbours, exclude=np.arange(len(catalog)))
+        self.knn_ = (hits.index, hits.score)
+
+        coo = inputs.values.tocoo()
+        target_attr = np.isin(self.value_attribute_[coo.col], [aindex[a] for a in self.targets_])
+        rng = np.random.default_rng(self.seed)
+        calibration = target_attr & (rng.random(coo.nnz) < self.calibration_share)
+        self.model_ = FusionGNN(text_dim=text.shape[1], lexical_size=self.lexical_.size,
+                                num_categories=len(graph.categories), num_values=len(graph.values),
+                                num_attributes=len(self.attributes_), value_attribute=self.value_attribute_.tolist(),
+                                hidden_channels=self.hidden_channels)
+        edges = (graph.cooccurs, graph.pmi)
+        self.history_ = fit_model(self.model_, inputs, self.knn_, edges, target_attr, calibration,
+                                  epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                                  mask_rate=self.mask_rate, sharpness=self.sharpness, seed=self.seed,
+                                  progress=self.progress)
+        rows, truth, logits = calibration_logits(self.model_, inputs, self.knn_, edges, calibration,
+                                                 mask_rate=self.mask_rate, sharpness=self.sharpness, seed=self.seed)
+        allowed = np.stack([self._allowed_mask(catalog.products[r].category) for r in rows]) if len(rows) else \
+            np.zeros((0, len(graph.values)), bool)
+        self.temperatures_ = fit_temperatures(logits, truth, allowed, self.value_attribute_, len(self.attributes_))
+        self.pool_ = Pool(pool_states(self.model_, inputs, edges), inputs.values, self.value_attribute_)
+        self.cells_ = self._score(catalog, inputs, self.knn_)
+        return self
+
+    def _category_attributes(self, catalog) -> dict[tuple[str, ...], set[int]]:
+        aindex = {a: i for i, a in enumerate(self.attributes_)}
+        out: dict[tuple[str, ...], set[int]] = {}
+        for p in catalog:
+            for depth in range(0, len(p.category) + 1):
+                out.setdefault(tuple(p.category[:depth]), set()).update(aindex[a] for a in p.attributes)
+        return out
+
+    def _allowed_mask(self, category) -> np.ndarray:
+        mask = np.ones(len(self.graph_.values), dtype=bool)
+        for i, (attr, value) in enumerate(self.graph_.values):
+            if self.rules_.check(tuple(category), attr, value) is not None:
+                mask[i] = False
+        return mask
+
+    def _encoder(self) -> TextEncoder:
+        return TextEncoder(self.text_model, max_length=self.max_length, cache_dir=self.cache_dir)
+
+    def _vectors(self, text: np.ndarray, catalog) -> np.ndarray:
+        from .index import product_vectors
+
+        cindex = {c: i for i, c in enumerate(self.graph_.categories)}
+        leaf = np.array([cindex.get(tuple(p.category), -1) for p in catalog], dtype=np.int64)
+        return product_vectors(text, leaf, len(self.graph_.categories), self.category_weight)
+
+    def _inputs(self, catalog, text: np.ndarray):
+        import scipy.sparse as sp
+
+        from .train import Inputs
+
+        cindex = {c: i for i, c in enumerate(self.graph_.categories)}
+        vindex = self.graph_.value_index()
+        crow, ccol, vrow, vcol = [], [], [], []
+        for i, p in enumerate(catalog):
+            for depth in range(1, len(p.category) + 1):
+                if p.category[:depth] in cindex:
+                    crow.append(i)
+                    ccol.append(cindex[p.category[:depth]])
+            for item in p.attributes.items():
+                if item in vindex:
+                    vrow.append(i)
+                    vcol.append(vindex[item])
+        n = len(catalog)
+        ones = lambda k: np.ones(k, dtype=np.float32)
+        return Inputs(text, self.lexical_.transform(catalog),
+                      sp.csr_matrix((ones(len(crow)), (crow, ccol)), shape=(n, len(cindex))),
+                      sp.csr_matrix((ones(len(vrow)), (vrow, vcol)), shape=(n, len(vindex))))
+
+    # ---- scoring -------------------------------------------------------------------------------
+    def gaps(self, product) -> list[int]:
+        """Attribute indices kgattr would fill for ``product``: modelled, seen in its category, allowed, absent."""
+        category = tuple(product.category)
+        while category not in self.category_attributes_:
+            category = category[:-1]
+        seen = self.category_attributes_[category]
+        return [i for i, a in enumerate(self.attributes_)
+                if i in seen and a in self.targets_ and a not in product.attributes
+                and self.rules_.applicable(tuple(product.category), a) is None]
+
+    def _score(self, catalog, inputs, knn) -> dict[str, np.ndarray]:
+        """Top-k candidates of every gap: product row (M,), attribute (M,), values (M, k), logits (M, k)."""
+        from .train import predict_logits
+
+        rows_out, attrs_out, vals_out, logit_out = [], [], [], []
+        starts = np.searchsorted(self.value_attribute_, np.arange(len(self.attributes_) + 1))
+        for rows, logits in predict_logits(self.model_, inputs, knn, self.pool_, (self.graph_.cooccurs, self.graph_.pmi),
+                                           sharpness=self.sharpness, progress=self.progress):
+            for r, z in zip(rows, logits):
+                for a in self.gaps(catalog.products[r]):
+                    seg = z[starts[a]:starts[a + 1]]
+                    top = np.argsort(-seg)[:self.top_k]
+                    rows_out.append(r)
+                    attrs_out.append(a)
+                    vals_out.append(np.pad(starts[a] + top, (0, self.top_k - len(top)), constant_values=-1))
+                    logit_out.append(np.pad(seg[top], (0, self.top_k - len(top))))
+        k = self.top_k
+        return {"product": np.array(rows_out, dtype=np.int64), "attribute": np.array(attrs_out, dtype=np.int64),
+                "values": np.array(vals_out, dtype=np.int64).reshape(-1, k),
+                "logits": np.array(logit_out, dtype=np.float32).reshape(-1, k)}
+
+    def _live_cells(self, catalog: Catalog) -> dict[str, np.ndarray]:
+        """Score products of any catalog (new ones too): reuses stored text and neighbours when unchanged."""
+        pool_row = {s: i for i, s in enumerate(self.graph_.skus)}
+        hashes = np.array([_text_hash(p) for p in catalog], dtype=np.int64)
+        rows = np.array([pool_row.get(p.sku, -1) for p in catalog], dtype=np.int64)
+        same = (rows >= 0) & (self.text_hash_[np.maximum(rows, 0)] == hashes)
+        dim = self.model_.config["text_dim"]
+        text = np.zeros((len(catalog), dim), dtype=np.float32)
+        if same.any():
+            text[same] = self.index_.reconstruct(rows[same])[:, :dim]
+        fresh = np.flatnonzero(~same)
+        if len(fresh):
+            text[fresh] = self._encoder().encode([catalog.products[i].text for i in fresh], progress=self.progress)
+        index = np.full((len(catalog), self.neighbours), -1, dtype=np.int64)
+        score = np.zeros((len(catalog), self.neighbours), dtype=np.float32)
+        index[same], score[same] = self.knn_[0][rows[same]], self.knn_[1][rows[same]]
+        if len(fresh):
+            hits = self.index_.search(self._vectors(text[fresh], [catalog.products[i] for i in fresh]),
+                                      self.neighbours, exclude=rows[fresh])
+            index[fresh], score[fresh] = hits.index, hits.score
+        return self._score(catalog, self._inputs(catalog, text), (index, score)), index, score
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "cells_"):
+            raise NotFittedError("this AttributeCompleter is not fitted: call fit(...) or load(...) first")
+
+    def _completions(self, products, cells, neighbours: np.ndarray) -> list[ProductCompletion]:
+        """Decide every gap of ``products`` (row-aligned with ``cells['product']`` and ``neighbours`` (n, k))."""
+        out = {p.sku: ProductCompletion(p.sku, dict(p.attributes), []) for p in products}
+        for r, a, vals, logits in zip(cells["product"], cells["attribute"], cells["values"], cells["logits"]):
+            p = products[r]
+            ok = vals >= 0
+            names = [self.graph_.values[v][1] for v in vals[ok]]
+            attr = self.attributes_[a]
+            value, conf, alts, rejected = decide(self.rules_, tuple(p.category), attr, names, logits[ok],
+                                                 float(self.temperatures_[a]))
+            evidence = self._evidence(p, a, value, neighbours[r]) if value is not None else {}
+            out[p.sku].completions.append(Completion(p.sku, attr, value, round(conf, 4), alts, rejected, evidence))
+        return list(out.values())
+
+    def complete(self, skus: list[str], catalog: Catalog | None = None) -> list[ProductCompletion]:
+        """Completions of the products ``skus``: taken from ``catalog`` when given, else from the training catalog."""
+        self._check_fitted()
+        if catalog is not None:
+            missing = [s for s in skus if s not in catalog and s not in self._pool_row()]
+            if missing:
+                raise UnknownSKUError(f"unknown SKU {missing[0]!r}: not in {catalog.source} nor in the model")
+            inside = [s for s in skus if s in catalog]
+            sub = Catalog([catalog[s] for s in inside], catalog.source)
+            result = []
+            if inside:
+                self._load_model()
+                cells, index, _ = self._live_cells(sub)
+                result = self._completions(sub.products, cells, index)
+            return result + self.complete([s for s in skus if s not in catalog])
+        rows = []
+        for s in skus:
+            if s not in self._pool_row():
+                raise UnknownSKUError(f"unknown SKU {s!r}: not in the model's catalog (give --catalog for new products)")
+            rows.append(self._pool_row()[s])
+        products = self._pool_products(rows)
+        sel = np.flatnonzero(np.isin(self.cells_["product"], rows))
+        local = {r: i for i, r in enumerate(rows)}
+        cells = {k: v[sel] for k, v in self.cells_.items()}
+        cells["product"] = np.array([local[r] for r in cells["product"]], dtype=np.int64)
+        return self._completions(products, cells, self.knn_[0][rows])
+
+    def impute(self, catalog: Catalog) -> list[ProductCompletion]:
+        """Completions of every gap in ``catalog`` (the catalog itself is not modified)."""
+        self._check_fitted()
+        self._load_model()
+        cells, index, _ = self._live_cells(catalog)
+        return self._completions(catalog.products, cells, index)
+
+    # ---- evidence --------------------------------------------------------------------------------
+    def _pool_row(self) -> dict[str, int]:
+        if not hasattr(self, "_pool_row_map"):
+            self._pool_row_map = {s: i for i, s in enumerate(self.graph_.skus)}
+        return self._pool_row_map
+
+    def _pool_values(self):
+        """(pool size, num_values) CSR of the training catalog's known values."""
+        if not hasattr(self, "_pool_values_csr"):
+            import scipy.sparse as sp
+
+            hv = self.graph_.has_value
+            self._pool_values_csr = sp.csr_matrix((np.ones(hv.shape[1], np.float32), (hv[0], hv[1])),
+                                                  shape=(len(self.graph_.skus), len(self.graph_.values)))
+        return self._pool_values_csr
+
+    def _pmi(self):
+        if not hasattr(self, "_pmi_csr"):
+            import scipy.sparse as sp
+
+            n = len(self.graph_.values)
+            self._pmi_csr = sp.csr_matrix((self.graph_.pmi, (self.graph_.cooccurs[0], self.graph_.cooccurs[1])),
+                                          shape=(n, n))
+        return self._pmi_csr
+
+    def _pool_products(self, rows) -> list:
+        from .modeldir import read_products
+
+        if hasattr(self, "products_"):
+            return [self.products_[r] for r in rows]
+        return read_products(self.path_, [self.graph_.skus[r] for r in rows])
+
+    def _evidence(self, product, attribute: int, value: str, neighbours: np.ndarray) -> dict:
+        """Similar products holding a value of ``attribute``, the known values that co-occur most with
+        ``value`` (PMI), and the passage of the product's text that states it."""
+        values, vindex = self._pool_values(), self.graph_.value_index()
+        similar = []
+        for j in neighbours[neighbours >= 0]:
+            row = values.indices[values.indptr[j]:values.indptr[j + 1]]
+            held = [v for v in row if self.value_attribute_[v] == attribute]
+            if held:
+                similar.append({"sku": self.graph_.skus[j], "value": self.graph_.values[held[0]][1]})
+        target = vindex.get((self.attributes_[attribute], value))
+        graph = []
+        if target is not None:
+            pmi = self._pmi()[target]
+            for item in product.attributes.items():
+                u = vindex.get(item)
+                w = pmi[0, u] if u is not None else 0.0
+                if w > 0:
+                    graph.append({"attribute": item[0], "value": item[1], "pmi": round(float(w), 3)})
+            graph.sort(key=lambda g: -g["pmi"])
+        return {"similar_skus": similar[:5], "graph": graph[:3],
+                "text": text_evidence(value, product.title, product.description)}
+
+    # ---- persistence -----------------------------------------------------------------------------
+    def _load_model(self) -> None:
+        if not hasattr(self, "model_"):
+            from .modeldir import load_network
+
+            load_network(self)
+
+    def save(self, path) -> None:
+        """Write the model directory: config.json, safetensors, the FAISS index, id maps, products."""
+        from .modeldir import save
+
+        self._check_fitted()
+        save(self, path)
+
+    @classmethod
+    def load(cls, path, *, ontology=None) -> "AttributeCompleter":
+        """Load a model directory; torch and FAISS are loaded only when new products must be scored.
+
+        Args:
+            ontology: a Turtle file whose rules replace those the model was trained with.
+        """
+        from .modeldir import load
+
+        return load(cls, path, ontology)

@@ -1,0 +1,21 @@
+"""Errors that reach the user as one line and exit code 2."""
+
+
+class KgattrError(Exception):
+    """Base class: the CLI prints the message and exits with code 2."""
+
+
+class CatalogError(KgattrError):
+    """A catalog file that cannot be read; the message names file, line and field."""
+
+
+class OntologyError(KgattrError):
+    """An ontology or rule file that cannot be parsed or does not fit the catalog."""
+
+
+class UnknownSKUError(KgattrError):
+    """A SKU that is neither in the model nor in the catalog given."""
+
+
+class NotFittedError(KgattrError):
+    """A completer used before `fit` or `load`."""

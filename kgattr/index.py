@@ -1,0 +1,73 @@
+"""Similar-product retrieval with FAISS over product embeddings (text fused with category)."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Hits(NamedTuple):
+    score: np.ndarray   # (n, k) float32, inner products, descending
+    index: np.ndarray   # (n, k) int64, -1 where fewer than k were found
+
+
+def product_vectors(text: np.ndarray, category: np.ndarray, num_categories: int, category_weight: float) -> np.ndarray:
+    """(n, d + num_categories) float32: the text embedding beside a scaled one-hot of the leaf category.
+
+    Inner products then read ``cos(text) + category_weight**2 * [same category]``; -1 marks an
+    unknown category (no bonus).
+    """
+    out = np.zeros((len(text), text.shape[1] + num_categories), dtype=np.float32)
+    out[:, :text.shape[1]] = text
+    known = category >= 0
+    out[np.flatnonzero(known), text.shape[1] + category[known]] = category_weight
+    return out
+
+
+class NeighbourIndex:
+    """Exact inner-product search over product vectors (``faiss.IndexFlatIP``)."""
+
+    def __init__(self, index=None):
+        self.index_ = index
+
+    def add(self, vectors: np.ndarray) -> "NeighbourIndex":
+        import faiss
+
+        if vectors.ndim != 2:
+            raise ValueError(f"'vectors' needs to be two-dimensional (got {vectors.ndim} dimensions)")
+        if self.index_ is None:
+            self.index_ = faiss.IndexFlatIP(vectors.shape[1])
+        self.index_.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        return self
+
+    def search(self, queries: np.ndarray, k: int, *, exclude: np.ndarray | None = None) -> Hits:
+        """The ``k`` nearest stored vectors of each query; ``exclude[i]`` (a stored id) is skipped for query i."""
+        if self.index_ is None:
+            raise RuntimeError("NeighbourIndex is empty, call add(...) first")
+        if queries.ndim != 2:
+            raise ValueError(f"'queries' needs to be two-dimensional (got {queries.ndim} dimensions)")
+        extra = 0 if exclude is None else 1
+        score, index = self.index_.search(np.ascontiguousarray(queries, dtype=np.float32), k + extra)
+        if exclude is not None:
+            drop = index == exclude[:, None]
+            # keep the first k that are not excluded, in order
+            order = np.argsort(drop, axis=1, kind="stable")[:, :k]
+            score = np.take_along_axis(score, order, 1)
+            index = np.take_along_axis(index, order, 1)
+        return Hits(score.astype(np.float32), index.astype(np.int64))
+
+    def reconstruct(self, ids: np.ndarray) -> np.ndarray:
+        return np.stack([self.index_.reconstruct(int(i)) for i in ids])
+
+    def save(self, path) -> None:
+        import faiss
+
+        from .catalog import atomic_write
+
+        atomic_write(path, lambda tmp: faiss.write_index(self.index_, str(tmp)))
+
+    @classmethod
+    def load(cls, path) -> "NeighbourIndex":
+        import faiss
+
+        return cls(faiss.read_index(str(path)))

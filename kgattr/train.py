@@ -1,0 +1,276 @@
+"""Fitting the FusionGNN: recover attribute values hidden from it, then calibrate its confidences.
+
+Every epoch hides a random share of the known product-value edges from the whole graph; the hidden
+edges of a batch's products are its targets, so the model never sees the answer it is asked for.
+A fixed set of calibration edges is never a target; temperatures per attribute are fitted on them.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch.nn import functional as F
+
+from .model import FusionGNN
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Inputs:
+    """Row-aligned inputs of n products."""
+    text: np.ndarray            # (n, text_dim) float32
+    lexical: sp.csr_matrix      # (n, lexical_size) tf-idf
+    categories: sp.csr_matrix   # (n, num_categories), 1 at every level of the path
+    values: sp.csr_matrix       # (n, num_values), 1 per known value
+
+
+@dataclass
+class Pool:
+    """The products neighbours are drawn from, with what inference needs of them."""
+    h1: torch.Tensor            # (m, hidden) layer-1 states, all known values visible
+    values: sp.csr_matrix       # (m, num_values)
+    value_attribute: np.ndarray # (num_values,)
+
+
+def attribute_onehot(value_attribute: np.ndarray, num_attributes: int) -> sp.csr_matrix:
+    n = len(value_attribute)
+    return sp.csr_matrix((np.ones(n, np.float32), (np.arange(n), value_attribute)), shape=(n, num_attributes))
+
+
+def neighbour_votes(index: np.ndarray, score: np.ndarray, values: sp.csr_matrix, value_attribute: np.ndarray,
+                    sharpness: float) -> torch.Tensor:
+    """(n, num_values, 2): share of neighbours holding each value, among those that have its attribute.
+
+    Feature 0 weighs neighbours by ``exp((score - 1) / sharpness)`` (near-duplicates dominate),
+    feature 1 weighs them equally. ``index`` is (n, k) into the rows of ``values``; -1 is padding.
+    """
+    n, k = index.shape
+    valid = index >= 0
+    rows = np.repeat(np.arange(n), k)[valid.ravel()]
+    cols = index[valid]
+    onehot = attribute_onehot(value_attribute, int(value_attribute.max()) + 1 if len(value_attribute) else 1)
+    has_attr = values @ onehot                                             # (m, num_attributes)
+    out = []
+    for w in (np.exp((score[valid] - 1.0) / sharpness), np.ones(valid.sum())):
+        a = sp.csr_matrix((w.astype(np.float32), (rows, cols)), shape=(n, values.shape[0]))
+        num = (a @ values).toarray()                                       # (n, num_values)
+        den = (a @ has_attr).toarray()[:, value_attribute]                 # (n, num_values)
+        out.append(np.divide(num, den, out=np.zeros_like(num), where=den > 0))
+    return torch.from_numpy(np.stack(out, -1).astype(np.float32))
+
+
+def similar_edges(index: np.ndarray, score: np.ndarray, position: np.ndarray, sharpness: float):
+    """Edges neighbour -> target for layer 2: (2, S) long with rows of the h1 matrix, and (S,) weights."""
+    n, k = index.shape
+    valid = index >= 0
+    dst = np.repeat(np.arange(n), k)[valid.ravel()]
+    src = position[index[valid]]
+    w = np.exp((score[valid] - 1.0) / sharpness)
+    total = np.bincount(dst, weights=w, minlength=n)
+    w = w / total[dst]
+    return torch.from_numpy(np.stack([src, dst])).long(), torch.from_numpy(w.astype(np.float32))
+
+
+def encode_rows(model: FusionGNN, x_value: torch.Tensor, inputs: Inputs, visible: sp.csr_matrix,
+                rows: np.ndarray) -> torch.Tensor:
+    """(len(rows), hidden) layer-1 states of ``rows``, seeing the values in ``visible``."""
+    lex = inputs.lexical[rows]
+    lexical = (torch.from_numpy(lex.indices.astype(np.int64)), torch.from_numpy(lex.indptr[:-1].astype(np.int64)),
+               torch.from_numpy(lex.data.astype(np.float32)))
+    vv = visible[rows].tocoo()
+    cc = inputs.categories[rows].tocoo()
+    return model.encode(x_value, torch.from_numpy(inputs.text[rows]), lexical,
+                        torch.from_numpy(np.stack([vv.col, vv.row]).astype(np.int64)),
+                        torch.from_numpy(np.stack([cc.col, cc.row]).astype(np.int64)))
+
+
+def _graph_tensors(cooccurs: np.ndarray, pmi: np.ndarray):
+    return torch.from_numpy(cooccurs).long(), torch.from_numpy(pmi).float()
+
+
+def _batch_logits(model, x_value, inputs, visible, neighbours, batch, sharpness, value_attribute):
+    """Training-time forward: neighbours' layer-1 states are computed under the same hidden edges."""
+    index, score = neighbours[0][batch], neighbours[1][batch]
+    others = np.setdiff1d(index[index >= 0], batch)
+    active = np.concatenate([batch, others])
+    position = np.full(inputs.text.shape[0], -1, dtype=np.int64)
+    position[active] = np.arange(len(active))
+    h1 = encode_rows(model, x_value, inputs, visible, active)
+    similar, weight = similar_edges(index, score, position, sharpness)
+    votes = neighbour_votes(index, score, visible, value_attribute, sharpness)
+    return model(x_value, h1, similar, weight, len(batch), votes)
+
+
+def _visible(edges: np.ndarray, keep: np.ndarray, shape) -> sp.csr_matrix:
+    return sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (edges[0][keep], edges[1][keep])), shape=shape)
+
+
+def fit_model(model: FusionGNN, inputs: Inputs, neighbours: tuple[np.ndarray, np.ndarray], graph_edges,
+              targetable: np.ndarray, calibration: np.ndarray, *, epochs: int, batch_size: int, lr: float,
+              mask_rate: float, sharpness: float, seed: int, progress: bool = False) -> list[float]:
+    """Train ``model`` in place; returns the mean loss of each epoch.
+
+    Args:
+        neighbours: (index, score), each (n, k), similar products of each product (self excluded).
+        graph_edges: (cooccurs (2, P), pmi (P,)) of the value graph.
+        targetable: (E,) bool over the known edges (``inputs.values`` in COO order) that may be targets.
+        calibration: (E,) bool, edges kept out of training targets for calibration.
+    """
+    from tqdm.auto import tqdm
+
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    coo = inputs.values.tocoo()
+    edges = np.stack([coo.row, coo.col])
+    value_attribute = model.value_attribute.numpy()
+    attr_mask = _attribute_mask(value_attribute)
+    cooccurs, pmi = _graph_tensors(*graph_edges)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-5)
+    n = inputs.text.shape[0]
+    steps = epochs * ((n + batch_size - 1) // batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
+    history = []
+    bar = tqdm(total=steps, desc="training", unit="batch", disable=not progress)
+    for epoch in range(epochs):
+        model.train()
+        hidden = rng.random(edges.shape[1]) < mask_rate
+        visible = _visible(edges, ~hidden, inputs.values.shape)
+        is_target = hidden & targetable & ~calibration
+        target_by_product = sp.csr_matrix((np.ones(int(is_target.sum()), np.float32),
+                                           (edges[0][is_target], edges[1][is_target])), shape=inputs.values.shape)
+        losses = []
+        order = rng.permutation(n)
+        for start in range(0, n, batch_size):
+            batch = order[start:start + batch_size]
+            t = target_by_product[batch].tocoo()
+            if t.nnz == 0:
+                bar.update()
+                continue
+            x_value = model.value_states(cooccurs, pmi)
+            logits = _batch_logits(model, x_value, inputs, visible, neighbours, batch, sharpness, value_attribute)
+            row, val = torch.from_numpy(t.row.astype(np.int64)), torch.from_numpy(t.col.astype(np.int64))
+            z = logits[row].masked_fill(~attr_mask[model.value_attribute[val]], float("-inf"))
+            loss = F.cross_entropy(z, val)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            bar.update()
+            bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(losses):.3f}")
+        history.append(float(np.mean(losses)) if losses else float("nan"))
+        log.info("epoch %d loss %.4f", epoch + 1, history[-1])
+    bar.close()
+    return history
+
+
+def _attribute_mask(value_attribute: np.ndarray) -> torch.Tensor:
+    """(num_attributes, num_values) bool: which values belong to each attribute."""
+    a = torch.from_numpy(value_attribute).long()
+    return torch.nn.functional.one_hot(a, int(a.max()) + 1 if len(a) else 1).T.bool()
+
+
+@torch.no_grad()
+def pool_states(model: FusionGNN, inputs: Inputs, graph_edges, batch_size: int = 4096) -> torch.Tensor:
+    """(n, hidden) layer-1 states of every product, all its known values visible (the retrieval pool)."""
+    model.eval()
+    x_value = model.value_states(*_graph_tensors(*graph_edges))
+    n = inputs.text.shape[0]
+    return torch.cat([encode_rows(model, x_value, inputs, inputs.values, np.arange(s, min(s + batch_size, n)))
+                      for s in range(0, n, batch_size)]) if n else torch.zeros(0, model.config["hidden_channels"])
+
+
+@torch.no_grad()
+def predict_logits(model: FusionGNN, inputs: Inputs, neighbours: tuple[np.ndarray, np.ndarray], pool: Pool,
+                   graph_edges, *, sharpness: float, batch_size: int = 2048, progress: bool = False):
+    """Yield (rows, logits (len(rows), num_values) float32) for products of ``inputs``, batch by batch.
+
+    Neighbours index ``pool``; their layer-1 states come from ``pool.h1``.
+    """
+    from tqdm.auto import tqdm
+
+    model.eval()
+    x_value = model.value_states(*_graph_tensors(*graph_edges))
+    n = inputs.text.shape[0]
+    for start in tqdm(range(0, n, batch_size), desc="scoring", unit="batch", disable=not progress):
+        rows = np.arange(start, min(start + batch_size, n))
+        index, score = neighbours[0][rows], neighbours[1][rows]
+        used = np.unique(index[index >= 0])
+        position = np.full(pool.h1.shape[0], -1, dtype=np.int64)
+        position[used] = len(rows) + np.arange(len(used))
+        h1 = torch.cat([encode_rows(model, x_value, inputs, inputs.values, rows), pool.h1[torch.from_numpy(used)]])
+        similar, weight = similar_edges(index, score, position, sharpness)
+        votes = neighbour_votes(index, score, pool.values, pool.value_attribute, sharpness)
+        yield rows, model(x_value, h1, similar, weight, len(rows), votes).numpy()
+
+
+@torch.no_grad()
+def calibration_logits(model: FusionGNN, inputs: Inputs, neighbours, graph_edges, calibration: np.ndarray, *,
+                       mask_rate: float, sharpness: float, seed: int, batch_size: int = 1024):
+    """Logits of the calibration edges, hidden together with a random share of the others.
+
+    Returns (product rows (c,), true value indices (c,), logits (c, num_values)).
+    """
+    model.eval()
+    rng = np.random.default_rng(seed + 1)
+    coo = inputs.values.tocoo()
+    edges = np.stack([coo.row, coo.col])
+    hidden = (rng.random(edges.shape[1]) < mask_rate) | calibration
+    visible = _visible(edges, ~hidden, inputs.values.shape)
+    x_value = model.value_states(*_graph_tensors(*graph_edges))
+    value_attribute = model.value_attribute.numpy()
+    products = np.unique(edges[0][calibration])
+    rows, truth, out = [], [], []
+    wanted = sp.csr_matrix((np.ones(int(calibration.sum()), np.float32),
+                            (edges[0][calibration], edges[1][calibration])), shape=inputs.values.shape)
+    for start in range(0, len(products), batch_size):
+        batch = products[start:start + batch_size]
+        logits = _batch_logits(model, x_value, inputs, visible, neighbours, batch, sharpness, value_attribute)
+        t = wanted[batch].tocoo()
+        rows.append(batch[t.row])
+        truth.append(t.col)
+        out.append(logits[torch.from_numpy(t.row.astype(np.int64))].numpy())
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, len(value_attribute)), np.float32)
+    return np.concatenate(rows), np.concatenate(truth), np.concatenate(out)
+
+
+def fit_temperatures(logits: np.ndarray, truth: np.ndarray, allowed: np.ndarray, value_attribute: np.ndarray,
+                     num_attributes: int, min_cells: int = 50) -> np.ndarray:
+    """(num_attributes,) temperatures minimising held-out NLL; attributes with few cells share one.
+
+    Args:
+        logits: (c, num_values) raw scores of the calibration cells.
+        truth: (c,) true value index of each cell.
+        allowed: (c, num_values) bool, the candidates the rules leave (the true value always among them).
+    """
+    def fit(z: torch.Tensor, y: torch.Tensor) -> float:
+        log_t = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
+
+        def closure():
+            opt.zero_grad()
+            loss = F.cross_entropy(z / log_t.exp(), y)
+            loss.backward()
+            return loss
+        opt.step(closure)
+        return float(log_t.detach().exp().clamp(0.05, 20.0))
+
+    temps = np.ones(num_attributes, dtype=np.float32)
+    if len(truth) == 0:
+        return temps
+    attr = value_attribute[truth]
+    mask = allowed & (value_attribute[None, :] == attr[:, None])
+    mask[np.arange(len(truth)), truth] = True
+    z = torch.from_numpy(np.where(mask, logits, -1e9).astype(np.float32))
+    y = torch.from_numpy(truth.astype(np.int64))
+    temps[:] = fit(z, y)
+    for a in np.unique(attr):
+        sel = np.flatnonzero(attr == a)
+        if len(sel) >= min_cells:
+            temps[a] = fit(z[sel], y[sel])
+    return temps

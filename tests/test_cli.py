@@ -1,0 +1,104 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from kgattr import read_catalog, write_catalog
+from kgattr.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    from kgattr.exceptions import KgattrError
+
+    try:
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+    except KgattrError as e:              # main() maps these to exit 2; the runner calls app directly
+        return type("R", (), {"exit_code": 2, "output": f"kgattr: error: {e}"})()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory, catalog, tiny_bert):
+    root = tmp_path_factory.mktemp("cli")
+    path = root / "catalog.jsonl"
+    write_catalog(catalog, path)
+    result = runner.invoke(app, ["train", str(path), "--out", str(root / "model"), "--text-model", tiny_bert,
+                                 "--epochs", "3"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def test_complete_json_shape(model, catalog):
+    sku = catalog.products[0].sku
+    result = run("complete", "--model", model / "model", "--sku", sku, "--json")
+    assert result.exit_code == 0
+    out = json.loads(result.output)
+    assert set(out) == {"sku", "known", "completions"}
+    c = out["completions"][0]
+    assert set(c) == {"attribute", "value", "confidence", "evidence", "alternatives", "rejected"}
+    assert set(c["evidence"]) == {"similar_skus", "graph", "text"}
+    table = run("complete", "--model", model / "model", "--sku", sku)
+    assert table.exit_code == 0 and "confidence" in table.output
+
+
+def test_unknown_sku_exit_2(model):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "kgattr", "complete", "--model", str(model / "model"), "--sku", "nope"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "unknown SKU 'nope'" in proc.stderr
+
+
+def test_impute_keeps_input_and_known_values(model):
+    src = model / "catalog.jsonl"
+    before = src.read_bytes()
+    out = model / "out" / "filled.jsonl"
+    result = run("impute", src, "--model", model / "model", "-o", out, "--min-confidence", "0.3")
+    assert result.exit_code == 0, result.output
+    assert src.read_bytes() == before
+    original, filled = read_catalog(src), read_catalog(out)
+    cells = [json.loads(line) for line in (out.parent / "filled.jsonl.cells.jsonl").read_text().splitlines()]
+    assert cells and all(c["confidence"] >= 0.3 for c in cells)
+    assert set(cells[0]) == {"sku", "attribute", "value", "confidence", "source", "evidence"}
+    for p in original:
+        q = filled[p.sku]
+        assert {k: q.attributes[k] for k in p.attributes} == p.attributes
+    assert sum(len(p.attributes) for p in filled) - sum(len(p.attributes) for p in original) == len(cells)
+    assert sorted(f.name for f in out.parent.iterdir()) == ["filled.jsonl", "filled.jsonl.cells.jsonl"]
+
+
+def test_impute_csv_output(model):
+    out = model / "wide.csv"
+    assert run("impute", model / "catalog.jsonl", "--model", model / "model", "-o", out).exit_code == 0
+    assert len(read_catalog(out)) == len(read_catalog(model / "catalog.jsonl"))
+
+
+def test_bad_catalog_line_exit_2(tmp_path, model):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"sku": "a"}\n{"sku": "b", "attributes": {"x": 1}}\n')
+    result = run("impute", bad, "--model", model / "model", "-o", tmp_path / "o.jsonl")
+    assert result.exit_code == 2
+    assert "bad.jsonl:2: field 'attributes.x'" in result.output
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_ontology_and_graph_commands(tmp_path, model):
+    src = model / "catalog.jsonl"
+    assert run("ontology", "induce", src, "-o", tmp_path / "o.ttl").exit_code == 0
+    assert "sh:NodeShape" in (tmp_path / "o.ttl").read_text()
+    assert run("graph", "build", src, "-o", tmp_path / "g", "--graphml").exit_code == 0
+    assert (tmp_path / "g" / "graph.graphml").exists()
+    assert run("complete", "--model", model / "model", "--sku", "S00001", "--ontology", tmp_path / "o.ttl").exit_code == 0
+
+
+def test_help_is_instant_and_lazy():
+    import subprocess
+    import sys
+
+    code = "import sys, kgattr.cli; kgattr.cli.app(['--help'], standalone_mode=False); " \
+           "print(sorted(m for m in ('torch', 'transformers', 'faiss', 'torch_geometric') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert out.strip().endswith("[]")

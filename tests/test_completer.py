@@ -1,0 +1,86 @@
+import dataclasses
+
+import numpy as np
+import pytest
+
+from kgattr import AttributeCompleter, Catalog, Product, RuleSet
+from kgattr.exceptions import NotFittedError, UnknownSKUError
+
+
+def as_dict(result):
+    return [r.to_json() for r in result]
+
+
+def test_fit_and_complete(fitted, catalog):
+    assert set(fitted.targets_) >= {"season", "year", "age_group"}
+    sku = catalog.products[0].sku
+    [pc] = fitted.complete([sku])
+    assert pc.sku == sku and pc.known == catalog[sku].attributes
+    assert pc.completions, "the first product has gaps"
+    for c in pc.completions:
+        assert c.attribute not in pc.known
+        assert 0 <= c.confidence <= 1
+        assert c.value is None or fitted.rules_.check(catalog[sku].category, c.attribute, c.value) is None
+        assert set(c.evidence) == {"similar_skus", "graph", "text"}
+
+
+def test_not_fitted_and_unknown_sku(fitted):
+    with pytest.raises(NotFittedError):
+        AttributeCompleter().complete(["x"])
+    with pytest.raises(UnknownSKUError, match="'nope'"):
+        fitted.complete(["nope"])
+
+
+def test_rule_rejection_takes_next_consistent_value(fitted, catalog):
+    sku = catalog.products[0].sku
+    [pc] = fitted.complete([sku])
+    target = pc.completions[0]
+    category = catalog[sku].category
+    onto = dataclasses.replace(fitted.ontology_, shapes=dict(fitted.ontology_.shapes))
+    shape = dataclasses.replace(onto.shapes[category], properties=dict(onto.shapes[category].properties))
+    rid, allowed = shape.properties[target.attribute]
+    shape.properties[target.attribute] = (rid, allowed - {target.value})
+    onto.shapes[category] = shape
+    original = fitted.rules_
+    try:
+        fitted.rules_ = RuleSet(onto)
+        [after] = fitted.complete([sku])
+    finally:
+        fitted.rules_ = original
+    again = next(c for c in after.completions if c.attribute == target.attribute)
+    assert {"value": target.value, "rule": rid} in again.rejected
+    assert again.value != target.value
+    if target.alternatives:
+        assert again.value == target.alternatives[0]["value"] or again.value is None
+
+
+def test_precomputed_equals_live_and_save_load_round_trip(fitted, catalog, tmp_path):
+    skus = [p.sku for p in catalog.products[:20]]
+    stored = as_dict(fitted.complete(skus))
+    live = {r["sku"]: r for r in as_dict(fitted.impute(Catalog([catalog[s] for s in skus])))}
+    for r in stored:
+        a = {c["attribute"]: (c["value"], c["confidence"]) for c in r["completions"]}
+        b = {c["attribute"]: (c["value"], c["confidence"]) for c in live[r["sku"]]["completions"]}
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k][0] == b[k][0] and a[k][1] == pytest.approx(b[k][1], abs=2e-3)
+    fitted.save(tmp_path / "m")
+    assert {"config.json", "network.safetensors", "neighbours.faiss", "nodes.json"} <= {p.name for p in (tmp_path / "m").iterdir()}
+    assert not list((tmp_path / "m").glob("*.pkl"))
+    loaded = AttributeCompleter.load(tmp_path / "m")
+    assert as_dict(loaded.complete(skus)) == stored
+    assert as_dict(loaded.impute(catalog))[:20] == as_dict(fitted.impute(catalog))[:20]
+
+
+def test_inductive_new_product(fitted):
+    new = Product("NEW-1", "Roadster Men Black Slim Fit Shirt", "A black shirt by Roadster",
+                  ("Apparel", "Topwear", "Shirts"), {"brand": "Roadster", "gender": "Men"})
+    [pc] = fitted.complete(["NEW-1"], Catalog([new]))
+    attrs = {c.attribute for c in pc.completions}
+    assert "age_group" in attrs and "Sleeve Length" in attrs and "Dial Shape" not in attrs
+    assert all(s["sku"] != "NEW-1" for c in pc.completions for s in c.evidence["similar_skus"])
+
+
+def test_impute_does_not_touch_known_values(fitted, catalog):
+    for pc in fitted.impute(catalog):
+        assert not {c.attribute for c in pc.completions} & set(catalog[pc.sku].attributes)

@@ -1,0 +1,90 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from kgattr.graph import CatalogGraph, build_graph
+from kgattr.index import NeighbourIndex
+from kgattr.text import LexicalFeatures, TextEncoder
+
+
+def test_graph_counts_match_crosstab(catalog):
+    g = build_graph(catalog, min_cooccurrence=1)
+    assert g.has_value.shape[1] == sum(len(p.attributes) for p in catalog)
+    # brute-force co-occurrence of two attribute columns
+    frame = pd.DataFrame([p.attributes for p in catalog])
+    table = pd.crosstab(frame["gender"], frame["age_group"])
+    vindex = g.value_index()
+    n = len(catalog)
+    counts = frame.notna().astype(int)
+    pmi = {(int(u), int(v)): w for (u, v), w in zip(g.cooccurs.T, g.pmi)}
+    for gender in table.index:
+        for age in table.columns:
+            c = table.loc[gender, age]
+            u, v = vindex[("gender", gender)], vindex[("age_group", age)]
+            expected = np.log(c * n / ((frame["gender"] == gender).sum() * (frame["age_group"] == age).sum())) if c else -1
+            if expected > 0:
+                assert pmi[(u, v)] == pytest.approx(expected, rel=1e-5)
+            else:
+                assert (u, v) not in pmi
+    assert counts.shape[0] == n
+
+
+def test_graph_save_load_and_exports(tmp_path, catalog):
+    g = build_graph(catalog)
+    g.save(tmp_path / "g", graphml=True)
+    back = CatalogGraph.load(tmp_path / "g")
+    assert back.values == g.values and back.skus == g.skus
+    assert np.array_equal(back.cooccurs, g.cooccurs)
+    data = g.to_hetero()
+    assert data["product"].num_nodes == len(catalog)
+    assert data["value", "rev_has_value", "product"].edge_index.shape[1] == g.has_value.shape[1]
+    import networkx as nx
+
+    nxg = nx.read_graphml(tmp_path / "g" / "graph.graphml")
+    assert sum(1 for _, d in nxg.nodes(data=True) if d["type"] == "product") == len(catalog)
+
+
+def test_lexical_features_match_scikit_learn(catalog):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    ours = LexicalFeatures(min_df=1).fit(catalog)
+    docs = [f"{p.title} {p.title} {p.description}" for p in catalog]
+    ref = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, vocabulary=list(ours.vocabulary_)).fit(docs)
+    # title twice: sklearn would also make a bigram across the seam; compare on our vocabulary only
+    x, y = ours.transform(catalog).toarray(), ref.transform(docs).toarray()
+    assert np.allclose(ours.idf_, ref.idf_, rtol=1e-5)
+    assert np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
+    assert (np.abs(x - y).max(1) < 0.2).mean() > 0.9
+
+
+def test_lexical_state_round_trip(catalog):
+    lex = LexicalFeatures().fit(catalog)
+    back = LexicalFeatures.from_state(lex.get_state())
+    assert (lex.transform(catalog) != back.transform(catalog)).nnz == 0
+
+
+def test_text_encoder_shapes_and_cache(tiny_bert, tmp_path, monkeypatch):
+    enc = TextEncoder(tiny_bert, max_length=16, cache_dir=tmp_path)
+    texts = ["Roadster Men Black Shirt", "Titan Women Watch", "Roadster Men Black Shirt"]
+    x = enc.encode(texts)
+    assert x.shape == (3, 32) and x.dtype == np.float32
+    assert np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
+    assert np.array_equal(x[0], x[2])
+    monkeypatch.setattr(TextEncoder, "_encode", lambda *a, **k: pytest.fail("cache missed"))
+    assert np.array_equal(enc.encode(texts), x)
+    assert repr(enc).startswith("TextEncoder(")
+
+
+def test_neighbour_index_matches_brute_force():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(50, 8)).astype(np.float32)
+    queries = base[:10]
+    index = NeighbourIndex().add(base)
+    hits = index.search(queries, 4, exclude=np.arange(10))
+    sims = queries @ base.T
+    sims[np.arange(10), np.arange(10)] = -np.inf
+    expected = np.argsort(-sims, axis=1)[:, :4]
+    assert np.array_equal(hits.index, expected)
+    assert np.allclose(hits.score, np.take_along_axis(sims, expected, 1), atol=1e-4)
+    with pytest.raises(ValueError, match="two-dimensional"):
+        index.search(queries[0], 3)
