@@ -189,6 +189,7 @@ def evaluate(catalog: Path = typer.Argument(..., help="Catalog with known values
              seed: int = typer.Option(0, help="Random seed of the split."),
              min_count: int = typer.Option(1000, help="Target attributes: filled at least this often."),
              epochs: int = typer.Option(12, help="kgattr training epochs."),
+             methods: str = typer.Option("tfidf,kgattr", help="Comma-separated methods to run."),
              report: Optional[Path] = typer.Option(None, "--report", help="Write report.json here.")):
     """Hide known cells, fit kgattr and the tf-idf baseline on the rest, score both on the hidden cells.
 
@@ -198,7 +199,7 @@ def evaluate(catalog: Path = typer.Argument(..., help="Catalog with known values
     from .evaluation import run_benchmark
 
     result = run_benchmark(read_catalog(catalog), mask_rate=mask_rate, seed=seed, min_count=min_count,
-                           epochs=epochs, progress=_progress())
+                           epochs=epochs, methods=tuple(methods.split(",")), progress=_progress())
     for name, r in result["methods"].items():
         typer.echo(f"{name:10s} micro {r['micro']:.4f}  macro {r['macro']:.4f}  coverage {r['coverage']:.4f}  "
                    f"fit {r['fit_s']:.0f}s  predict {r['predict_s']:.0f}s")
@@ -211,7 +212,10 @@ def evaluate(catalog: Path = typer.Argument(..., help="Catalog with known values
 def main() -> None:
     from .exceptions import KgattrError
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    import os
+
+    logging.basicConfig(level=os.environ.get("KGATTR_LOG", "WARNING").upper(),
+                        format="%(asctime)s %(name)s: %(message)s")
     try:
         app()
     except KgattrError as e:

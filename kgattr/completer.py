@@ -99,14 +99,17 @@ class AttributeCompleter:
         self.targets_ = [a for i, a in enumerate(self.attributes_)
                          if counts[i] >= self.min_attribute_count and distinct[i] >= 2]
         self.category_attributes_ = self._category_attributes(catalog)
+        log.info("graph: %d values, %d targets", len(graph.values), len(self.targets_))
         self.lexical_ = LexicalFeatures().fit(catalog)
         self.text_hash_ = np.array([_text_hash(p) for p in catalog], dtype=np.int64)
         text = self._encoder().encode([p.text for p in catalog], progress=self.progress)
         inputs = self._inputs(catalog, text)
+        log.info("text features: %s BERT, %d tf-idf terms", text.shape, self.lexical_.size)
         vectors = self._vectors(text, catalog)
         self.index_ = NeighbourIndex().add(vectors)
         hits = self.index_.search(vectors, self.neighbours, exclude=np.arange(len(catalog)))
         self.knn_ = (hits.index, hits.score)
+        log.info("neighbours: %s", hits.index.shape)
 
         coo = inputs.values.tocoo()
         target_attr = np.isin(self.value_attribute_[coo.col], [aindex[a] for a in self.targets_])
@@ -118,16 +121,19 @@ class AttributeCompleter:
                                 hidden_channels=self.hidden_channels)
         edges = (graph.cooccurs, graph.pmi)
         self.history_ = fit_model(self.model_, inputs, self.knn_, edges, target_attr, calibration,
-                                  epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                                  # small catalogs still get several updates per epoch
+                                  epochs=self.epochs, batch_size=min(self.batch_size, max(32, len(catalog) // 8)), lr=self.lr,
                                   mask_rate=self.mask_rate, sharpness=self.sharpness, seed=self.seed,
                                   progress=self.progress)
+        log.info("trained: losses %s", [round(x, 4) for x in self.history_])
         rows, truth, logits = calibration_logits(self.model_, inputs, self.knn_, edges, calibration,
                                                  mask_rate=self.mask_rate, sharpness=self.sharpness, seed=self.seed)
         allowed = np.stack([self._allowed_mask(catalog.products[r].category) for r in rows]) if len(rows) else \
             np.zeros((0, len(graph.values)), bool)
         self.temperatures_ = fit_temperatures(logits, truth, allowed, self.value_attribute_, len(self.attributes_))
-        self.pool_ = Pool(pool_states(self.model_, inputs, edges), inputs.values, self.value_attribute_)
+        self.pool_ = Pool(pool_states(self.model_, inputs, inputs.values, edges), inputs.values, self.value_attribute_)
         self.cells_ = self._score(catalog, inputs, self.knn_)
+        log.info("calibrated and scored %d gaps", len(self.cells_["product"]))
         return self
 
     def _category_attributes(self, catalog) -> dict[tuple[str, ...], set[int]]:
@@ -138,12 +144,21 @@ class AttributeCompleter:
                 out.setdefault(tuple(p.category[:depth]), set()).update(aindex[a] for a in p.attributes)
         return out
 
+    def _rule_cache(self, name: str) -> dict:
+        """A per-category memo that is dropped whenever ``rules_`` is replaced."""
+        rules, caches = self.__dict__.get("_rule_caches", (None, {}))
+        if rules is not self.rules_:
+            rules, caches = self.rules_, {}
+            self._rule_caches = (rules, caches)
+        return caches.setdefault(name, {})
+
     def _allowed_mask(self, category) -> np.ndarray:
-        mask = np.ones(len(self.graph_.values), dtype=bool)
-        for i, (attr, value) in enumerate(self.graph_.values):
-            if self.rules_.check(tuple(category), attr, value) is not None:
-                mask[i] = False
-        return mask
+        """(num_values,) bool: the values the rules allow for a product of ``category``."""
+        cache = self._rule_cache("allowed")
+        category = tuple(category)
+        if category not in cache:
+            cache[category] = np.array([self.rules_.check(category, a, v) is None for a, v in self.graph_.values])
+        return cache[category]
 
     def _encoder(self) -> TextEncoder:
         return TextEncoder(self.text_model, max_length=self.max_length, cache_dir=self.cache_dir)
@@ -181,13 +196,16 @@ class AttributeCompleter:
     # ---- scoring -------------------------------------------------------------------------------
     def gaps(self, product) -> list[int]:
         """Attribute indices kgattr would fill for ``product``: modelled, seen in its category, allowed, absent."""
+        cache = self._rule_cache("gaps")
         category = tuple(product.category)
-        while category not in self.category_attributes_:
-            category = category[:-1]
-        seen = self.category_attributes_[category]
-        return [i for i, a in enumerate(self.attributes_)
-                if i in seen and a in self.targets_ and a not in product.attributes
-                and self.rules_.applicable(tuple(product.category), a) is None]
+        if category not in cache:
+            known = category
+            while known not in self.category_attributes_:
+                known = known[:-1]
+            seen, targets = self.category_attributes_[known], set(self.targets_)
+            cache[category] = [i for i, a in enumerate(self.attributes_)
+                               if i in seen and a in targets and self.rules_.applicable(category, a) is None]
+        return [i for i in cache[category] if self.attributes_[i] not in product.attributes]
 
     def _score(self, catalog, inputs, knn) -> dict[str, np.ndarray]:
         """Top-k candidates of every gap: product row (M,), attribute (M,), values (M, k), logits (M, k)."""
@@ -300,14 +318,16 @@ class AttributeCompleter:
                                                   shape=(len(self.graph_.skus), len(self.graph_.values)))
         return self._pool_values_csr
 
-    def _pmi(self):
-        if not hasattr(self, "_pmi_csr"):
-            import scipy.sparse as sp
-
-            n = len(self.graph_.values)
-            self._pmi_csr = sp.csr_matrix((self.graph_.pmi, (self.graph_.cooccurs[0], self.graph_.cooccurs[1])),
-                                          shape=(n, n))
-        return self._pmi_csr
+    def _evidence_tables(self):
+        """(pool size, num_attributes) value index held by each trained product (-1: none), and PMI by value pair."""
+        if not hasattr(self, "_evidence_cache"):
+            hv = self.graph_.has_value
+            held = np.full((len(self.graph_.skus), len(self.attributes_)), -1, dtype=np.int32)
+            held[hv[0], self.value_attribute_[hv[1]]] = hv[1]
+            pmi = dict(zip(zip(self.graph_.cooccurs[0].tolist(), self.graph_.cooccurs[1].tolist()),
+                           self.graph_.pmi.tolist()))
+            self._evidence_cache = held, pmi, self.graph_.value_index()
+        return self._evidence_cache
 
     def _pool_products(self, rows) -> list:
         from .modeldir import read_products
@@ -319,24 +339,18 @@ class AttributeCompleter:
     def _evidence(self, product, attribute: int, value: str, neighbours: np.ndarray) -> dict:
         """Similar products holding a value of ``attribute``, the known values that co-occur most with
         ``value`` (PMI), and the passage of the product's text that states it."""
-        values, vindex = self._pool_values(), self.graph_.value_index()
-        similar = []
-        for j in neighbours[neighbours >= 0]:
-            row = values.indices[values.indptr[j]:values.indptr[j + 1]]
-            held = [v for v in row if self.value_attribute_[v] == attribute]
-            if held:
-                similar.append({"sku": self.graph_.skus[j], "value": self.graph_.values[held[0]][1]})
+        held, pmi, vindex = self._evidence_tables()
+        neighbours = neighbours[neighbours >= 0]
+        similar = [{"sku": self.graph_.skus[j], "value": self.graph_.values[v][1]}
+                   for j, v in zip(neighbours, held[neighbours, attribute]) if v >= 0][:5]
         target = vindex.get((self.attributes_[attribute], value))
         graph = []
-        if target is not None:
-            pmi = self._pmi()[target]
-            for item in product.attributes.items():
-                u = vindex.get(item)
-                w = pmi[0, u] if u is not None else 0.0
-                if w > 0:
-                    graph.append({"attribute": item[0], "value": item[1], "pmi": round(float(w), 3)})
-            graph.sort(key=lambda g: -g["pmi"])
-        return {"similar_skus": similar[:5], "graph": graph[:3],
+        for item in product.attributes.items():
+            w = pmi.get((vindex.get(item), target), 0.0)
+            if w > 0:
+                graph.append({"attribute": item[0], "value": item[1], "pmi": round(w, 3)})
+        graph.sort(key=lambda g: -g["pmi"])
+        return {"similar_skus": similar, "graph": graph[:3],
                 "text": text_evidence(value, product.title, product.description)}
 
     # ---- persistence -----------------------------------------------------------------------------

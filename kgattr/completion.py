@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -57,9 +58,14 @@ def decide(rules, category: tuple[str, ...], attribute: str, values: list[str], 
     return values[keep[0]], float(p[0]), alts, rejected
 
 
+@lru_cache(maxsize=4096)
+def _verbatim(value: str) -> re.Pattern:
+    return re.compile(r"(?<![\w])" + re.escape(value) + r"(?![\w])", re.IGNORECASE)
+
+
 def text_evidence(value: str, title: str, description: str, width: int = 40) -> str | None:
     """The passage of the product's own text that states ``value`` verbatim, if any."""
-    pattern = re.compile(r"(?<![\w])" + re.escape(value) + r"(?![\w])", re.IGNORECASE)
+    pattern = _verbatim(value)
     for text in (title, description):
         m = pattern.search(text)
         if m:

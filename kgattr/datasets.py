@@ -46,9 +46,13 @@ def make_catalog(num_products: int = 400, *, missing_rate: float = 0.2, seed: in
         attrs.update(specific)
         style = specific.get("Fit", specific.get("Neck", specific.get("Material", specific.get("Dial Shape", ""))))
         title = f"{brand} {gender} {colour} {style} {NOUN[category[-1]]}".replace("  ", " ")
-        said = [v for k, v in specific.items() if rng.random() < 0.6]
-        description = f"A {colour.lower()} {NOUN[category[-1]].lower()} by {brand}" + \
-            (f", made of {said[0].lower()}" if said else "") + f". Part of the {season.lower()} {year} collection." * (rng.random() < 0.3)
+        material = next((v for k, v in specific.items() if k in ("Fabric", "Material", "Strap Material")), None)
+        description = f"A {colour.lower()} {NOUN[category[-1]].lower()} by {brand}"
+        if material and rng.random() < 0.6:
+            description += f", made of {material.lower()}"
+        if "Sleeve Length" in specific and rng.random() < 0.5:
+            description += f", with {specific['Sleeve Length'].lower()}"
+        description += "." + f" Part of the {season.lower()} {year} collection." * (rng.random() < 0.3)
         kept = {k: v for k, v in attrs.items() if k in ("brand", "gender") or rng.random() >= missing_rate}
         products.append(Product(f"S{i:05d}", title, description, category, kept))
     return Catalog(products, f"<sample seed={seed}>")

@@ -34,7 +34,8 @@ class FusionGNN(nn.Module):
                            num_values=num_values, num_attributes=num_attributes,
                            value_attribute=list(value_attribute), hidden_channels=h, dropout=dropout)
         self.text = nn.Linear(text_dim, h)
-        self.lexical = nn.EmbeddingBag(max(lexical_size, 1), h, mode="sum")
+        # sparse gradients: a batch touches a few thousand of the vocabulary's rows
+        self.lexical = nn.EmbeddingBag(max(lexical_size, 1), h, mode="sum", sparse=True)
         self.category = nn.Embedding(max(num_categories, 1), h)
         self.value = nn.Embedding(num_values, h)
         self.value_conv = GraphConv(h, h)
@@ -51,6 +52,8 @@ class FusionGNN(nn.Module):
         # two vote features per candidate: similarity-sharpened and plain neighbour shares
         self.vote_weight = nn.Parameter(torch.ones(num_attributes, 2))
         self.dropout = nn.Dropout(dropout)
+        for emb in (self.lexical, self.category, self.value):
+            nn.init.normal_(emb.weight, std=0.1)      # unit-variance rows would make 256-d dot products explode
         self.register_buffer("value_attribute", torch.tensor(value_attribute, dtype=torch.long), persistent=False)
 
     def __repr__(self) -> str:

@@ -65,7 +65,7 @@ def save(completer, path) -> None:
         save_torch({k: v.contiguous() for k, v in c.model_.state_dict().items()}, str(tmp / "network.safetensors"))
         state = {"knn_index": c.knn_[0], "knn_score": c.knn_[1], "text_hash": c.text_hash_,
                  "value_attribute": c.value_attribute_, "temperatures": c.temperatures_,
-                 "pool_h1": c.pool_.h1.numpy().astype(np.float16)}
+                 "pool_h1": c.pool_.h1.numpy()}
         state.update({f"cells_{k}": v for k, v in c.cells_.items()})
         save_numpy({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp / "state.safetensors"))
         c.index_.save(tmp / "neighbours.faiss")
@@ -128,7 +128,7 @@ def load_network(self) -> None:
     self.model_ = FusionGNN(**self.network_config_)
     self.model_.load_state_dict(load_file(str(self.path_ / "network.safetensors")))
     self.model_.eval()
-    self.pool_ = Pool(torch.from_numpy(self.pool_h1_.astype(np.float32)), self._pool_values(), self.value_attribute_)
+    self.pool_ = Pool(torch.from_numpy(self.pool_h1_), self._pool_values(), self.value_attribute_)
     self.index_ = NeighbourIndex.load(self.path_ / "neighbours.faiss")
 
 

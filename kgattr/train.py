@@ -92,17 +92,20 @@ def _graph_tensors(cooccurs: np.ndarray, pmi: np.ndarray):
     return torch.from_numpy(cooccurs).long(), torch.from_numpy(pmi).float()
 
 
-def _batch_logits(model, x_value, inputs, visible, neighbours, batch, sharpness, value_attribute):
-    """Training-time forward: neighbours' layer-1 states are computed under the same hidden edges."""
-    index, score = neighbours[0][batch], neighbours[1][batch]
-    others = np.setdiff1d(index[index >= 0], batch)
-    active = np.concatenate([batch, others])
-    position = np.full(inputs.text.shape[0], -1, dtype=np.int64)
-    position[active] = np.arange(len(active))
-    h1 = encode_rows(model, x_value, inputs, visible, active)
+def batch_logits(model: FusionGNN, x_value: torch.Tensor, inputs: Inputs, visible: sp.csr_matrix, rows: np.ndarray,
+                 index: np.ndarray, score: np.ndarray, pool: Pool, sharpness: float) -> torch.Tensor:
+    """(len(rows), num_values) logits of ``rows``; their neighbours (``index`` into ``pool``) send pool states.
+
+    Training, calibration and inference all go through here; only the pool differs (states refreshed
+    each epoch under that epoch's hidden edges, or the stored states of the trained catalog).
+    """
+    used = np.unique(index[index >= 0])
+    position = np.full(pool.h1.shape[0], -1, dtype=np.int64)
+    position[used] = len(rows) + np.arange(len(used))
+    h1 = torch.cat([encode_rows(model, x_value, inputs, visible, rows), pool.h1[torch.from_numpy(used)]])
     similar, weight = similar_edges(index, score, position, sharpness)
-    votes = neighbour_votes(index, score, visible, value_attribute, sharpness)
-    return model(x_value, h1, similar, weight, len(batch), votes)
+    votes = neighbour_votes(index, score, pool.values, pool.value_attribute, sharpness)
+    return model(x_value, h1, similar, weight, len(rows), votes)
 
 
 def _visible(edges: np.ndarray, keep: np.ndarray, shape) -> sp.csr_matrix:
@@ -129,19 +132,23 @@ def fit_model(model: FusionGNN, inputs: Inputs, neighbours: tuple[np.ndarray, np
     value_attribute = model.value_attribute.numpy()
     attr_mask = _attribute_mask(value_attribute)
     cooccurs, pmi = _graph_tensors(*graph_edges)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-5)
+    dense = [p for name, p in model.named_parameters() if not name.startswith("lexical.")]
+    optimizers = [torch.optim.AdamW(dense, lr=lr, weight_decay=1e-5),
+                  torch.optim.SparseAdam(list(model.lexical.parameters()), lr=lr)]
     n = inputs.text.shape[0]
     steps = epochs * ((n + batch_size - 1) // batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
+    schedulers = [torch.optim.lr_scheduler.OneCycleLR(o, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
+                  for o in optimizers]
     history = []
     bar = tqdm(total=steps, desc="training", unit="batch", disable=not progress)
     for epoch in range(epochs):
-        model.train()
         hidden = rng.random(edges.shape[1]) < mask_rate
         visible = _visible(edges, ~hidden, inputs.values.shape)
         is_target = hidden & targetable & ~calibration
         target_by_product = sp.csr_matrix((np.ones(int(is_target.sum()), np.float32),
                                            (edges[0][is_target], edges[1][is_target])), shape=inputs.values.shape)
+        pool = Pool(pool_states(model, inputs, visible, graph_edges), visible, value_attribute)
+        model.train()
         losses = []
         order = rng.permutation(n)
         for start in range(0, n, batch_size):
@@ -151,19 +158,22 @@ def fit_model(model: FusionGNN, inputs: Inputs, neighbours: tuple[np.ndarray, np
                 bar.update()
                 continue
             x_value = model.value_states(cooccurs, pmi)
-            logits = _batch_logits(model, x_value, inputs, visible, neighbours, batch, sharpness, value_attribute)
+            logits = batch_logits(model, x_value, inputs, visible, batch, neighbours[0][batch], neighbours[1][batch],
+                                  pool, sharpness)
             row, val = torch.from_numpy(t.row.astype(np.int64)), torch.from_numpy(t.col.astype(np.int64))
             z = logits[row].masked_fill(~attr_mask[model.value_attribute[val]], float("-inf"))
             loss = F.cross_entropy(z, val)
-            optimizer.zero_grad()
+            for o in optimizers:
+                o.zero_grad()
             loss.backward()
-            optimizer.step()
-            scheduler.step()
+            for o, sch in zip(optimizers, schedulers):
+                o.step()
+                sch.step()
             losses.append(loss.item())
             bar.update()
             bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(losses):.3f}")
         history.append(float(np.mean(losses)) if losses else float("nan"))
-        log.info("epoch %d loss %.4f", epoch + 1, history[-1])
+        log.info("epoch %d loss %.4f (%d batches)", epoch + 1, history[-1], len(losses))
     bar.close()
     return history
 
@@ -175,12 +185,13 @@ def _attribute_mask(value_attribute: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def pool_states(model: FusionGNN, inputs: Inputs, graph_edges, batch_size: int = 4096) -> torch.Tensor:
-    """(n, hidden) layer-1 states of every product, all its known values visible (the retrieval pool)."""
+def pool_states(model: FusionGNN, inputs: Inputs, visible: sp.csr_matrix, graph_edges,
+                batch_size: int = 4096) -> torch.Tensor:
+    """(n, hidden) layer-1 states of every product, seeing the values in ``visible``."""
     model.eval()
     x_value = model.value_states(*_graph_tensors(*graph_edges))
     n = inputs.text.shape[0]
-    return torch.cat([encode_rows(model, x_value, inputs, inputs.values, np.arange(s, min(s + batch_size, n)))
+    return torch.cat([encode_rows(model, x_value, inputs, visible, np.arange(s, min(s + batch_size, n)))
                       for s in range(0, n, batch_size)]) if n else torch.zeros(0, model.config["hidden_channels"])
 
 
@@ -198,14 +209,9 @@ def predict_logits(model: FusionGNN, inputs: Inputs, neighbours: tuple[np.ndarra
     n = inputs.text.shape[0]
     for start in tqdm(range(0, n, batch_size), desc="scoring", unit="batch", disable=not progress):
         rows = np.arange(start, min(start + batch_size, n))
-        index, score = neighbours[0][rows], neighbours[1][rows]
-        used = np.unique(index[index >= 0])
-        position = np.full(pool.h1.shape[0], -1, dtype=np.int64)
-        position[used] = len(rows) + np.arange(len(used))
-        h1 = torch.cat([encode_rows(model, x_value, inputs, inputs.values, rows), pool.h1[torch.from_numpy(used)]])
-        similar, weight = similar_edges(index, score, position, sharpness)
-        votes = neighbour_votes(index, score, pool.values, pool.value_attribute, sharpness)
-        yield rows, model(x_value, h1, similar, weight, len(rows), votes).numpy()
+        logits = batch_logits(model, x_value, inputs, inputs.values, rows, neighbours[0][rows], neighbours[1][rows],
+                              pool, sharpness)
+        yield rows, logits.numpy()
 
 
 @torch.no_grad()
@@ -215,21 +221,21 @@ def calibration_logits(model: FusionGNN, inputs: Inputs, neighbours, graph_edges
 
     Returns (product rows (c,), true value indices (c,), logits (c, num_values)).
     """
-    model.eval()
     rng = np.random.default_rng(seed + 1)
     coo = inputs.values.tocoo()
     edges = np.stack([coo.row, coo.col])
     hidden = (rng.random(edges.shape[1]) < mask_rate) | calibration
     visible = _visible(edges, ~hidden, inputs.values.shape)
     x_value = model.value_states(*_graph_tensors(*graph_edges))
-    value_attribute = model.value_attribute.numpy()
+    pool = Pool(pool_states(model, inputs, visible, graph_edges), visible, model.value_attribute.numpy())
     products = np.unique(edges[0][calibration])
     rows, truth, out = [], [], []
     wanted = sp.csr_matrix((np.ones(int(calibration.sum()), np.float32),
                             (edges[0][calibration], edges[1][calibration])), shape=inputs.values.shape)
     for start in range(0, len(products), batch_size):
         batch = products[start:start + batch_size]
-        logits = _batch_logits(model, x_value, inputs, visible, neighbours, batch, sharpness, value_attribute)
+        logits = batch_logits(model, x_value, inputs, visible, batch, neighbours[0][batch], neighbours[1][batch],
+                              pool, sharpness)
         t = wanted[batch].tocoo()
         rows.append(batch[t.row])
         truth.append(t.col)

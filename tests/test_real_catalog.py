@@ -1,0 +1,36 @@
+"""Slow checks on the real Myntra catalog in ../shared (skipped when it is absent). Run: make test-slow."""
+from pathlib import Path
+
+import pytest
+
+from kgattr import AttributeCompleter, Catalog, Ontology, RuleSet, read_catalog
+from kgattr.rules import shacl_violations
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "myntra-fashion-styles" / "catalog.jsonl.gz"
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not REAL.exists(), reason="../shared catalog not present")]
+
+
+@pytest.fixture(scope="module")
+def real():
+    return read_catalog(REAL)
+
+
+def test_reads_whole_catalog(real):
+    assert len(real) == 44_441
+    assert real["15970"].attributes["Fabric"] == "Cotton"
+
+
+def test_compiled_rules_agree_with_pyshacl_on_real_products(real):
+    part = Catalog(real.products[:3000])
+    onto = Ontology.induce(Catalog(real.products[:2000]))
+    compiled = {(v.sku, v.attribute, v.value, v.rule) for v in RuleSet(onto).violations(part)}
+    reference = {(v.sku, v.attribute, v.value, v.rule) for v in shacl_violations(part, onto)}
+    assert compiled == reference and compiled
+
+
+def test_end_to_end_on_a_slice(real, tmp_path):
+    part = Catalog(real.products[:1500])
+    completer = AttributeCompleter(epochs=2).fit(part)
+    completer.save(tmp_path / "m")
+    [pc] = AttributeCompleter.load(tmp_path / "m").complete([part.products[0].sku])
+    assert {c.attribute for c in pc.completions} and all(0 <= c.confidence <= 1 for c in pc.completions)
