@@ -34,6 +34,7 @@ class AttributeCompleter:
         max_length: BERT tokens per product (title, then the start of the description).
         hidden_channels: width of the GNN.
         epochs, batch_size, lr: optimisation.
+        lexical_lr: learning rate of the tf-idf term embeddings (sparse; each row is updated rarely).
         mask_rate: share of known values hidden from the graph in each epoch (the training targets).
         neighbours: similar products retrieved per product.
         sharpness: temperature of similarity weights; small values let near-duplicates dominate.
@@ -47,7 +48,8 @@ class AttributeCompleter:
     """
 
     def __init__(self, *, text_model: str | None = None, max_length: int = 48, hidden_channels: int = 256,
-                 epochs: int = 12, batch_size: int = 512, lr: float = 3e-3, mask_rate: float = 0.25,
+                 epochs: int = 12, batch_size: int = 512, lr: float = 3e-3, lexical_lr: float = 3e-3,
+                 mask_rate: float = 0.25,
                  neighbours: int = 10, sharpness: float = 0.05, category_weight: float = 0.5,
                  min_attribute_count: int = 20, calibration_share: float = 0.05, top_k: int = 10, seed: int = 0,
                  cache_dir=None, progress: bool = False):
@@ -57,6 +59,7 @@ class AttributeCompleter:
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.lexical_lr = lexical_lr
         self.mask_rate = mask_rate
         self.neighbours = neighbours
         self.sharpness = sharpness
@@ -68,7 +71,7 @@ class AttributeCompleter:
         self.cache_dir = cache_dir
         self.progress = progress
 
-    PARAMS = ("text_model", "max_length", "hidden_channels", "epochs", "batch_size", "lr", "mask_rate", "neighbours",
+    PARAMS = ("text_model", "max_length", "hidden_channels", "epochs", "batch_size", "lr", "lexical_lr", "mask_rate", "neighbours",
               "sharpness", "category_weight", "min_attribute_count", "calibration_share", "top_k", "seed")
 
     def get_params(self) -> dict:
@@ -118,13 +121,14 @@ class AttributeCompleter:
         self.model_ = FusionGNN(text_dim=text.shape[1], lexical_size=self.lexical_.size,
                                 num_categories=len(graph.categories), num_values=len(graph.values),
                                 num_attributes=len(self.attributes_), value_attribute=self.value_attribute_.tolist(),
+                                wide_size=self.lexical_.title_size_,
                                 hidden_channels=self.hidden_channels)
         edges = (graph.cooccurs, graph.pmi)
         self.history_ = fit_model(self.model_, inputs, self.knn_, edges, target_attr, calibration,
                                   # small catalogs still get several updates per epoch
                                   epochs=self.epochs, batch_size=min(self.batch_size, max(32, len(catalog) // 8)), lr=self.lr,
                                   mask_rate=self.mask_rate, sharpness=self.sharpness, seed=self.seed,
-                                  progress=self.progress)
+                                  lexical_lr=self.lexical_lr, progress=self.progress)
         log.info("trained: losses %s", [round(x, 4) for x in self.history_])
         rows, truth, logits = calibration_logits(self.model_, inputs, self.knn_, edges, calibration,
                                                  mask_rate=self.mask_rate, sharpness=self.sharpness, seed=self.seed)
@@ -211,22 +215,33 @@ class AttributeCompleter:
         """Top-k candidates of every gap: product row (M,), attribute (M,), values (M, k), logits (M, k)."""
         from .train import predict_logits
 
-        rows_out, attrs_out, vals_out, logit_out = [], [], [], []
+        k = self.top_k
         starts = np.searchsorted(self.value_attribute_, np.arange(len(self.attributes_) + 1))
+        parts = []
         for rows, logits in predict_logits(self.model_, inputs, knn, self.pool_, (self.graph_.cooccurs, self.graph_.pmi),
                                            sharpness=self.sharpness, progress=self.progress):
-            for r, z in zip(rows, logits):
+            gap_row, gap_attr = [], []
+            for i, r in enumerate(rows):
                 for a in self.gaps(catalog.products[r]):
-                    seg = z[starts[a]:starts[a + 1]]
-                    top = np.argsort(-seg)[:self.top_k]
-                    rows_out.append(r)
-                    attrs_out.append(a)
-                    vals_out.append(np.pad(starts[a] + top, (0, self.top_k - len(top)), constant_values=-1))
-                    logit_out.append(np.pad(seg[top], (0, self.top_k - len(top))))
-        k = self.top_k
-        return {"product": np.array(rows_out, dtype=np.int64), "attribute": np.array(attrs_out, dtype=np.int64),
-                "values": np.array(vals_out, dtype=np.int64).reshape(-1, k),
-                "logits": np.array(logit_out, dtype=np.float32).reshape(-1, k)}
+                    gap_row.append(i)
+                    gap_attr.append(a)
+            gap_row, gap_attr = np.array(gap_row, dtype=np.int64), np.array(gap_attr, dtype=np.int64)
+            for a in np.unique(gap_attr):
+                sel = gap_row[gap_attr == a]
+                seg = logits[sel, starts[a]:starts[a + 1]]                     # (m, values of a)
+                top = np.argsort(-seg, axis=1, kind="stable")[:, :k]
+                values = np.full((len(sel), k), -1, dtype=np.int64)
+                scores = np.zeros((len(sel), k), dtype=np.float32)
+                values[:, :top.shape[1]] = starts[a] + top
+                scores[:, :top.shape[1]] = np.take_along_axis(seg, top, 1)
+                parts.append((rows[sel], np.full(len(sel), a), values, scores))
+        if not parts:
+            return {"product": np.zeros(0, np.int64), "attribute": np.zeros(0, np.int64),
+                    "values": np.zeros((0, k), np.int64), "logits": np.zeros((0, k), np.float32)}
+        product, attribute, values, scores = (np.concatenate(x) for x in zip(*parts))
+        order = np.lexsort((attribute, product))
+        return {"product": product[order], "attribute": attribute[order], "values": values[order],
+                "logits": scores[order]}
 
     def _live_cells(self, catalog: Catalog) -> dict[str, np.ndarray]:
         """Score products of any catalog (new ones too): reuses stored text and neighbours when unchanged."""
@@ -263,7 +278,7 @@ class AttributeCompleter:
             names = [self.graph_.values[v][1] for v in vals[ok]]
             attr = self.attributes_[a]
             value, conf, alts, rejected = decide(self.rules_, tuple(p.category), attr, names, logits[ok],
-                                                 float(self.temperatures_[a]))
+                                                 float(self.temperatures_[a]), self._allowed_mask(p.category)[vals[ok]])
             evidence = self._evidence(p, a, value, neighbours[r]) if value is not None else {}
             out[p.sku].completions.append(Completion(p.sku, attr, value, round(conf, 4), alts, rejected, evidence))
         return list(out.values())

@@ -36,19 +36,20 @@ class ProductCompletion:
 
 
 def decide(rules, category: tuple[str, ...], attribute: str, values: list[str], logits: np.ndarray,
-           temperature: float, alternatives: int = 3):
+           temperature: float, allowed: np.ndarray | None = None, alternatives: int = 3):
     """Walk candidates best first; rule-breaking ones are rejected and the next consistent one wins.
+
+    Args:
+        allowed: (len(values),) bool, the rules' verdict if already known (compiled masks), else checked here.
 
     Returns (value or None, confidence, alternatives [{value, confidence}], rejected [{value, rule}]).
     Confidence is the temperature-scaled softmax over the consistent candidates.
     """
-    keep, rejected = [], []
-    for i, value in enumerate(values):
-        violation = rules.check(category, attribute, value)
-        if violation is None:
-            keep.append(i)
-        elif not keep:
-            rejected.append({"value": value, "rule": violation.rule})
+    if allowed is None:
+        allowed = np.array([rules.check(category, attribute, v) is None for v in values], dtype=bool)
+    keep = np.flatnonzero(allowed).tolist()
+    first = keep[0] if keep else len(values)
+    rejected = [{"value": v, "rule": rules.check(category, attribute, v).rule} for v in values[:first]]
     if not keep:
         return None, 0.0, [], rejected
     z = logits[keep] / temperature

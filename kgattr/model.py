@@ -26,13 +26,14 @@ class FusionGNN(nn.Module):
     """
 
     def __init__(self, *, text_dim: int, lexical_size: int, num_categories: int, num_values: int,
-                 num_attributes: int, value_attribute: list[int], hidden_channels: int = 256,
+                 num_attributes: int, value_attribute: list[int], wide_size: int = 0, hidden_channels: int = 256,
                  dropout: float = 0.2):
         super().__init__()
         h = hidden_channels
         self.config = dict(text_dim=text_dim, lexical_size=lexical_size, num_categories=num_categories,
                            num_values=num_values, num_attributes=num_attributes,
-                           value_attribute=list(value_attribute), hidden_channels=h, dropout=dropout)
+                           value_attribute=list(value_attribute), wide_size=wide_size, hidden_channels=h,
+                           dropout=dropout)
         self.text = nn.Linear(text_dim, h)
         # sparse gradients: a batch touches a few thousand of the vocabulary's rows
         self.lexical = nn.EmbeddingBag(max(lexical_size, 1), h, mode="sum", sparse=True)
@@ -48,11 +49,15 @@ class FusionGNN(nn.Module):
         self.layer2 = GraphConv((h, h), h)
         self.head = nn.Linear(h, h)
         self.value_out = nn.Linear(h, h)
+        self.out = nn.Embedding(num_values, h)       # free output embedding beside the graph-derived one
+        # wide path: a linear tf-idf classifier over title terms, (term, value) weights, sparse updates
+        self.wide = nn.EmbeddingBag(max(wide_size, 1), num_values, mode="sum", sparse=True)
+        nn.init.zeros_(self.wide.weight)
         self.bias = nn.Parameter(torch.zeros(num_values))
         # two vote features per candidate: similarity-sharpened and plain neighbour shares
         self.vote_weight = nn.Parameter(torch.ones(num_attributes, 2))
         self.dropout = nn.Dropout(dropout)
-        for emb in (self.lexical, self.category, self.value):
+        for emb in (self.lexical, self.category, self.value, self.out):
             nn.init.normal_(emb.weight, std=0.1)      # unit-variance rows would make 256-d dot products explode
         self.register_buffer("value_attribute", torch.tensor(value_attribute, dtype=torch.long), persistent=False)
 
@@ -90,15 +95,18 @@ class FusionGNN(nn.Module):
         return root + torch.relu(out)
 
     def forward(self, x_value: Tensor, h1: Tensor, similar: Tensor, similar_weight: Tensor,
-                num_targets: int, votes: Tensor) -> Tensor:
+                num_targets: int, votes: Tensor, wide: tuple[Tensor, Tensor, Tensor]) -> Tensor:
         """(num_targets, num_values) logits for the first ``num_targets`` products of ``h1``.
 
         Args:
             similar: (2, S) edges, neighbour row of ``h1`` -> target row (< num_targets).
             similar_weight: (S,) edge weights, summing to 1 per target.
             votes: (num_targets, num_values, 2) neighbour vote shares per candidate value.
+            wide: (term ids, bag offsets, tf-idf weights) of the targets' title terms.
         """
         h2 = h1[:num_targets] + torch.relu(self.layer2((h1, h1[:num_targets]), similar, similar_weight))
         q = self.head(self.dropout(h2))                                   # (t, h)
-        logits = q @ self.value_out(x_value).T + self.bias                # (t, num_values)
+        ids, offsets, weights = wide
+        logits = q @ (self.value_out(x_value) + self.out.weight).T + self.bias      # (t, num_values)
+        logits = logits + self.wide(ids, offsets, per_sample_weights=weights)
         return logits + (votes * self.vote_weight[self.value_attribute]).sum(-1)

@@ -124,29 +124,30 @@ class TextEncoder:
 
 
 class LexicalFeatures:
-    """tf-idf of lower-cased word uni- and bi-grams (title counted twice: it names most attributes).
+    """tf-idf of lower-cased word uni- and bi-grams, title and description as separate fields.
 
-    Same weighting as scikit-learn's ``TfidfVectorizer(sublinear_tf=True)`` with smooth idf and L2 rows,
-    kept in numpy so that loading a model needs no scikit-learn.
+    Each field's part of a row is L2-normalised on its own, so the few title words (which name most
+    attributes) are not drowned by a long description. Weighting as scikit-learn's
+    ``TfidfVectorizer(sublinear_tf=True)`` with smooth idf, kept in numpy so loading needs no scikit-learn.
 
     Args:
-        max_features: vocabulary size cap (most frequent terms kept).
+        max_features: vocabulary size cap over both fields (most frequent terms kept).
         min_df: a term must occur in this many products.
     """
 
     _token = re.compile(r"(?u)\b\w\w+\b")
+    FIELDS = ("title", "description")
 
-    def __init__(self, *, max_features: int = 100_000, min_df: int = 2):
+    def __init__(self, *, max_features: int = 100_000, max_title_features: int = 20_000, min_df: int = 2):
         self.max_features = max_features
+        self.max_title_features = max_title_features
         self.min_df = min_df
 
     @classmethod
-    def terms(cls, title: str, description: str) -> list[str]:
-        out = []
-        for text, times in ((title, 2), (description, 1)):
-            words = cls._token.findall(text.lower())
-            out += (words + [f"{a} {b}" for a, b in zip(words, words[1:])]) * times
-        return out
+    def terms(cls, text: str, field: str) -> list[str]:
+        words = cls._token.findall(text.lower())
+        prefix = field[0] + ":"                      # "t:" and "d:" keep the fields' vocabularies apart
+        return [prefix + w for w in words] + [f"{prefix}{a} {b}" for a, b in zip(words, words[1:])]
 
     def fit(self, products) -> "LexicalFeatures":
         from collections import Counter
@@ -154,29 +155,38 @@ class LexicalFeatures:
         df: Counter = Counter()
         n = 0
         for p in products:
-            df.update(set(self.terms(p.title, p.description)))
+            for f in self.FIELDS:
+                df.update(set(self.terms(getattr(p, f), f)))
             n += 1
         min_df = min(self.min_df, max(1, n // 2))
-        kept = sorted((t for t, c in df.items() if c >= min_df), key=lambda t: (-df[t], t))[:self.max_features]
+        ranked = sorted((t for t, c in df.items() if c >= min_df), key=lambda t: (-df[t], t))
+        # title terms first: columns [0, title_size) feed the model's wide (linear) path
+        title = [t for t in ranked if t.startswith("t:")][:self.max_title_features]
+        rest = [t for t in ranked if t.startswith("d:")][:max(0, self.max_features - len(title))]
+        kept = title + rest
+        self.title_size_ = len(title)
         self.vocabulary_ = {t: i for i, t in enumerate(kept)}
         self.idf_ = np.array([np.log((1 + n) / (1 + df[t])) + 1 for t in kept], dtype=np.float32)
         return self
 
     def transform(self, products):
-        """CSR matrix (len(products), vocabulary size) of float32, rows L2-normalised."""
+        """CSR matrix (len(products), vocabulary size) of float32; each field's part has unit norm."""
         from collections import Counter
 
         import scipy.sparse as sp
 
         indptr, indices, data = [0], [], []
         for p in products:
-            counts = Counter(i for i in map(self.vocabulary_.get, self.terms(p.title, p.description)) if i is not None)
-            ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-            w = (1 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))) * self.idf_[ids]
-            norm = np.linalg.norm(w)
-            indices.append(ids)
-            data.append(w / norm if norm > 0 else w)
-            indptr.append(indptr[-1] + len(ids))
+            size = 0
+            for f in self.FIELDS:
+                counts = Counter(i for i in map(self.vocabulary_.get, self.terms(getattr(p, f), f)) if i is not None)
+                ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+                w = (1 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))) * self.idf_[ids]
+                norm = np.linalg.norm(w)
+                indices.append(ids)
+                data.append(w / norm if norm > 0 else w)
+                size += len(ids)
+            indptr.append(indptr[-1] + size)
         cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)
         return sp.csr_matrix((cat(data, np.float32), cat(indices, np.int64), np.array(indptr)),
                              shape=(len(indptr) - 1, len(self.vocabulary_)))
@@ -186,12 +196,15 @@ class LexicalFeatures:
         return len(self.vocabulary_)
 
     def get_state(self) -> dict:
-        return {"terms": list(self.vocabulary_), "idf": self.idf_.tolist(),
-                "max_features": self.max_features, "min_df": self.min_df}
+        return {"terms": list(self.vocabulary_), "idf": self.idf_.tolist(), "title_size": self.title_size_,
+                "max_features": self.max_features, "max_title_features": self.max_title_features,
+                "min_df": self.min_df}
 
     @classmethod
     def from_state(cls, state: dict) -> "LexicalFeatures":
-        self = cls(max_features=state["max_features"], min_df=state["min_df"])
+        self = cls(max_features=state["max_features"], max_title_features=state["max_title_features"],
+                   min_df=state["min_df"])
+        self.title_size_ = state["title_size"]
         self.vocabulary_ = {t: i for i, t in enumerate(state["terms"])}
         self.idf_ = np.asarray(state["idf"], dtype=np.float32)
         return self

@@ -105,7 +105,14 @@ def batch_logits(model: FusionGNN, x_value: torch.Tensor, inputs: Inputs, visibl
     h1 = torch.cat([encode_rows(model, x_value, inputs, visible, rows), pool.h1[torch.from_numpy(used)]])
     similar, weight = similar_edges(index, score, position, sharpness)
     votes = neighbour_votes(index, score, pool.values, pool.value_attribute, sharpness)
-    return model(x_value, h1, similar, weight, len(rows), votes)
+    return model(x_value, h1, similar, weight, len(rows), votes, wide_inputs(inputs.lexical[rows], model.config["wide_size"]))
+
+
+def wide_inputs(lexical: sp.csr_matrix, wide_size: int):
+    """EmbeddingBag inputs of the title terms (columns < wide_size) of ``lexical`` rows."""
+    lex = lexical[:, :wide_size].tocsr() if wide_size else sp.csr_matrix((lexical.shape[0], 1), dtype=np.float32)
+    return (torch.from_numpy(lex.indices.astype(np.int64)), torch.from_numpy(lex.indptr[:-1].astype(np.int64)),
+            torch.from_numpy(lex.data.astype(np.float32)))
 
 
 def _visible(edges: np.ndarray, keep: np.ndarray, shape) -> sp.csr_matrix:
@@ -114,7 +121,8 @@ def _visible(edges: np.ndarray, keep: np.ndarray, shape) -> sp.csr_matrix:
 
 def fit_model(model: FusionGNN, inputs: Inputs, neighbours: tuple[np.ndarray, np.ndarray], graph_edges,
               targetable: np.ndarray, calibration: np.ndarray, *, epochs: int, batch_size: int, lr: float,
-              mask_rate: float, sharpness: float, seed: int, progress: bool = False) -> list[float]:
+              mask_rate: float, sharpness: float, seed: int, lexical_lr: float | None = None,
+              progress: bool = False) -> list[float]:
     """Train ``model`` in place; returns the mean loss of each epoch.
 
     Args:
@@ -132,13 +140,14 @@ def fit_model(model: FusionGNN, inputs: Inputs, neighbours: tuple[np.ndarray, np
     value_attribute = model.value_attribute.numpy()
     attr_mask = _attribute_mask(value_attribute)
     cooccurs, pmi = _graph_tensors(*graph_edges)
-    dense = [p for name, p in model.named_parameters() if not name.startswith("lexical.")]
+    sparse = [model.lexical.weight, model.wide.weight]
+    dense = [p for p in model.parameters() if all(p is not q for q in sparse)]
     optimizers = [torch.optim.AdamW(dense, lr=lr, weight_decay=1e-5),
-                  torch.optim.SparseAdam(list(model.lexical.parameters()), lr=lr)]
+                  torch.optim.SparseAdam(sparse, lr=lexical_lr or lr)]
     n = inputs.text.shape[0]
     steps = epochs * ((n + batch_size - 1) // batch_size)
-    schedulers = [torch.optim.lr_scheduler.OneCycleLR(o, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
-                  for o in optimizers]
+    schedulers = [torch.optim.lr_scheduler.OneCycleLR(o, max_lr=o.defaults["lr"], total_steps=max(steps, 1),
+                                                      pct_start=0.1) for o in optimizers]
     history = []
     bar = tqdm(total=steps, desc="training", unit="batch", disable=not progress)
     for epoch in range(epochs):
@@ -270,10 +279,16 @@ def fit_temperatures(logits: np.ndarray, truth: np.ndarray, allowed: np.ndarray,
     if len(truth) == 0:
         return temps
     attr = value_attribute[truth]
-    mask = allowed & (value_attribute[None, :] == attr[:, None])
-    mask[np.arange(len(truth)), truth] = True
-    z = torch.from_numpy(np.where(mask, logits, -1e9).astype(np.float32))
-    y = torch.from_numpy(truth.astype(np.int64))
+    starts = np.searchsorted(value_attribute, np.arange(num_attributes + 1))
+    width = int(np.diff(starts)[np.unique(attr)].max())
+    # (c, width): each cell's own attribute segment, rule-rejected and padding columns at -1e9
+    cols = starts[attr][:, None] + np.arange(width)[None, :]
+    inside = cols < starts[attr + 1][:, None]
+    cols = np.minimum(cols, len(value_attribute) - 1)
+    ok = inside & np.take_along_axis(allowed, cols, 1)
+    ok[np.arange(len(truth)), truth - starts[attr]] = True
+    z = torch.from_numpy(np.where(ok, np.take_along_axis(logits, cols, 1), -1e9).astype(np.float32))
+    y = torch.from_numpy((truth - starts[attr]).astype(np.int64))
     temps[:] = fit(z, y)
     for a in np.unique(attr):
         sel = np.flatnonzero(attr == a)
