@@ -136,7 +136,8 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
 @ontology_app.command("induce")
 def ontology_induce(catalog: Path = typer.Argument(..., help="Catalog to read."),
                     output: Path = typer.Option(..., "--output", "-o", help="Turtle file to write."),
-                    min_support: int = typer.Option(1, help="Times a value must be seen in a category to be allowed.")):
+                    min_support: int = typer.Option(1, help="Times a value must be seen in a category to be allowed."),
+                    max_unseen: float = typer.Option(0.005, help="Write an allowed set only where the estimated chance of an unseen value is at most this.")):
     """Bootstrap an ontology (taxonomy, attributes, allowed values as SHACL) for experts to edit.
 
     Example: kgattr ontology induce data/sample.jsonl -o ontology/sample.ttl
@@ -145,7 +146,7 @@ def ontology_induce(catalog: Path = typer.Argument(..., help="Catalog to read.")
     from .ontology import Ontology
 
     cat = read_catalog(catalog)
-    onto = Ontology.induce(cat, min_support=min_support)
+    onto = Ontology.induce(cat, min_support=min_support, max_unseen=max_unseen)
     onto.save(output, source=catalog.name)
     typer.echo(f"{len(onto.categories)} categories, {len(onto.attributes)} attributes, "
                f"{len(onto.shapes)} category shapes -> {output}")

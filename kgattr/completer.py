@@ -89,7 +89,8 @@ class AttributeCompleter:
         from .model import FusionGNN
         from .train import Inputs, Pool, calibration_logits, fit_model, fit_temperatures, pool_states
 
-        torch.set_num_threads(max(1, torch.get_num_threads()))
+        for cache in ("_value_matcher", "_evidence_cache", "_pool_values_csr", "_pool_row_map", "_rule_caches"):
+            self.__dict__.pop(cache, None)
         self.products_ = list(catalog.products)
         self.ontology_ = ontology or Ontology.induce(catalog)
         self.rules_ = RuleSet(self.ontology_)
@@ -193,9 +194,19 @@ class AttributeCompleter:
                     vcol.append(vindex[item])
         n = len(catalog)
         ones = lambda k: np.ones(k, dtype=np.float32)
+        matcher = self._matcher()
+        mentions = sp.hstack([matcher.transform([p.title for p in catalog]),
+                              matcher.transform([p.description for p in catalog])]).tocsr()
         return Inputs(text, self.lexical_.transform(catalog),
                       sp.csr_matrix((ones(len(crow)), (crow, ccol)), shape=(n, len(cindex))),
-                      sp.csr_matrix((ones(len(vrow)), (vrow, vcol)), shape=(n, len(vindex))))
+                      sp.csr_matrix((ones(len(vrow)), (vrow, vcol)), shape=(n, len(vindex))), mentions)
+
+    def _matcher(self):
+        from .text import ValueMatcher
+
+        if not hasattr(self, "_value_matcher"):
+            self._value_matcher = ValueMatcher([v for _, v in self.graph_.values])
+        return self._value_matcher
 
     # ---- scoring -------------------------------------------------------------------------------
     def gaps(self, product) -> list[int]:

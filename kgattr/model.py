@@ -16,7 +16,9 @@ from torch_geometric.nn import GraphConv, HeteroConv, SAGEConv
 
 
 class FusionGNN(nn.Module):
-    """Args:
+    """Scores every candidate value of every attribute for a batch of products.
+
+    Args:
         text_dim: width of the BERT embedding.
         lexical_size: tf-idf vocabulary size.
         num_categories, num_values, num_attributes: node counts of the catalog graph.
@@ -24,6 +26,8 @@ class FusionGNN(nn.Module):
         hidden_channels: width of every hidden state.
         dropout: on inputs and hidden states, during training only.
     """
+
+    NUM_FEATURES = 4
 
     def __init__(self, *, text_dim: int, lexical_size: int, num_categories: int, num_values: int,
                  num_attributes: int, value_attribute: list[int], wide_size: int = 0, hidden_channels: int = 256,
@@ -54,8 +58,8 @@ class FusionGNN(nn.Module):
         self.wide = nn.EmbeddingBag(max(wide_size, 1), num_values, mode="sum", sparse=True)
         nn.init.zeros_(self.wide.weight)
         self.bias = nn.Parameter(torch.zeros(num_values))
-        # two vote features per candidate: similarity-sharpened and plain neighbour shares
-        self.vote_weight = nn.Parameter(torch.ones(num_attributes, 2))
+        # candidate features: similarity-sharpened and plain neighbour vote shares, stated in title / description
+        self.feature_weight = nn.Parameter(torch.ones(num_attributes, self.NUM_FEATURES))
         self.dropout = nn.Dropout(dropout)
         for emb in (self.lexical, self.category, self.value, self.out):
             nn.init.normal_(emb.weight, std=0.1)      # unit-variance rows would make 256-d dot products explode
@@ -95,13 +99,14 @@ class FusionGNN(nn.Module):
         return root + torch.relu(out)
 
     def forward(self, x_value: Tensor, h1: Tensor, similar: Tensor, similar_weight: Tensor,
-                num_targets: int, votes: Tensor, wide: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+                num_targets: int, features: Tensor, wide: tuple[Tensor, Tensor, Tensor]) -> Tensor:
         """(num_targets, num_values) logits for the first ``num_targets`` products of ``h1``.
 
         Args:
             similar: (2, S) edges, neighbour row of ``h1`` -> target row (< num_targets).
             similar_weight: (S,) edge weights, summing to 1 per target.
-            votes: (num_targets, num_values, 2) neighbour vote shares per candidate value.
+            features: (num_targets, num_values, 4) per candidate value: neighbour vote shares (2), stated in
+                the title, stated in the description.
             wide: (term ids, bag offsets, tf-idf weights) of the targets' title terms.
         """
         h2 = h1[:num_targets] + torch.relu(self.layer2((h1, h1[:num_targets]), similar, similar_weight))
@@ -109,4 +114,4 @@ class FusionGNN(nn.Module):
         ids, offsets, weights = wide
         logits = q @ (self.value_out(x_value) + self.out.weight).T + self.bias      # (t, num_values)
         logits = logits + self.wide(ids, offsets, per_sample_weights=weights)
-        return logits + (votes * self.vote_weight[self.value_attribute]).sum(-1)
+        return logits + (features * self.feature_weight[self.value_attribute]).sum(-1)

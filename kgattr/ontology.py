@@ -59,12 +59,15 @@ class Ontology:
     shapes: dict[tuple[str, ...], Shape] = field(default_factory=dict)
 
     @classmethod
-    def induce(cls, catalog, *, min_support: int = 1) -> "Ontology":
+    def induce(cls, catalog, *, min_support: int = 1, max_unseen: float = 0.005) -> "Ontology":
         """Bootstrap from data: every observed category, the attributes seen in it, the values seen with it.
 
         Args:
             catalog: the :class:`~kgattr.catalog.Catalog` to read.
             min_support: a value enters a category's allowed set when seen at least this often there.
+            max_unseen: an allowed set is written only where the data say it is closed: when the Good-Turing
+                estimate of the chance that the next value is an unseen one (values seen once / cells) is at
+                most this. Otherwise the attribute applies with any value.
         """
         categories: set[tuple[str, ...]] = set()
         seen: dict[tuple[str, ...], dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
@@ -79,7 +82,9 @@ class Ontology:
                 continue
             shape = Shape(f"category/{_slug('.'.join(path))}", path)
             for name, counts in sorted(by_attr.items()):
-                values = frozenset(v for v, c in counts.items() if c >= min_support)
+                singletons = sum(1 for c in counts.values() if c == 1)
+                closed = singletons <= max_unseen * sum(counts.values())
+                values = frozenset(v for v, c in counts.items() if c >= min_support) if closed else None
                 shape.properties[name] = (f"allowed/{_slug('.'.join(path))}/{_slug(name)}", values)
             onto.shapes[path] = shape
         return onto

@@ -208,3 +208,36 @@ class LexicalFeatures:
         self.vocabulary_ = {t: i for i, t in enumerate(state["terms"])}
         self.idf_ = np.asarray(state["idf"], dtype=np.float32)
         return self
+
+
+class ValueMatcher:
+    """Which known attribute values a product's title and description state verbatim.
+
+    Case-insensitive, on word boundaries, longest value first (so "Navy Blue" is one mention, not "Blue").
+
+    Args:
+        values: the value strings, in the order of the columns returned.
+    """
+
+    def __init__(self, values: list[str]):
+        self.values = values
+        by_text: dict[str, list[int]] = {}
+        for i, v in enumerate(values):
+            by_text.setdefault(v.lower(), []).append(i)
+        self._columns = by_text
+        alternatives = sorted(by_text, key=len, reverse=True)
+        self._pattern = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, alternatives)) + r")(?!\w)") \
+            if alternatives else None
+
+    def transform(self, texts: list[str]):
+        """CSR (len(texts), len(values)) of 0/1: value stated in the text."""
+        import scipy.sparse as sp
+
+        rows, cols = [], []
+        for r, text in enumerate(texts):
+            if self._pattern is None:
+                break
+            found = {c for m in self._pattern.finditer(text.lower()) for c in self._columns[m.group(0)]}
+            rows += [r] * len(found)
+            cols += sorted(found)
+        return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(texts), len(self.values)))

@@ -26,6 +26,7 @@ class Inputs:
     lexical: sp.csr_matrix      # (n, lexical_size) tf-idf
     categories: sp.csr_matrix   # (n, num_categories), 1 at every level of the path
     values: sp.csr_matrix       # (n, num_values), 1 per known value
+    mentions: sp.csr_matrix     # (n, 2 * num_values): value stated in the title | in the description
 
 
 @dataclass
@@ -105,7 +106,10 @@ def batch_logits(model: FusionGNN, x_value: torch.Tensor, inputs: Inputs, visibl
     h1 = torch.cat([encode_rows(model, x_value, inputs, visible, rows), pool.h1[torch.from_numpy(used)]])
     similar, weight = similar_edges(index, score, position, sharpness)
     votes = neighbour_votes(index, score, pool.values, pool.value_attribute, sharpness)
-    return model(x_value, h1, similar, weight, len(rows), votes, wide_inputs(inputs.lexical[rows], model.config["wide_size"]))
+    mentions = torch.from_numpy(inputs.mentions[rows].toarray()).view(len(rows), 2, -1).transpose(1, 2)
+    features = torch.cat([votes, mentions], -1)                             # (len(rows), num_values, 4)
+    return model(x_value, h1, similar, weight, len(rows), features,
+                 wide_inputs(inputs.lexical[rows], model.config["wide_size"]))
 
 
 def wide_inputs(lexical: sp.csr_matrix, wide_size: int):
