@@ -32,7 +32,7 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
           out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
           ontology: Optional[Path] = typer.Option(None, "--ontology", help="Expert ontology; induced from the catalog if absent."),
           text_model: Optional[Path] = typer.Option(None, "--text-model", help="Local Hugging Face model directory."),
-          epochs: int = typer.Option(12, help="Training epochs."),
+          epochs: int = typer.Option(8, help="Training epochs."),
           max_length: int = typer.Option(48, help="BERT tokens per product."),
           seed: int = typer.Option(0, help="Random seed.")):
     """Learn ontology, graph, text features and the GNN from a catalog.
@@ -189,7 +189,7 @@ def evaluate(catalog: Path = typer.Argument(..., help="Catalog with known values
              mask_rate: float = typer.Option(0.2, help="Share of known cells hidden."),
              seed: int = typer.Option(0, help="Random seed of the split."),
              min_count: int = typer.Option(1000, help="Target attributes: filled at least this often."),
-             epochs: int = typer.Option(12, help="kgattr training epochs."),
+             epochs: int = typer.Option(8, help="kgattr training epochs."),
              methods: str = typer.Option("tfidf,kgattr", help="Comma-separated methods to run."),
              report: Optional[Path] = typer.Option(None, "--report", help="Write report.json here.")):
     """Hide known cells, fit kgattr and the tf-idf baseline on the rest, score both on the hidden cells.

@@ -35,6 +35,8 @@ class AttributeCompleter:
         hidden_channels: width of the GNN.
         epochs, batch_size, lr: optimisation.
         lexical_lr: learning rate of the tf-idf term embeddings (sparse; each row is updated rarely).
+        description_terms: most frequent description terms with a direct (linear) weight per value of the
+            attributes that have at most 50 values.
         mask_rate: share of known values hidden from the graph in each epoch (the training targets).
         neighbours: similar products retrieved per product.
         sharpness: temperature of similarity weights; small values let near-duplicates dominate.
@@ -48,9 +50,9 @@ class AttributeCompleter:
     """
 
     def __init__(self, *, text_model: str | None = None, max_length: int = 48, hidden_channels: int = 256,
-                 epochs: int = 12, batch_size: int = 512, lr: float = 3e-3, lexical_lr: float = 3e-3,
+                 epochs: int = 8, batch_size: int = 256, lr: float = 3e-3, lexical_lr: float = 1e-2,
                  mask_rate: float = 0.25,
-                 neighbours: int = 10, sharpness: float = 0.05, category_weight: float = 0.5,
+                 description_terms: int = 10_000, neighbours: int = 10, sharpness: float = 0.05, category_weight: float = 0.5,
                  min_attribute_count: int = 20, calibration_share: float = 0.05, top_k: int = 10, seed: int = 0,
                  cache_dir=None, progress: bool = False):
         self.text_model = text_model
@@ -61,6 +63,7 @@ class AttributeCompleter:
         self.lr = lr
         self.lexical_lr = lexical_lr
         self.mask_rate = mask_rate
+        self.description_terms = description_terms
         self.neighbours = neighbours
         self.sharpness = sharpness
         self.category_weight = category_weight
@@ -71,7 +74,7 @@ class AttributeCompleter:
         self.cache_dir = cache_dir
         self.progress = progress
 
-    PARAMS = ("text_model", "max_length", "hidden_channels", "epochs", "batch_size", "lr", "lexical_lr", "mask_rate", "neighbours",
+    PARAMS = ("text_model", "max_length", "hidden_channels", "epochs", "batch_size", "lr", "lexical_lr", "description_terms", "mask_rate", "neighbours",
               "sharpness", "category_weight", "min_attribute_count", "calibration_share", "top_k", "seed")
 
     def get_params(self) -> dict:
@@ -123,6 +126,8 @@ class AttributeCompleter:
                                 num_categories=len(graph.categories), num_values=len(graph.values),
                                 num_attributes=len(self.attributes_), value_attribute=self.value_attribute_.tolist(),
                                 wide_size=self.lexical_.title_size_,
+                                description_size=min(self.description_terms, self.lexical_.size - self.lexical_.title_size_),
+                                description_values=np.flatnonzero(distinct[self.value_attribute_] <= 50).tolist(),
                                 hidden_channels=self.hidden_channels)
         edges = (graph.cooccurs, graph.pmi)
         self.history_ = fit_model(self.model_, inputs, self.knn_, edges, target_attr, calibration,

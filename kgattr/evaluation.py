@@ -86,7 +86,7 @@ def tfidf_baseline(train: Catalog, hidden) -> dict[tuple[str, str], str]:
 
 
 def run_benchmark(catalog: Catalog, *, mask_rate: float = 0.2, seed: int = 0, min_count: int = 1000,
-                  epochs: int = 12, methods: tuple[str, ...] = ("tfidf", "kgattr"), progress: bool = False) -> dict:
+                  epochs: int = 8, methods: tuple[str, ...] = ("tfidf", "kgattr"), progress: bool = False) -> dict:
     """Both methods on the same split; returns {"split": ..., "methods": {name: score + timings}}."""
     from .completer import AttributeCompleter
 

@@ -108,8 +108,16 @@ def batch_logits(model: FusionGNN, x_value: torch.Tensor, inputs: Inputs, visibl
     votes = neighbour_votes(index, score, pool.values, pool.value_attribute, sharpness)
     mentions = torch.from_numpy(inputs.mentions[rows].toarray()).view(len(rows), 2, -1).transpose(1, 2)
     features = torch.cat([votes, mentions], -1)                             # (len(rows), num_values, 4)
-    return model(x_value, h1, similar, weight, len(rows), features,
-                 wide_inputs(inputs.lexical[rows], model.config["wide_size"]))
+    lexical = inputs.lexical[rows]
+    return model(x_value, h1, similar, weight, len(rows), features, wide_inputs(lexical, model.config["wide_size"]),
+                 description_inputs(lexical, model.config["wide_size"], model.config["description_size"]))
+
+
+def description_inputs(lexical: sp.csr_matrix, start: int, size: int) -> torch.Tensor:
+    """Sparse (rows, size) tensor of the description-term columns [start, start + size) of ``lexical``."""
+    part = lexical[:, start:start + size].tocoo()
+    return torch.sparse_coo_tensor(np.stack([part.row, part.col]).astype(np.int64), part.data.astype(np.float32),
+                                   (lexical.shape[0], size))
 
 
 def wide_inputs(lexical: sp.csr_matrix, wide_size: int):
