@@ -52,7 +52,8 @@ class AttributeCompleter:
     def __init__(self, *, text_model: str | None = None, max_length: int = 48, hidden_channels: int = 256,
                  epochs: int = 8, batch_size: int = 256, lr: float = 3e-3, lexical_lr: float = 1e-2,
                  mask_rate: float = 0.25,
-                 description_terms: int = 10_000, neighbours: int = 10, sharpness: float = 0.05, category_weight: float = 0.5,
+                 description_terms: int = 10_000, neighbours: int = 10, sharpness: float = 0.05,
+                 category_weight: float = 0.5,
                  min_attribute_count: int = 20, calibration_share: float = 0.05, top_k: int = 10, seed: int = 0,
                  cache_dir=None, progress: bool = False):
         self.text_model = text_model
@@ -74,7 +75,8 @@ class AttributeCompleter:
         self.cache_dir = cache_dir
         self.progress = progress
 
-    PARAMS = ("text_model", "max_length", "hidden_channels", "epochs", "batch_size", "lr", "lexical_lr", "description_terms", "mask_rate", "neighbours",
+    PARAMS = ("text_model", "max_length", "hidden_channels", "epochs", "batch_size", "lr", "lexical_lr",
+              "description_terms", "mask_rate", "neighbours",
               "sharpness", "category_weight", "min_attribute_count", "calibration_share", "top_k", "seed")
 
     def get_params(self) -> dict:
