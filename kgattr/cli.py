@@ -119,7 +119,7 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
     completer = AttributeCompleter.load(model, ontology=ontology)
     completer.progress = _progress()
     filled, rows = {}, []
-    for pc in completer.impute(cat):
+    for pc in completer.impute(cat, evidence_floor=min_confidence):
         attrs = dict(cat[pc.sku].attributes)
         for c in pc.completions:
             if c.value is not None and c.confidence >= min_confidence and c.attribute not in attrs:

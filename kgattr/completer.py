@@ -287,8 +287,12 @@ class AttributeCompleter:
         if not hasattr(self, "cells_"):
             raise NotFittedError("this AttributeCompleter is not fitted: call fit(...) or load(...) first")
 
-    def _completions(self, products, cells, neighbours: np.ndarray) -> list[ProductCompletion]:
-        """Decide every gap of ``products`` (row-aligned with ``cells['product']`` and ``neighbours`` (n, k))."""
+    def _completions(self, products, cells, neighbours: np.ndarray,
+                     evidence_floor: float = 0.0) -> list[ProductCompletion]:
+        """Decide every gap of ``products`` (row-aligned with ``cells['product']`` and ``neighbours`` (n, k)).
+
+        Evidence is gathered for completions at least ``evidence_floor`` confident (the others get ``{}``).
+        """
         out = {p.sku: ProductCompletion(p.sku, dict(p.attributes), []) for p in products}
         for r, a, vals, logits in zip(cells["product"], cells["attribute"], cells["values"], cells["logits"]):
             p = products[r]
@@ -297,7 +301,8 @@ class AttributeCompleter:
             attr = self.attributes_[a]
             value, conf, alts, rejected = decide(self.rules_, tuple(p.category), attr, names, logits[ok],
                                                  float(self.temperatures_[a]), self._allowed_mask(p.category)[vals[ok]])
-            evidence = self._evidence(p, a, value, neighbours[r]) if value is not None else {}
+            evidence = self._evidence(p, a, value, neighbours[r]) if value is not None and conf >= evidence_floor \
+                else {}
             out[p.sku].completions.append(Completion(p.sku, attr, value, round(conf, 4), alts, rejected, evidence))
         return list(out.values())
 
@@ -328,12 +333,16 @@ class AttributeCompleter:
         cells["product"] = np.array([local[r] for r in cells["product"]], dtype=np.int64)
         return self._completions(products, cells, self.knn_[0][rows])
 
-    def impute(self, catalog: Catalog) -> list[ProductCompletion]:
-        """Completions of every gap in ``catalog`` (the catalog itself is not modified)."""
+    def impute(self, catalog: Catalog, *, evidence_floor: float = 0.0) -> list[ProductCompletion]:
+        """Completions of every gap in ``catalog`` (the catalog itself is not modified).
+
+        Args:
+            evidence_floor: gather evidence only for completions at least this confident (bulk speed).
+        """
         self._check_fitted()
         self._load_model()
         cells, index, _ = self._live_cells(catalog)
-        return self._completions(catalog.products, cells, index)
+        return self._completions(catalog.products, cells, index, evidence_floor)
 
     # ---- evidence --------------------------------------------------------------------------------
     def _pool_row(self) -> dict[str, int]:

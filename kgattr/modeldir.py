@@ -76,6 +76,11 @@ def save(completer, path) -> None:
             db.executemany("INSERT INTO products VALUES (?, ?)",
                            [(p.sku, json.dumps(p.to_json(), ensure_ascii=False)) for p in c.products_])
         db.close()
+        from .catalog import _umask
+
+        tmp.chmod(0o777 & ~_umask())                      # mkdtemp creates 0700
+        for f in tmp.iterdir():
+            f.chmod(0o666 & ~_umask())
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.old")

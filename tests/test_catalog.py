@@ -58,3 +58,13 @@ def test_failed_write_leaves_previous_file(tmp_path):
         write_catalog(bad, path)
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
+
+
+def test_written_files_get_the_usual_mode(tmp_path, catalog):
+    import os
+
+    path = tmp_path / "c.jsonl"
+    write_catalog(catalog, path)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
