@@ -213,21 +213,44 @@ class LexicalFeatures:
 class ValueMatcher:
     """Which known attribute values a product's title and description state verbatim.
 
-    Case-insensitive, on word boundaries, longest value first (so "Navy Blue" is one mention, not "Blue").
+    Case-insensitive, on word boundaries, left to right, longest value first at each position (so
+    "Navy Blue" is one mention, not also "Blue") — the semantics of one regex alternation, but found by
+    looking values up by the word they start with, which is much faster over thousands of values.
+    Values that do not start with a letter or digit are never matched.
 
     Args:
         values: the value strings, in the order of the columns returned.
     """
 
+    _word = re.compile(r"\w+")
+
     def __init__(self, values: list[str]):
         self.values = values
-        by_text: dict[str, list[int]] = {}
+        columns: dict[str, list[int]] = {}
         for i, v in enumerate(values):
-            by_text.setdefault(v.lower(), []).append(i)
-        self._columns = by_text
-        alternatives = sorted(by_text, key=len, reverse=True)
-        self._pattern = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, alternatives)) + r")(?!\w)") \
-            if alternatives else None
+            columns.setdefault(v.lower(), []).append(i)
+        self._columns = columns
+        self._by_first: dict[str, list[str]] = {}
+        for text in sorted(columns, key=len, reverse=True):
+            first = self._word.match(text)
+            if first:
+                self._by_first.setdefault(first.group(0), []).append(text)
+
+    def find(self, text: str) -> set[int]:
+        """Column indices of the values stated in ``text``."""
+        text = text.lower()
+        found, end = set(), 0
+        for m in self._word.finditer(text):
+            start = m.start()
+            if start < end:
+                continue
+            for value in self._by_first.get(m.group(0), ()):
+                stop = start + len(value)
+                if text.startswith(value, start) and not (stop < len(text) and (text[stop].isalnum() or text[stop] == "_")):
+                    found.update(self._columns[value])
+                    end = stop
+                    break
+        return found
 
     def transform(self, texts: list[str]):
         """CSR (len(texts), len(values)) of 0/1: value stated in the text."""
@@ -235,9 +258,7 @@ class ValueMatcher:
 
         rows, cols = [], []
         for r, text in enumerate(texts):
-            if self._pattern is None:
-                break
-            found = {c for m in self._pattern.finditer(text.lower()) for c in self._columns[m.group(0)]}
+            found = sorted(self.find(text))
             rows += [r] * len(found)
-            cols += sorted(found)
+            cols += found
         return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(texts), len(self.values)))

@@ -91,3 +91,20 @@ def test_neighbour_index_matches_brute_force():
     assert np.allclose(hits.score, np.take_along_axis(sims, expected, 1), atol=1e-4)
     with pytest.raises(ValueError, match="two-dimensional"):
         index.search(queries[0], 3)
+
+
+def test_value_matcher_equals_regex_alternation(catalog):
+    import re
+
+    from kgattr.text import ValueMatcher
+
+    values = sorted({v for p in catalog for v in p.attributes.values()}) + ["Navy", "Navy Blue", "Blue", "T-shirt"]
+    matcher = ValueMatcher(values)
+    alternation = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, sorted({v.lower() for v in values}, key=len,
+                                                                                reverse=True))) + r")(?!\w)")
+    texts = [f"{p.title}. {p.description}" for p in catalog] + ["A navy blue t-shirt, blue-ish", "Ünïcode navy"]
+    for text in texts:
+        expected = {i for m in alternation.finditer(text.lower()) for i, v in enumerate(values) if v.lower() == m.group(0)}
+        assert matcher.find(text) == expected, text
+    assert matcher.find("A Navy Blue shirt") == {i for i, v in enumerate(values) if v == "Navy Blue"}
+    assert matcher.transform(["navy", "nothing"]).toarray().sum() == 1
