@@ -64,13 +64,6 @@ class Catalog:
     def __contains__(self, sku: str) -> bool:
         return sku in self.index
 
-    def attribute_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for p in self.products:
-            for name in p.attributes:
-                counts[name] = counts.get(name, 0) + 1
-        return counts
-
 
 def _check_product(record: object, where: str) -> Product:
     if not isinstance(record, dict):
