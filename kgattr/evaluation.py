@@ -106,7 +106,7 @@ def run_benchmark(catalog: Catalog, *, mask_rate: float = 0.2, seed: int = 0, mi
     completer = AttributeCompleter(epochs=epochs, seed=seed, progress=progress).fit(train)
     t1 = time.time()
     predictions = {}
-    for pc in completer.impute(train, evidence_floor=1.1):      # accuracy needs values, not evidence
+    for pc in completer.impute(train, evidence_floor=float("inf")):      # accuracy needs values, not evidence
         for c in pc.completions:
             if c.value is not None:
                 predictions[(pc.sku, c.attribute)] = c.value

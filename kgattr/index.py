@@ -57,7 +57,7 @@ class NeighbourIndex:
         return Hits(score.astype(np.float32), index.astype(np.int64))
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
-        return np.stack([self.index_.reconstruct(int(i)) for i in ids])
+        return self.index_.reconstruct_batch(np.asarray(ids, dtype=np.int64))
 
     def save(self, path) -> None:
         import faiss

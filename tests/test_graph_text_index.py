@@ -108,3 +108,8 @@ def test_value_matcher_equals_regex_alternation(catalog):
         assert matcher.find(text) == expected, text
     assert matcher.find("A Navy Blue shirt") == {i for i, v in enumerate(values) if v == "Navy Blue"}
     assert matcher.transform(["navy", "nothing"]).toarray().sum() == 1
+
+
+def test_neighbour_index_reconstruct():
+    base = np.random.default_rng(1).normal(size=(6, 4)).astype(np.float32)
+    assert np.array_equal(NeighbourIndex().add(base).reconstruct(np.array([4, 0])), base[[4, 0]])
