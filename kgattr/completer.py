@@ -21,9 +21,16 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 
 
-def _text_hash(p) -> int:
-    digest = hashlib.sha1(json.dumps([p.title, p.description, list(p.category)]).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1          # fits int64
+def _hashes(p) -> tuple[int, int]:
+    """(text hash, record hash): of title, description and category; and of those plus the known values."""
+    text = json.dumps([p.title, p.description, list(p.category)])
+    record = json.dumps([text, sorted(p.attributes.items())])
+    return tuple(int.from_bytes(hashlib.sha1(x.encode()).digest()[:8], "little") >> 1 for x in (text, record))
+
+
+def _hash_arrays(products) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [_hashes(p) for p in products]
+    return tuple(np.array([h[i] for h in pairs], dtype=np.int64).reshape(-1) for i in (0, 1))
 
 
 class AttributeCompleter:
@@ -35,14 +42,14 @@ class AttributeCompleter:
         hidden_channels: width of the GNN.
         epochs, batch_size, lr: optimisation.
         lexical_lr: learning rate of the tf-idf term embeddings (sparse; each row is updated rarely).
-        description_terms: most frequent description terms with a direct (linear) weight per value of the
-            attributes that have at most 50 values.
+        svm_c: inverse regularisation of the linear text scorer's SVMs.
         mask_rate: share of known values hidden from the graph in each epoch (the training targets).
         neighbours: similar products retrieved per product.
         sharpness: temperature of similarity weights; small values let near-duplicates dominate.
         category_weight: retrieval bonus for a neighbour of the same leaf category.
         min_attribute_count: attributes known fewer times are not completed.
-        calibration_share: share of known values held out of training to calibrate confidences.
+        calibration_share: share of known values held out of training, to mix the deep and linear scores
+            and calibrate confidences.
         top_k: candidates kept per gap.
         seed: for every random choice.
         cache_dir: text-embedding cache (see :class:`~kgattr.text.TextEncoder`).
@@ -51,8 +58,7 @@ class AttributeCompleter:
 
     def __init__(self, *, text_model: str | None = None, max_length: int = 48, hidden_channels: int = 256,
                  epochs: int = 8, batch_size: int = 256, lr: float = 3e-3, lexical_lr: float = 1e-2,
-                 mask_rate: float = 0.25,
-                 description_terms: int = 10_000, neighbours: int = 10, sharpness: float = 0.05,
+                 svm_c: float = 0.5, mask_rate: float = 0.25, neighbours: int = 10, sharpness: float = 0.05,
                  category_weight: float = 0.5,
                  min_attribute_count: int = 20, calibration_share: float = 0.05, top_k: int = 10, seed: int = 0,
                  cache_dir=None, progress: bool = False):
@@ -63,8 +69,8 @@ class AttributeCompleter:
         self.batch_size = batch_size
         self.lr = lr
         self.lexical_lr = lexical_lr
+        self.svm_c = svm_c
         self.mask_rate = mask_rate
-        self.description_terms = description_terms
         self.neighbours = neighbours
         self.sharpness = sharpness
         self.category_weight = category_weight
@@ -75,8 +81,8 @@ class AttributeCompleter:
         self.cache_dir = cache_dir
         self.progress = progress
 
-    PARAMS = ("text_model", "max_length", "hidden_channels", "epochs", "batch_size", "lr", "lexical_lr",
-              "description_terms", "mask_rate", "neighbours",
+    PARAMS = ("text_model", "max_length", "hidden_channels", "epochs", "batch_size", "lr", "lexical_lr", "svm_c",
+              "mask_rate", "neighbours",
               "sharpness", "category_weight", "min_attribute_count", "calibration_share", "top_k", "seed")
 
     def get_params(self) -> dict:
@@ -91,8 +97,9 @@ class AttributeCompleter:
         import torch
 
         from .index import NeighbourIndex
+        from .linear import LinearTextScorer
         from .model import FusionGNN
-        from .train import Inputs, Pool, calibration_logits, fit_model, fit_temperatures, pool_states
+        from .train import Inputs, Pool, calibration_logits, fit_mixture, fit_model, pool_states
 
         for cache in ("_value_matcher", "_evidence_cache", "_pool_values_csr", "_pool_row_map", "_rule_caches"):
             self.__dict__.pop(cache, None)
@@ -110,7 +117,7 @@ class AttributeCompleter:
         self.category_attributes_ = self._category_attributes(catalog)
         log.info("graph: %d values, %d targets", len(graph.values), len(self.targets_))
         self.lexical_ = LexicalFeatures().fit(catalog)
-        self.text_hash_ = np.array([_text_hash(p) for p in catalog], dtype=np.int64)
+        self.text_hash_, self.record_hash_ = _hash_arrays(catalog)
         text = self._encoder().encode([p.text for p in catalog], progress=self.progress)
         inputs = self._inputs(catalog, text)
         log.info("text features: %s BERT, %d tf-idf terms", text.shape, self.lexical_.size)
@@ -127,9 +134,6 @@ class AttributeCompleter:
         self.model_ = FusionGNN(text_dim=text.shape[1], lexical_size=self.lexical_.size,
                                 num_categories=len(graph.categories), num_values=len(graph.values),
                                 num_attributes=len(self.attributes_), value_attribute=self.value_attribute_.tolist(),
-                                wide_size=self.lexical_.title_size_,
-                                description_size=min(self.description_terms, self.lexical_.size - self.lexical_.title_size_),
-                                description_values=np.flatnonzero(distinct[self.value_attribute_] <= 50).tolist(),
                                 hidden_channels=self.hidden_channels)
         edges = (graph.cooccurs, graph.pmi)
         self.history_ = fit_model(self.model_, inputs, self.knn_, edges, target_attr, calibration,
@@ -138,11 +142,16 @@ class AttributeCompleter:
                                   mask_rate=self.mask_rate, sharpness=self.sharpness, seed=self.seed,
                                   lexical_lr=self.lexical_lr, progress=self.progress)
         log.info("trained: losses %s", [round(x, 4) for x in self.history_])
+        trained = target_attr & ~calibration
+        self.linear_ = LinearTextScorer(C=self.svm_c).fit(inputs.lexical, coo.row[trained], coo.col[trained],
+                                                          self.value_attribute_, self.lexical_.title_size_,
+                                                          progress=self.progress)
         rows, truth, logits = calibration_logits(self.model_, inputs, self.knn_, edges, calibration,
                                                  mask_rate=self.mask_rate, sharpness=self.sharpness, seed=self.seed)
         allowed = np.stack([self._allowed_mask(catalog.products[r].category) for r in rows]) if len(rows) else \
             np.zeros((0, len(graph.values)), bool)
-        self.temperatures_ = fit_temperatures(logits, truth, allowed, self.value_attribute_, len(self.attributes_))
+        self.mix_ = fit_mixture([logits, self.linear_.decision(inputs.lexical[rows])], truth, allowed,
+                                self.value_attribute_, len(self.attributes_))
         self.pool_ = Pool(pool_states(self.model_, inputs, inputs.values, edges), inputs.values, self.value_attribute_)
         self.cells_ = self._score(catalog, inputs, self.knn_)
         log.info("calibrated and scored %d gaps", len(self.cells_["product"]))
@@ -238,6 +247,9 @@ class AttributeCompleter:
         parts = []
         for rows, logits in predict_logits(self.model_, inputs, knn, self.pool_, (self.graph_.cooccurs, self.graph_.pmi),
                                            sharpness=self.sharpness, progress=self.progress):
+            # (len(rows), num_values): GNN and linear scores mixed with per-attribute weights
+            weight = self.mix_[self.value_attribute_]
+            logits = logits * weight[:, 0] + self.linear_.decision(inputs.lexical[rows]) * weight[:, 1]
             gap_row, gap_attr = [], []
             for i, r in enumerate(rows):
                 for a in self.gaps(catalog.products[r]):
@@ -261,27 +273,58 @@ class AttributeCompleter:
         return {"product": product[order], "attribute": attribute[order], "values": values[order],
                 "logits": scores[order]}
 
-    def _live_cells(self, catalog: Catalog) -> dict[str, np.ndarray]:
-        """Score products of any catalog (new ones too): reuses stored text and neighbours when unchanged."""
-        pool_row = {s: i for i, s in enumerate(self.graph_.skus)}
-        hashes = np.array([_text_hash(p) for p in catalog], dtype=np.int64)
-        rows = np.array([pool_row.get(p.sku, -1) for p in catalog], dtype=np.int64)
-        same = (rows >= 0) & (self.text_hash_[np.maximum(rows, 0)] == hashes)
-        dim = self.model_.config["text_dim"]
-        text = np.zeros((len(catalog), dim), dtype=np.float32)
-        if same.any():
-            text[same] = self.index_.reconstruct(rows[same])[:, :dim]
-        fresh = np.flatnonzero(~same)
-        if len(fresh):
-            text[fresh] = self._encoder().encode([catalog.products[i].text for i in fresh], progress=self.progress)
+    def _live_cells(self, catalog: Catalog) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Cells of every gap of ``catalog`` and (n, k) neighbours of its products.
+
+        A product unchanged since training (same text, category and values) keeps the cells scored then;
+        the others (new or changed) are scored now, reusing stored text and neighbours when only values changed.
+        """
+        rows = np.array([self._pool_row().get(p.sku, -1) for p in catalog], dtype=np.int64)
+        text_hash, record_hash = _hash_arrays(catalog)
+        r = np.maximum(rows, 0)
+        unchanged = (rows >= 0) & (self.record_hash_[r] == record_hash)
+        same_text = (rows >= 0) & (self.text_hash_[r] == text_hash)
         index = np.full((len(catalog), self.neighbours), -1, dtype=np.int64)
-        score = np.zeros((len(catalog), self.neighbours), dtype=np.float32)
-        index[same], score[same] = self.knn_[0][rows[same]], self.knn_[1][rows[same]]
+        index[same_text] = self.knn_[0][rows[same_text]]
+        kept = np.flatnonzero(unchanged)
+        parts = [self._stored_cells(rows[kept], [catalog.products[i] for i in kept], kept)]
+        fresh = np.flatnonzero(~unchanged)
         if len(fresh):
-            hits = self.index_.search(self._vectors(text[fresh], [catalog.products[i] for i in fresh]),
-                                      self.neighbours, exclude=rows[fresh])
-            index[fresh], score[fresh] = hits.index, hits.score
-        return self._score(catalog, self._inputs(catalog, text), (index, score)), index, score
+            self._load_model()
+            sub = Catalog([catalog.products[i] for i in fresh], catalog.source)
+            same, known = same_text[fresh], rows[fresh]
+            dim = self.model_.config["text_dim"]
+            text = np.zeros((len(fresh), dim), dtype=np.float32)
+            if same.any():
+                text[same] = self.index_.reconstruct(known[same])[:, :dim]
+            new = np.flatnonzero(~same)
+            if len(new):
+                text[new] = self._encoder().encode([sub.products[i].text for i in new], progress=self.progress)
+            score = np.zeros((len(fresh), self.neighbours), dtype=np.float32)
+            score[same] = self.knn_[1][known[same]]
+            if len(new):
+                hits = self.index_.search(self._vectors(text[new], [sub.products[i] for i in new]),
+                                          self.neighbours, exclude=known[new])
+                index[fresh[new]], score[new] = hits.index, hits.score
+            cells = self._score(sub, self._inputs(sub, text), (index[fresh], score))
+            cells["product"] = fresh[cells["product"]]
+            parts.append(cells)
+        cells = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        order = np.lexsort((cells["attribute"], cells["product"]))
+        return {k: v[order] for k, v in cells.items()}, index
+
+    def _stored_cells(self, rows: np.ndarray, products, local: np.ndarray) -> dict[str, np.ndarray]:
+        """The cells scored at training time for pool ``rows``, as rows ``local`` of the caller's list, limited
+        to the gaps the current rules leave (a rule edited since may have made an attribute inapplicable)."""
+        position = np.full(len(self.graph_.skus), -1, dtype=np.int64)
+        position[rows] = np.arange(len(rows))
+        at = position[self.cells_["product"]]
+        sel = np.flatnonzero(at >= 0)
+        wanted = {(i, a) for i, p in enumerate(products) for a in self.gaps(p)}
+        sel = sel[[(int(at[j]), int(self.cells_["attribute"][j])) in wanted for j in sel]]
+        cells = {k: v[sel] for k, v in self.cells_.items()}
+        cells["product"] = local[at[sel]]
+        return cells
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "cells_"):
@@ -300,7 +343,7 @@ class AttributeCompleter:
             names = [self.graph_.values[v][1] for v in vals[ok]]
             attr = self.attributes_[a]
             value, conf, alts, rejected = decide(self.rules_, tuple(p.category), attr, names, logits[ok],
-                                                 float(self.temperatures_[a]), self._allowed_mask(p.category)[vals[ok]])
+                                                 self._allowed_mask(p.category)[vals[ok]])
             evidence = self._evidence(p, a, value, neighbours[r]) if value is not None and conf >= evidence_floor \
                 else {}
             out[p.sku].completions.append(Completion(p.sku, attr, value, round(conf, 4), alts, rejected, evidence))
@@ -317,8 +360,7 @@ class AttributeCompleter:
             sub = Catalog([catalog[s] for s in inside], catalog.source)
             result = []
             if inside:
-                self._load_model()
-                cells, index, _ = self._live_cells(sub)
+                cells, index = self._live_cells(sub)
                 result = self._completions(sub.products, cells, index)
             return result + self.complete([s for s in skus if s not in catalog])
         rows = []
@@ -327,11 +369,8 @@ class AttributeCompleter:
                 raise UnknownSKUError(f"unknown SKU {s!r}: not in the model's catalog (give --catalog for new products)")
             rows.append(self._pool_row()[s])
         products = self._pool_products(rows)
-        sel = np.flatnonzero(np.isin(self.cells_["product"], rows))
-        local = {r: i for i, r in enumerate(rows)}
-        cells = {k: v[sel] for k, v in self.cells_.items()}
-        cells["product"] = np.array([local[r] for r in cells["product"]], dtype=np.int64)
-        return self._completions(products, cells, self.knn_[0][rows])
+        rows = np.array(rows, dtype=np.int64)
+        return self._completions(products, self._stored_cells(rows, products, np.arange(len(rows))), self.knn_[0][rows])
 
     def impute(self, catalog: Catalog, *, evidence_floor: float = 0.0) -> list[ProductCompletion]:
         """Completions of every gap in ``catalog`` (the catalog itself is not modified).
@@ -340,8 +379,7 @@ class AttributeCompleter:
             evidence_floor: gather evidence only for completions at least this confident (bulk speed).
         """
         self._check_fitted()
-        self._load_model()
-        cells, index, _ = self._live_cells(catalog)
+        cells, index = self._live_cells(catalog)
         return self._completions(catalog.products, cells, index, evidence_floor)
 
     # ---- evidence --------------------------------------------------------------------------------

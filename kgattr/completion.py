@@ -36,14 +36,14 @@ class ProductCompletion:
 
 
 def decide(rules, category: tuple[str, ...], attribute: str, values: list[str], logits: np.ndarray,
-           temperature: float, allowed: np.ndarray | None = None, alternatives: int = 3):
+           allowed: np.ndarray | None = None, alternatives: int = 3):
     """Walk candidates best first; rule-breaking ones are rejected and the next consistent one wins.
 
     Args:
         allowed: (len(values),) bool, the rules' verdict if already known (compiled masks), else checked here.
 
     Returns (value or None, confidence, alternatives [{value, confidence}], rejected [{value, rule}]).
-    Confidence is the temperature-scaled softmax over the consistent candidates.
+    Confidence is the softmax of the (calibrated) logits over the consistent candidates.
     """
     if allowed is None:
         allowed = np.array([rules.check(category, attribute, v) is None for v in values], dtype=bool)
@@ -52,7 +52,7 @@ def decide(rules, category: tuple[str, ...], attribute: str, values: list[str], 
     rejected = [{"value": v, "rule": rules.check(category, attribute, v).rule} for v in values[:first]]
     if not keep:
         return None, 0.0, [], rejected
-    z = logits[keep] / temperature
+    z = logits[keep]
     p = np.exp(z - z.max())
     p /= p.sum()
     alts = [{"value": values[i], "confidence": round(float(q), 4)} for i, q in zip(keep[1:alternatives + 1], p[1:])]

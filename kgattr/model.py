@@ -4,7 +4,8 @@ Layer 0 (value graph): value embeddings refined along PMI-weighted co-occurrence
 Layer 1 (value, category -> product): a product's text (BERT projection + tf-idf embedding bag) is
 the root; its visible attribute values and its category path send messages (GraphSAGE, mean).
 Layer 2 (product -> product): similar products found by FAISS send their layer-1 states (weighted).
-Decoder: one logit per candidate value, plus learned per-attribute weights on neighbour votes.
+Decoder: one logit per candidate value, plus learned per-attribute weights on candidate features.
+Its scores are mixed with those of :class:`~kgattr.linear.LinearTextScorer` per attribute after training.
 """
 from __future__ import annotations
 
@@ -30,16 +31,13 @@ class FusionGNN(nn.Module):
     NUM_FEATURES = 4
 
     def __init__(self, *, text_dim: int, lexical_size: int, num_categories: int, num_values: int,
-                 num_attributes: int, value_attribute: list[int], wide_size: int = 0,
-                 description_size: int = 0, description_values: list[int] = (), hidden_channels: int = 256,
+                 num_attributes: int, value_attribute: list[int], hidden_channels: int = 256,
                  dropout: float = 0.2):
         super().__init__()
         h = hidden_channels
         self.config = dict(text_dim=text_dim, lexical_size=lexical_size, num_categories=num_categories,
                            num_values=num_values, num_attributes=num_attributes,
-                           value_attribute=list(value_attribute), wide_size=wide_size,
-                           description_size=description_size, description_values=list(description_values),
-                           hidden_channels=h, dropout=dropout)
+                           value_attribute=list(value_attribute), hidden_channels=h, dropout=dropout)
         self.text = nn.Linear(text_dim, h)
         # sparse gradients: a batch touches a few thousand of the vocabulary's rows
         self.lexical = nn.EmbeddingBag(max(lexical_size, 1), h, mode="sum", sparse=True)
@@ -56,11 +54,6 @@ class FusionGNN(nn.Module):
         self.head = nn.Linear(h, h)
         self.value_out = nn.Linear(h, h)
         self.out = nn.Embedding(num_values, h)       # free output embedding beside the graph-derived one
-        # wide path: a linear tf-idf classifier over title terms, (term, value) weights, sparse updates
-        self.wide = nn.EmbeddingBag(max(wide_size, 1), num_values, mode="sum", sparse=True)
-        nn.init.zeros_(self.wide.weight)
-        # ... and over the most frequent description terms, for attributes with small value sets
-        self.wide_description = nn.Parameter(torch.zeros(description_size, len(description_values)))
         self.bias = nn.Parameter(torch.zeros(num_values))
         # candidate features: similarity-sharpened and plain neighbour vote shares, stated in title / description
         self.feature_weight = nn.Parameter(torch.ones(num_attributes, self.NUM_FEATURES))
@@ -68,8 +61,6 @@ class FusionGNN(nn.Module):
         for emb in (self.lexical, self.category, self.value, self.out):
             nn.init.normal_(emb.weight, std=0.1)      # unit-variance rows would make 256-d dot products explode
         self.register_buffer("value_attribute", torch.tensor(value_attribute, dtype=torch.long), persistent=False)
-        self.register_buffer("description_values", torch.tensor(list(description_values), dtype=torch.long),
-                             persistent=False)
 
     def __repr__(self) -> str:
         c = self.config
@@ -105,8 +96,7 @@ class FusionGNN(nn.Module):
         return root + torch.relu(out)
 
     def forward(self, x_value: Tensor, h1: Tensor, similar: Tensor, similar_weight: Tensor,
-                num_targets: int, features: Tensor, wide: tuple[Tensor, Tensor, Tensor],
-                description: Tensor) -> Tensor:
+                num_targets: int, features: Tensor) -> Tensor:
         """(num_targets, num_values) logits for the first ``num_targets`` products of ``h1``.
 
         Args:
@@ -114,14 +104,8 @@ class FusionGNN(nn.Module):
             similar_weight: (S,) edge weights, summing to 1 per target.
             features: (num_targets, num_values, 4) per candidate value: neighbour vote shares (2), stated in
                 the title, stated in the description.
-            wide: (term ids, bag offsets, tf-idf weights) of the targets' title terms.
-            description: sparse (num_targets, description_size) tf-idf of their frequent description terms.
         """
         h2 = h1[:num_targets] + torch.relu(self.layer2((h1, h1[:num_targets]), similar, similar_weight))
         q = self.head(self.dropout(h2))                                   # (t, h)
-        ids, offsets, weights = wide
-        logits = q @ (self.value_out(x_value) + self.out.weight).T + self.bias      # (t, num_values)
-        logits = logits + self.wide(ids, offsets, per_sample_weights=weights)
-        if len(self.description_values):
-            logits = logits.index_add(1, self.description_values, torch.sparse.mm(description, self.wide_description))
+        logits = q @ (self.value_out(x_value) + self.out.weight).T + self.bias
         return logits + (features * self.feature_weight[self.value_attribute]).sum(-1)

@@ -1,11 +1,12 @@
 """The model directory: config.json + safetensors + FAISS index + id maps, never pickle.
 
 ```
-config.json            parameters, network shape, attributes, temperatures, versions
+config.json            parameters, network shape, attributes, versions
 nodes.json             id maps: SKUs, categories, (attribute, value) nodes
 edges.safetensors      the co-occurrence graph
 vocab.json             tf-idf vocabulary, attributes seen per category
 network.safetensors    FusionGNN weights
+linear.safetensors     linear text scorer (sparse term x value weights)
 state.safetensors      neighbours, pool states, scored gaps of the training catalog
 neighbours.faiss       product vectors for similar-product search
 ontology.ttl           the ontology the model was trained with
@@ -29,7 +30,7 @@ from .ontology import Ontology
 from .rules import RuleSet
 from .text import LexicalFeatures
 
-STATE = ("knn_index", "knn_score", "text_hash", "value_attribute", "temperatures",
+STATE = ("knn_index", "knn_score", "text_hash", "record_hash", "value_attribute", "mix",
          "cells_product", "cells_attribute", "cells_values", "cells_logits")
 
 
@@ -63,11 +64,12 @@ def save(completer, path) -> None:
                  "category_attributes": [[list(k), sorted(v)] for k, v in c.category_attributes_.items()]}
         (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
         save_torch({k: v.contiguous() for k, v in c.model_.state_dict().items()}, str(tmp / "network.safetensors"))
-        state = {"knn_index": c.knn_[0], "knn_score": c.knn_[1], "text_hash": c.text_hash_,
-                 "value_attribute": c.value_attribute_, "temperatures": c.temperatures_,
+        state = {"knn_index": c.knn_[0], "knn_score": c.knn_[1], "text_hash": c.text_hash_, "record_hash": c.record_hash_,
+                 "value_attribute": c.value_attribute_, "mix": c.mix_,
                  "pool_h1": c.pool_.h1.numpy()}
         state.update({f"cells_{k}": v for k, v in c.cells_.items()})
         save_numpy({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp / "state.safetensors"))
+        save_numpy(c.linear_.get_state(), str(tmp / "linear.safetensors"))
         c.index_.save(tmp / "neighbours.faiss")
         (tmp / "ontology.ttl").write_text(c.ontology_.to_turtle(origin="model snapshot"), encoding="utf-8")
         db = sqlite3.connect(tmp / "products.sqlite")
@@ -112,8 +114,9 @@ def load(cls, path, ontology: Path | None = None):
     self.category_attributes_ = {tuple(k): set(v) for k, v in vocab["category_attributes"]}
     state = load_file(str(path / "state.safetensors"))
     self.knn_ = (state["knn_index"], state["knn_score"])
-    self.text_hash_, self.value_attribute_ = state["text_hash"], state["value_attribute"]
-    self.temperatures_ = state["temperatures"]
+    self.text_hash_, self.record_hash_ = state["text_hash"], state["record_hash"]
+    self.value_attribute_ = state["value_attribute"]
+    self.mix_ = state["mix"]
     self.pool_h1_ = state["pool_h1"]
     self.cells_ = {k[len("cells_"):]: state[k] for k in STATE if k.startswith("cells_")}
     self.ontology_ = Ontology.load(ontology or path / "ontology.ttl")
@@ -124,9 +127,11 @@ def load(cls, path, ontology: Path | None = None):
 def load_network(self) -> None:
     """Load what scoring new products needs: the network weights, pool states and the FAISS index."""
     import torch
+    from safetensors.numpy import load_file as load_file_numpy
     from safetensors.torch import load_file
 
     from .index import NeighbourIndex
+    from .linear import LinearTextScorer
     from .model import FusionGNN
     from .train import Pool
 
@@ -135,6 +140,7 @@ def load_network(self) -> None:
     self.model_.eval()
     self.pool_ = Pool(torch.from_numpy(self.pool_h1_), self._pool_values(), self.value_attribute_)
     self.index_ = NeighbourIndex.load(self.path_ / "neighbours.faiss")
+    self.linear_ = LinearTextScorer.from_state(load_file_numpy(str(self.path_ / "linear.safetensors")), C=self.svm_c)
 
 
 def read_products(path, skus: list[str]) -> list[Product]:

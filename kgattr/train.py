@@ -1,8 +1,9 @@
-"""Fitting the FusionGNN: recover attribute values hidden from it, then calibrate its confidences.
+"""Fitting the FusionGNN: recover attribute values hidden from it; then mix and calibrate scores.
 
 Every epoch hides a random share of the known product-value edges from the whole graph; the hidden
 edges of a batch's products are its targets, so the model never sees the answer it is asked for.
-A fixed set of calibration edges is never a target; temperatures per attribute are fitted on them.
+A fixed set of calibration edges is never a target (nor a training cell of the linear text scorer);
+per-attribute weights of the GNN's and the linear scorer's scores are fitted on them (they also calibrate).
 """
 from __future__ import annotations
 
@@ -108,24 +109,7 @@ def batch_logits(model: FusionGNN, x_value: torch.Tensor, inputs: Inputs, visibl
     votes = neighbour_votes(index, score, pool.values, pool.value_attribute, sharpness)
     mentions = torch.from_numpy(inputs.mentions[rows].toarray()).view(len(rows), 2, -1).transpose(1, 2)
     features = torch.cat([votes, mentions], -1)                             # (len(rows), num_values, 4)
-    lexical = inputs.lexical[rows]
-    return model(x_value, h1, similar, weight, len(rows), features, wide_inputs(lexical, model.config["wide_size"]),
-                 description_inputs(lexical, model.config["wide_size"], model.config["description_size"]))
-
-
-def description_inputs(lexical: sp.csr_matrix, start: int, size: int) -> torch.Tensor:
-    """Sparse (rows, size) tensor of the description-term columns [start, start + size) of ``lexical``."""
-    part = lexical[:, start:start + size].tocoo()
-    # rows of a CSR slice: sorted and unique, hence already coalesced
-    return torch.sparse_coo_tensor(np.stack([part.row, part.col]).astype(np.int64), part.data.astype(np.float32),
-                                   (lexical.shape[0], size), is_coalesced=True, check_invariants=False)
-
-
-def wide_inputs(lexical: sp.csr_matrix, wide_size: int):
-    """EmbeddingBag inputs of the title terms (columns < wide_size) of ``lexical`` rows."""
-    lex = lexical[:, :wide_size].tocsr() if wide_size else sp.csr_matrix((lexical.shape[0], 1), dtype=np.float32)
-    return (torch.from_numpy(lex.indices.astype(np.int64)), torch.from_numpy(lex.indptr[:-1].astype(np.int64)),
-            torch.from_numpy(lex.data.astype(np.float32)))
+    return model(x_value, h1, similar, weight, len(rows), features)
 
 
 def _visible(edges: np.ndarray, keep: np.ndarray, shape) -> sp.csr_matrix:
@@ -153,10 +137,9 @@ def fit_model(model: FusionGNN, inputs: Inputs, neighbours: tuple[np.ndarray, np
     value_attribute = model.value_attribute.numpy()
     attr_mask = _attribute_mask(value_attribute)
     cooccurs, pmi = _graph_tensors(*graph_edges)
-    sparse = [model.lexical.weight, model.wide.weight]
-    dense = [p for p in model.parameters() if all(p is not q for q in sparse)]
+    dense = [p for p in model.parameters() if p is not model.lexical.weight]
     optimizers = [torch.optim.AdamW(dense, lr=lr, weight_decay=1e-5, fused=True),        # fused: ~7x faster on CPU
-                  torch.optim.SparseAdam(sparse, lr=lexical_lr or lr)]
+                  torch.optim.SparseAdam([model.lexical.weight], lr=lexical_lr or lr)]
     n = inputs.text.shape[0]
     steps = epochs * ((n + batch_size - 1) // batch_size)
     schedulers = [torch.optim.lr_scheduler.OneCycleLR(o, max_lr=o.defaults["lr"], total_steps=max(steps, 1),
@@ -166,9 +149,7 @@ def fit_model(model: FusionGNN, inputs: Inputs, neighbours: tuple[np.ndarray, np
     for epoch in range(epochs):
         hidden = rng.random(edges.shape[1]) < mask_rate
         visible = _visible(edges, ~hidden, inputs.values.shape)
-        is_target = hidden & targetable & ~calibration
-        target_by_product = sp.csr_matrix((np.ones(int(is_target.sum()), np.float32),
-                                           (edges[0][is_target], edges[1][is_target])), shape=inputs.values.shape)
+        target_by_product = _visible(edges, hidden & targetable & ~calibration, inputs.values.shape)
         pool = Pool(pool_states(model, inputs, visible, graph_edges), visible, value_attribute)
         model.train()
         losses = []
@@ -263,48 +244,53 @@ def calibration_logits(model: FusionGNN, inputs: Inputs, neighbours, graph_edges
         truth.append(t.col)
         out.append(logits[torch.from_numpy(t.row.astype(np.int64))].numpy())
     if not rows:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, len(value_attribute)), np.float32)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, inputs.values.shape[1]), np.float32)
     return np.concatenate(rows), np.concatenate(truth), np.concatenate(out)
 
 
-def fit_temperatures(logits: np.ndarray, truth: np.ndarray, allowed: np.ndarray, value_attribute: np.ndarray,
-                     num_attributes: int, min_cells: int = 50) -> np.ndarray:
-    """(num_attributes,) temperatures minimising held-out NLL; attributes with few cells share one.
+def fit_mixture(scores: list[np.ndarray], truth: np.ndarray, allowed: np.ndarray, value_attribute: np.ndarray,
+                num_attributes: int, min_cells: int = 50) -> np.ndarray:
+    """(num_attributes, len(scores)) weights w minimising the held-out NLL of softmax(sum_j w_j * scores_j).
+
+    One weight per score and attribute: stacking and temperature scaling in one. Attributes with fewer
+    than ``min_cells`` held-out cells share the weights fitted on all cells.
 
     Args:
-        logits: (c, num_values) raw scores of the calibration cells.
+        scores: each (c, num_values), raw scores of the calibration cells.
         truth: (c,) true value index of each cell.
         allowed: (c, num_values) bool, the candidates the rules leave (the true value always among them).
     """
-    def fit(z: torch.Tensor, y: torch.Tensor) -> float:
-        log_t = torch.zeros(1, requires_grad=True)
-        opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
+    def fit(z: torch.Tensor, ok: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+        w = torch.ones(z.shape[-1], requires_grad=True)
+        opt = torch.optim.LBFGS([w], lr=0.1, max_iter=100)
 
         def closure():
             opt.zero_grad()
-            loss = F.cross_entropy(z / log_t.exp(), y)
+            loss = F.cross_entropy((z @ w).masked_fill(~ok, -1e9), y)
             loss.backward()
             return loss
         opt.step(closure)
-        return float(log_t.detach().exp().clamp(0.05, 20.0))
+        return w.detach().clamp(0.0, 50.0).numpy()
 
-    temps = np.ones(num_attributes, dtype=np.float32)
+    weights = np.ones((num_attributes, len(scores)), dtype=np.float32)
     if len(truth) == 0:
-        return temps
+        return weights
     attr = value_attribute[truth]
     starts = np.searchsorted(value_attribute, np.arange(num_attributes + 1))
     width = int(np.diff(starts)[np.unique(attr)].max())
-    # (c, width): each cell's own attribute segment, rule-rejected and padding columns at -1e9
+    # (c, width): each cell's own attribute segment, without rule-rejected and padding columns
     cols = starts[attr][:, None] + np.arange(width)[None, :]
     inside = cols < starts[attr + 1][:, None]
     cols = np.minimum(cols, len(value_attribute) - 1)
     ok = inside & np.take_along_axis(allowed, cols, 1)
     ok[np.arange(len(truth)), truth - starts[attr]] = True
-    z = torch.from_numpy(np.where(ok, np.take_along_axis(logits, cols, 1), -1e9).astype(np.float32))
+    z = torch.from_numpy(np.stack([np.take_along_axis(s, cols, 1) for s in scores], -1)
+                         .astype(np.float32))                                           # (c, width, len(scores))
+    ok = torch.from_numpy(ok)
     y = torch.from_numpy((truth - starts[attr]).astype(np.int64))
-    temps[:] = fit(z, y)
+    weights[:] = fit(z, ok, y)
     for a in np.unique(attr):
         sel = np.flatnonzero(attr == a)
         if len(sel) >= min_cells:
-            temps[a] = fit(z[sel], y[sel])
-    return temps
+            weights[a] = fit(z[sel], ok[sel], y[sel])
+    return weights

@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from kgattr.model import FusionGNN
-from kgattr.train import fit_temperatures, neighbour_votes
+from kgattr.train import fit_mixture, neighbour_votes
 
 
-def test_temperature_recovers_overconfidence():
+def test_mixture_recovers_overconfidence_and_ignores_noise():
     rng = np.random.default_rng(0)
     value_attribute = np.array([0, 0, 0, 1, 1])
     true = rng.normal(size=(4000, 5)).astype(np.float32)
@@ -16,8 +16,10 @@ def test_temperature_recovers_overconfidence():
         cols = np.flatnonzero(value_attribute == a)
         p = np.exp(true[i, cols]) / np.exp(true[i, cols]).sum()
         truth[i] = cols[rng.choice(len(cols), p=p)]
-    temps = fit_temperatures(true * 3, truth, np.ones_like(true, dtype=bool), value_attribute, 2)
-    assert temps == pytest.approx([3, 3], rel=0.15)
+    noise = rng.normal(size=true.shape).astype(np.float32)
+    weights = fit_mixture([true * 3, noise], truth, np.ones_like(true, dtype=bool), value_attribute, 2)
+    assert weights[:, 0] == pytest.approx([1 / 3, 1 / 3], rel=0.15)
+    assert np.abs(weights[:, 1]).max() < 0.1
 
 
 def test_neighbour_votes_share_among_neighbours_with_the_attribute():
@@ -38,3 +40,31 @@ def test_model_repr_and_config():
                   value_attribute=[0, 0, 0, 1, 1], hidden_channels=16)
     assert repr(m) == "FusionGNN(text_dim=8, lexical_size=20, num_values=5, hidden_channels=16)"
     assert FusionGNN(**m.get_config()).get_config() == m.get_config()
+
+
+def test_linear_scorer_matches_liblinear_and_round_trips():
+    import scipy.sparse as sp
+    from sklearn.svm import LinearSVC
+
+    from kgattr.linear import LinearTextScorer
+
+    n, terms, title_size = 300, 40, 10
+    x = sp.random(n, terms, density=0.2, random_state=0, format="csr", dtype=np.float32)
+    # attribute 0: values 0-2 (multi-class); attribute 1: values 3-4 (binary); attribute 2: value 5 only;
+    # value 6 of attribute 2 never held by a training cell
+    value_attribute = np.array([0, 0, 0, 1, 1, 2, 2])
+    a0 = np.asarray(x[:, :3].argmax(1)).ravel()
+    a1 = 3 + (np.asarray(x[:, 5].todense()).ravel() > 0)
+    rows = np.concatenate([np.arange(n)] * 3)
+    values = np.concatenate([a0, a1, np.full(n, 5)])
+    scorer = LinearTextScorer(C=0.5, description_values=2).fit(x, rows, values, value_attribute, title_size)
+    scores = scorer.decision(x)
+    title = x[:, :title_size]
+    expected = LinearSVC(C=0.5).fit(title, a0).decision_function(title)  # 3 values > 2: title terms only
+    assert np.allclose(scores[:, :3], expected, atol=1e-5)
+    d = LinearSVC(C=0.5).fit(x, a1).decision_function(x)                  # 2 values: every term
+    assert np.allclose(scores[:, 4] - scores[:, 3], d, atol=1e-5)
+    assert (scores[:, 5] > scores[:, 6]).all() and (scores[:, 6] == scorer.unseen_score).all()
+    assert scorer.weight_[title_size:, :3].nnz == 0
+    again = LinearTextScorer.from_state(scorer.get_state())
+    assert np.array_equal(again.decision(x), scores)

@@ -1,0 +1,90 @@
+"""The linear text scorer: one linear SVM per attribute over the tf-idf of the product's text.
+
+It is the DataWig-style half of kgattr's stacking. The GNN reads the graph and similar products; this
+scorer reads title and description terms, fitted to convergence by liblinear (a jointly trained linear
+layer in the network stayed well short of it). The two are mixed per attribute on held-out cells.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+
+
+class LinearTextScorer:
+    """Scores every value of every attribute from tf-idf features, one-vs-rest linear SVMs per attribute.
+
+    Args:
+        C: inverse regularisation strength of each SVM.
+        description_values: attributes with at most this many values read title and description terms;
+            larger ones (brands, colours) read title terms only, which is where they are stated and keeps
+            the (terms x values) weights small.
+        unseen_score: score of a value that no training cell holds.
+    """
+
+    def __init__(self, *, C: float = 0.5, description_values: int = 50, unseen_score: float = -5.0):
+        self.C = C
+        self.description_values = description_values
+        self.unseen_score = unseen_score
+
+    def fit(self, lexical: sp.csr_matrix, rows: np.ndarray, values: np.ndarray, value_attribute: np.ndarray,
+            title_size: int, progress: bool = False) -> "LinearTextScorer":
+        """Fit on training cells: product ``rows`` (c,) of ``lexical`` (n, terms) hold value indices ``values`` (c,).
+
+        ``value_attribute`` (num_values,) maps value indices to attributes; columns [0, title_size) of
+        ``lexical`` are title terms.
+        """
+        from sklearn.svm import LinearSVC
+        from tqdm.auto import tqdm
+
+        num_values = len(value_attribute)
+        size = np.bincount(value_attribute, minlength=int(value_attribute.max()) + 1 if num_values else 0)
+        bias = np.full(num_values, self.unseen_score, dtype=np.float32)
+        parts = []                                                   # COO blocks (term, value, weight)
+        attribute = value_attribute[values]
+        for a in tqdm(np.unique(attribute), desc="linear scorer", unit="attribute", disable=not progress):
+            sel = attribute == a
+            labels = values[sel]
+            classes = np.unique(labels)
+            if len(classes) == 1:
+                bias[classes[0]] = 0.0
+                continue
+            width = lexical.shape[1] if size[a] <= self.description_values else title_size
+            x = lexical[rows[sel]][:, :width]
+            with warnings.catch_warnings():
+                # value indices as labels look like a regression target to scikit-learn's heuristics
+                warnings.filterwarnings("ignore", message="The number of unique classes", category=UserWarning)
+                svm = LinearSVC(C=self.C).fit(x, labels)
+            coef, intercept = svm.coef_, svm.intercept_
+            if len(classes) == 2:                      # one decision d: the pair's scores are +-d/2
+                coef = np.vstack([-coef, coef]) / 2
+                intercept = np.array([-intercept[0], intercept[0]]) / 2
+            bias[classes] = intercept
+            # terms absent from every training row of the attribute get exactly zero weight
+            term, k = np.nonzero(coef.T)
+            parts.append((term, classes[k], coef.T[term, k]))
+        if parts:
+            term, value, weight = (np.concatenate(x) for x in zip(*parts))
+        else:
+            term, value, weight = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+        self.weight_ = sp.csr_matrix((weight.astype(np.float32), (term, value)), shape=(lexical.shape[1], num_values))
+        self.bias_ = bias
+        return self
+
+    def decision(self, lexical: sp.csr_matrix) -> np.ndarray:
+        """(n, num_values) float32 scores of the products' tf-idf rows (n, terms)."""
+        return (lexical @ self.weight_).toarray() + self.bias_
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        w = self.weight_
+        return {"linear_indptr": w.indptr.astype(np.int64), "linear_indices": w.indices.astype(np.int32),
+                "linear_data": w.data, "linear_shape": np.array(w.shape, dtype=np.int64), "linear_bias": self.bias_}
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray], **params) -> "LinearTextScorer":
+        self = cls(**params)
+        self.weight_ = sp.csr_matrix((state["linear_data"], state["linear_indices"], state["linear_indptr"]),
+                                     shape=tuple(state["linear_shape"]))
+        self.bias_ = state["linear_bias"]
+        return self
