@@ -337,13 +337,18 @@ class AttributeCompleter:
         Evidence is gathered for completions at least ``evidence_floor`` confident (the others get ``{}``).
         """
         out = {p.sku: ProductCompletion(p.sku, dict(p.attributes), []) for p in products}
-        for r, a, vals, logits in zip(cells["product"], cells["attribute"], cells["values"], cells["logits"]):
+        vals = cells["values"]
+        names = np.array([v for _, v in self.graph_.values] + [None], dtype=object)[vals]    # -1 pads -> None
+        categories = [tuple(products[r].category) for r in cells["product"]]
+        masks, at = {}, []
+        for c in categories:
+            at.append(masks.setdefault(c, len(masks)))
+        masks = np.stack([self._allowed_mask(c) for c in masks]) if masks else np.zeros((0, len(self.graph_.values)), bool)
+        allowed = masks[np.array(at, dtype=np.int64)[:, None], vals] if len(at) else np.zeros(vals.shape, bool)
+        attributes = [self.attributes_[a] for a in cells["attribute"]]
+        decisions = decide(self.rules_, categories, attributes, names, cells["logits"], allowed)
+        for r, a, attr, (value, conf, alts, rejected) in zip(cells["product"], cells["attribute"], attributes, decisions):
             p = products[r]
-            ok = vals >= 0
-            names = [self.graph_.values[v][1] for v in vals[ok]]
-            attr = self.attributes_[a]
-            value, conf, alts, rejected = decide(self.rules_, tuple(p.category), attr, names, logits[ok],
-                                                 self._allowed_mask(p.category)[vals[ok]])
             evidence = self._evidence(p, a, value, neighbours[r]) if value is not None and conf >= evidence_floor \
                 else {}
             out[p.sku].completions.append(Completion(p.sku, attr, value, round(conf, 4), alts, rejected, evidence))

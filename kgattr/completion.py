@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,9 +20,8 @@ class Completion:
     evidence: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        d = asdict(self)
-        d.pop("sku")
-        return d
+        return {"attribute": self.attribute, "value": self.value, "confidence": self.confidence,
+                "alternatives": self.alternatives, "rejected": self.rejected, "evidence": self.evidence}
 
 
 @dataclass
@@ -35,28 +34,39 @@ class ProductCompletion:
         return {"sku": self.sku, "known": self.known, "completions": [c.to_json() for c in self.completions]}
 
 
-def decide(rules, category: tuple[str, ...], attribute: str, values: list[str], logits: np.ndarray,
-           allowed: np.ndarray | None = None, alternatives: int = 3):
-    """Walk candidates best first; rule-breaking ones are rejected and the next consistent one wins.
+def decide(rules, categories: list[tuple[str, ...]], attributes: list[str], names: np.ndarray, logits: np.ndarray,
+           allowed: np.ndarray, alternatives: int = 3) -> list[tuple]:
+    """Walk each cell's candidates best first; rule-breaking ones are rejected and the next consistent one wins.
 
     Args:
-        allowed: (len(values),) bool, the rules' verdict if already known (compiled masks), else checked here.
+        categories, attributes: (M,) the product category and attribute of each cell.
+        names: (M, k) candidate values, best first; None pads cells with fewer than k candidates.
+        logits: (M, k) their calibrated logits.
+        allowed: (M, k) bool, the rules' verdict on each candidate (compiled masks).
 
-    Returns (value or None, confidence, alternatives [{value, confidence}], rejected [{value, rule}]).
-    Confidence is the softmax of the (calibrated) logits over the consistent candidates.
+    Returns one (value or None, confidence, alternatives [{value, confidence}], rejected [{value, rule}])
+    per cell. Confidence is the softmax of the logits over the consistent candidates.
     """
-    if allowed is None:
-        allowed = np.array([rules.check(category, attribute, v) is None for v in values], dtype=bool)
-    keep = np.flatnonzero(allowed).tolist()
-    first = keep[0] if keep else len(values)
-    rejected = [{"value": v, "rule": rules.check(category, attribute, v).rule} for v in values[:first]]
-    if not keep:
-        return None, 0.0, [], rejected
-    z = logits[keep]
-    p = np.exp(z - z.max())
-    p /= p.sum()
-    alts = [{"value": values[i], "confidence": round(float(q), 4)} for i, q in zip(keep[1:alternatives + 1], p[1:])]
-    return values[keep[0]], float(p[0]), alts, rejected
+    valid = names != None                                                   # noqa: E711 (element-wise)
+    keep = allowed & valid
+    found = keep.any(1)
+    first = np.where(found, keep.argmax(1), valid.sum(1))
+    z = np.where(keep, logits, -np.inf)
+    z = np.exp(z - np.where(found, z.max(1), 0.0)[:, None])
+    p = z / np.maximum(z.sum(1, keepdims=True), 1e-30)
+    rank = np.cumsum(keep, 1) - 1
+    row, col = np.nonzero(keep & (rank >= 1) & (rank <= alternatives))
+    bounds = np.searchsorted(row, np.arange(len(names) + 1))
+    out = []
+    for m in range(len(names)):
+        rejected = [{"value": v, "rule": rules.check(categories[m], attributes[m], v).rule}
+                    for v in names[m, :first[m]]]
+        if not found[m]:
+            out.append((None, 0.0, [], rejected))
+            continue
+        alts = [{"value": names[m, j], "confidence": round(float(p[m, j]), 4)} for j in col[bounds[m]:bounds[m + 1]]]
+        out.append((names[m, first[m]], float(p[m, first[m]]), alts, rejected))
+    return out
 
 
 @lru_cache(maxsize=4096)

@@ -88,3 +88,20 @@ def test_inductive_new_product(fitted):
 def test_impute_does_not_touch_known_values(fitted, catalog):
     for pc in fitted.impute(catalog):
         assert not {c.attribute for c in pc.completions} & set(catalog[pc.sku].attributes)
+
+
+def test_decide_walks_past_rejected_candidates_and_abstains():
+    from types import SimpleNamespace
+
+    from kgattr.completion import decide
+
+    rules = SimpleNamespace(check=lambda category, attribute, value: SimpleNamespace(rule=f"r/{value}"))
+    names = np.array([["a", "b", "c", None], ["x", "y", None, None]], dtype=object)
+    logits = np.array([[3.0, 2.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    allowed = np.array([[False, True, True, True], [False, False, True, True]])
+    (v0, c0, alts0, rej0), (v1, c1, alts1, rej1) = decide(rules, [("C",)] * 2, ["A"] * 2, names, logits, allowed)
+    assert (v0, rej0) == ("b", [{"value": "a", "rule": "r/a"}])
+    assert c0 == pytest.approx(1 / (1 + np.exp(-1.0)))
+    assert alts0 == [{"value": "c", "confidence": round(1 / (1 + np.exp(1.0)), 4)}]
+    assert (v1, c1, alts1) == (None, 0.0, [])
+    assert [r["value"] for r in rej1] == ["x", "y"]
