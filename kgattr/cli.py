@@ -32,7 +32,7 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
           out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
           ontology: Optional[Path] = typer.Option(None, "--ontology", help="Expert ontology; induced from the catalog if absent."),
           text_model: Optional[Path] = typer.Option(None, "--text-model", help="Local Hugging Face model directory."),
-          epochs: int = typer.Option(8, help="Training epochs."),
+          epochs: Optional[int] = typer.Option(None, help="Training epochs of the GNN [default: 4]."),
           max_length: int = typer.Option(48, help="BERT tokens per product."),
           seed: int = typer.Option(0, help="Random seed.")):
     """Learn ontology, graph, text features and the GNN from a catalog.
@@ -45,8 +45,9 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
 
     cat = read_catalog(catalog)
     onto = Ontology.load(ontology) if ontology else None
-    completer = AttributeCompleter(text_model=str(text_model) if text_model else None, epochs=epochs,
-                                   max_length=max_length, seed=seed, progress=_progress())
+    completer = AttributeCompleter(text_model=str(text_model) if text_model else None,
+                                   max_length=max_length, seed=seed, progress=_progress(),
+                                   **({"epochs": epochs} if epochs else {}))
     completer.fit(cat, onto)
     completer.save(out)
     typer.echo(f"trained on {len(cat)} products, {len(completer.targets_)} attributes; "
@@ -189,7 +190,7 @@ def evaluate(catalog: Path = typer.Argument(..., help="Catalog with known values
              mask_rate: float = typer.Option(0.2, help="Share of known cells hidden."),
              seed: int = typer.Option(0, help="Random seed of the split."),
              min_count: int = typer.Option(1000, help="Target attributes: filled at least this often."),
-             epochs: int = typer.Option(8, help="kgattr training epochs."),
+             epochs: Optional[int] = typer.Option(None, help="kgattr's GNN training epochs [default: 4]."),
              methods: str = typer.Option("tfidf,kgattr", help="Comma-separated methods to run."),
              report: Optional[Path] = typer.Option(None, "--report", help="Write report.json here.")):
     """Hide known cells, fit kgattr and the tf-idf baseline on the rest, score both on the hidden cells.

@@ -5,6 +5,7 @@ import hashlib
 import json
 import logging
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ class AttributeCompleter:
     """
 
     def __init__(self, *, text_model: str | None = None, max_length: int = 48, hidden_channels: int = 256,
-                 epochs: int = 8, batch_size: int = 256, lr: float = 3e-3, lexical_lr: float = 1e-2,
+                 epochs: int = 4, batch_size: int = 256, lr: float = 3e-3, lexical_lr: float = 1e-2,
                  svm_c: float = 0.5, mask_rate: float = 0.25, neighbours: int = 10, sharpness: float = 0.05,
                  category_weight: float = 0.5,
                  min_attribute_count: int = 20, calibration_share: float = 0.05, top_k: int = 10, seed: int = 0,
@@ -131,21 +132,22 @@ class AttributeCompleter:
         target_attr = np.isin(self.value_attribute_[coo.col], [aindex[a] for a in self.targets_])
         rng = np.random.default_rng(self.seed)
         calibration = target_attr & (rng.random(coo.nnz) < self.calibration_share)
+        trained = target_attr & ~calibration
         self.model_ = FusionGNN(text_dim=text.shape[1], lexical_size=self.lexical_.size,
                                 num_categories=len(graph.categories), num_values=len(graph.values),
                                 num_attributes=len(self.attributes_), value_attribute=self.value_attribute_.tolist(),
                                 hidden_channels=self.hidden_channels)
         edges = (graph.cooccurs, graph.pmi)
-        self.history_ = fit_model(self.model_, inputs, self.knn_, edges, target_attr, calibration,
-                                  # small catalogs still get several updates per epoch
-                                  epochs=self.epochs, batch_size=min(self.batch_size, max(32, len(catalog) // 8)), lr=self.lr,
-                                  mask_rate=self.mask_rate, sharpness=self.sharpness, seed=self.seed,
-                                  lexical_lr=self.lexical_lr, progress=self.progress)
+        with ThreadPoolExecutor(1) as executor:       # liblinear releases the GIL: SVMs fit while the GNN trains
+            linear = executor.submit(LinearTextScorer(C=self.svm_c).fit, inputs.lexical, coo.row[trained],
+                                     coo.col[trained], self.value_attribute_, self.lexical_.title_size_)
+            self.history_ = fit_model(self.model_, inputs, self.knn_, edges, target_attr, calibration,
+                                      # small catalogs still get several updates per epoch
+                                      epochs=self.epochs, batch_size=min(self.batch_size, max(32, len(catalog) // 8)),
+                                      lr=self.lr, mask_rate=self.mask_rate, sharpness=self.sharpness, seed=self.seed,
+                                      lexical_lr=self.lexical_lr, progress=self.progress)
+            self.linear_ = linear.result()
         log.info("trained: losses %s", [round(x, 4) for x in self.history_])
-        trained = target_attr & ~calibration
-        self.linear_ = LinearTextScorer(C=self.svm_c).fit(inputs.lexical, coo.row[trained], coo.col[trained],
-                                                          self.value_attribute_, self.lexical_.title_size_,
-                                                          progress=self.progress)
         rows, truth, logits = calibration_logits(self.model_, inputs, self.knn_, edges, calibration,
                                                  mask_rate=self.mask_rate, sharpness=self.sharpness, seed=self.seed)
         allowed = np.stack([self._allowed_mask(catalog.products[r].category) for r in rows]) if len(rows) else \

@@ -86,7 +86,7 @@ def tfidf_baseline(train: Catalog, hidden) -> dict[tuple[str, str], str]:
 
 
 def run_benchmark(catalog: Catalog, *, mask_rate: float = 0.2, seed: int = 0, min_count: int = 1000,
-                  epochs: int = 8, methods: tuple[str, ...] = ("tfidf", "kgattr"), progress: bool = False) -> dict:
+                  epochs: int | None = None, methods: tuple[str, ...] = ("tfidf", "kgattr"), progress: bool = False) -> dict:
     """Both methods on the same split; returns {"split": ..., "methods": {name: score + timings}}."""
     from .completer import AttributeCompleter
 
@@ -103,7 +103,7 @@ def run_benchmark(catalog: Catalog, *, mask_rate: float = 0.2, seed: int = 0, mi
     if "kgattr" not in methods:
         return result
     t0 = time.time()
-    completer = AttributeCompleter(epochs=epochs, seed=seed, progress=progress).fit(train)
+    completer = AttributeCompleter(seed=seed, progress=progress, **({"epochs": epochs} if epochs else {})).fit(train)
     t1 = time.time()
     predictions = {}
     for pc in completer.impute(train, evidence_floor=float("inf")):      # accuracy needs values, not evidence

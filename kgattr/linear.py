@@ -29,21 +29,20 @@ class LinearTextScorer:
         self.unseen_score = unseen_score
 
     def fit(self, lexical: sp.csr_matrix, rows: np.ndarray, values: np.ndarray, value_attribute: np.ndarray,
-            title_size: int, progress: bool = False) -> "LinearTextScorer":
+            title_size: int) -> "LinearTextScorer":
         """Fit on training cells: product ``rows`` (c,) of ``lexical`` (n, terms) hold value indices ``values`` (c,).
 
         ``value_attribute`` (num_values,) maps value indices to attributes; columns [0, title_size) of
         ``lexical`` are title terms.
         """
         from sklearn.svm import LinearSVC
-        from tqdm.auto import tqdm
 
         num_values = len(value_attribute)
         size = np.bincount(value_attribute, minlength=int(value_attribute.max()) + 1 if num_values else 0)
         bias = np.full(num_values, self.unseen_score, dtype=np.float32)
         parts = []                                                   # COO blocks (term, value, weight)
         attribute = value_attribute[values]
-        for a in tqdm(np.unique(attribute), desc="linear scorer", unit="attribute", disable=not progress):
+        for a in np.unique(attribute):
             sel = attribute == a
             labels = values[sel]
             classes = np.unique(labels)
@@ -55,7 +54,7 @@ class LinearTextScorer:
             with warnings.catch_warnings():
                 # value indices as labels look like a regression target to scikit-learn's heuristics
                 warnings.filterwarnings("ignore", message="The number of unique classes", category=UserWarning)
-                svm = LinearSVC(C=self.C).fit(x, labels)
+                svm = LinearSVC(C=self.C, random_state=0).fit(x, labels)
             coef, intercept = svm.coef_, svm.intercept_
             if len(classes) == 2:                      # one decision d: the pair's scores are +-d/2
                 coef = np.vstack([-coef, coef]) / 2
