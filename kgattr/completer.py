@@ -5,7 +5,6 @@ import hashlib
 import json
 import logging
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -138,15 +137,14 @@ class AttributeCompleter:
                                 num_attributes=len(self.attributes_), value_attribute=self.value_attribute_.tolist(),
                                 hidden_channels=self.hidden_channels)
         edges = (graph.cooccurs, graph.pmi)
-        with ThreadPoolExecutor(1) as executor:       # liblinear releases the GIL: SVMs fit while the GNN trains
-            linear = executor.submit(LinearTextScorer(C=self.svm_c).fit, inputs.lexical, coo.row[trained],
-                                     coo.col[trained], self.value_attribute_, self.lexical_.title_size_)
-            self.history_ = fit_model(self.model_, inputs, self.knn_, edges, target_attr, calibration,
-                                      # small catalogs still get several updates per epoch
-                                      epochs=self.epochs, batch_size=min(self.batch_size, max(32, len(catalog) // 8)),
-                                      lr=self.lr, mask_rate=self.mask_rate, sharpness=self.sharpness, seed=self.seed,
-                                      lexical_lr=self.lexical_lr, progress=self.progress)
-            self.linear_ = linear.result()
+        self.history_ = fit_model(self.model_, inputs, self.knn_, edges, target_attr, calibration,
+                                  # small catalogs still get several updates per epoch
+                                  epochs=self.epochs, batch_size=min(self.batch_size, max(32, len(catalog) // 8)),
+                                  lr=self.lr, mask_rate=self.mask_rate, sharpness=self.sharpness, seed=self.seed,
+                                  lexical_lr=self.lexical_lr, progress=self.progress)
+        # in a thread beside the GNN, liblinear (which releases the GIL) slowed torch's two threads more than it saved
+        self.linear_ = LinearTextScorer(C=self.svm_c).fit(inputs.lexical, coo.row[trained], coo.col[trained],
+                                                          self.value_attribute_, self.lexical_.title_size_)
         log.info("trained: losses %s", [round(x, 4) for x in self.history_])
         rows, truth, logits = calibration_logits(self.model_, inputs, self.knn_, edges, calibration,
                                                  mask_rate=self.mask_rate, sharpness=self.sharpness, seed=self.seed)
