@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .catalog import Catalog, atomic_write
-from .completion import Completion, ProductCompletion, decide, text_evidence
+from .completion import Completion, EvidenceFinder, ProductCompletion, decide
 from .exceptions import NotFittedError, UnknownSKUError
 from .graph import CatalogGraph, build_graph
 from .ontology import Ontology
@@ -403,16 +403,10 @@ class AttributeCompleter:
                                                   shape=(len(self.graph_.skus), len(self.graph_.values)))
         return self._pool_values_csr
 
-    def _evidence_tables(self):
-        """(pool size, num_attributes) value index held by each trained product (-1: none), and PMI by value pair."""
+    def _evidence(self, product, attribute: int, value: str, neighbours: np.ndarray) -> dict:
         if not hasattr(self, "_evidence_cache"):
-            hv = self.graph_.has_value
-            held = np.full((len(self.graph_.skus), len(self.attributes_)), -1, dtype=np.int32)
-            held[hv[0], self.value_attribute_[hv[1]]] = hv[1]
-            pmi = dict(zip(zip(self.graph_.cooccurs[0].tolist(), self.graph_.cooccurs[1].tolist()),
-                           self.graph_.pmi.tolist()))
-            self._evidence_cache = held, pmi, self.graph_.value_index()
-        return self._evidence_cache
+            self._evidence_cache = EvidenceFinder(self.graph_, self.attributes_, self.value_attribute_)
+        return self._evidence_cache(product, attribute, value, neighbours)
 
     def _pool_products(self, rows) -> list:
         from .modeldir import read_products
@@ -420,23 +414,6 @@ class AttributeCompleter:
         if hasattr(self, "products_"):
             return [self.products_[r] for r in rows]
         return read_products(self.path_, [self.graph_.skus[r] for r in rows])
-
-    def _evidence(self, product, attribute: int, value: str, neighbours: np.ndarray) -> dict:
-        """Similar products holding a value of ``attribute``, the known values that co-occur most with
-        ``value`` (PMI), and the passage of the product's text that states it."""
-        held, pmi, vindex = self._evidence_tables()
-        neighbours = neighbours[neighbours >= 0]
-        similar = [{"sku": self.graph_.skus[j], "value": self.graph_.values[v][1]}
-                   for j, v in zip(neighbours, held[neighbours, attribute]) if v >= 0][:5]
-        target = vindex.get((self.attributes_[attribute], value))
-        graph = []
-        for item in product.attributes.items():
-            w = pmi.get((vindex.get(item), target), 0.0)
-            if w > 0:
-                graph.append({"attribute": item[0], "value": item[1], "pmi": round(w, 3)})
-        graph.sort(key=lambda g: -g["pmi"])
-        return {"similar_skus": similar, "graph": graph[:3],
-                "text": text_evidence(value, product.title, product.description)}
 
     # ---- persistence -----------------------------------------------------------------------------
     def _load_model(self) -> None:

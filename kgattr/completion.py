@@ -69,6 +69,41 @@ def decide(rules, categories: list[tuple[str, ...]], attributes: list[str], name
     return out
 
 
+class EvidenceFinder:
+    """What backs a completion: similar products holding a value of its attribute, the product's known values
+    that co-occur most with it (PMI), and the passage of the product's own text that states it.
+
+    Args:
+        graph: the trained :class:`~kgattr.graph.CatalogGraph`.
+        attributes: attribute names, by index.
+        value_attribute: (num_values,) attribute index of each value node.
+    """
+
+    def __init__(self, graph, attributes: list[str], value_attribute: np.ndarray):
+        hv = graph.has_value
+        # (pool size, num_attributes) value index held by each trained product, -1: none
+        self.held = np.full((len(graph.skus), len(attributes)), -1, dtype=np.int32)
+        self.held[hv[0], value_attribute[hv[1]]] = hv[1]
+        self.pmi = dict(zip(zip(graph.cooccurs[0].tolist(), graph.cooccurs[1].tolist()), graph.pmi.tolist()))
+        self.vindex = graph.value_index()
+        self.graph, self.attributes = graph, attributes
+
+    def __call__(self, product, attribute: int, value: str, neighbours: np.ndarray) -> dict:
+        """Evidence for ``value`` of ``attribute`` (index) of ``product``; ``neighbours`` are pool rows, -1 padded."""
+        neighbours = neighbours[neighbours >= 0]
+        similar = [{"sku": self.graph.skus[j], "value": self.graph.values[v][1]}
+                   for j, v in zip(neighbours, self.held[neighbours, attribute]) if v >= 0][:5]
+        target = self.vindex.get((self.attributes[attribute], value))
+        graph = []
+        for item in product.attributes.items():
+            w = self.pmi.get((self.vindex.get(item), target), 0.0)
+            if w > 0:
+                graph.append({"attribute": item[0], "value": item[1], "pmi": round(w, 3)})
+        graph.sort(key=lambda g: -g["pmi"])
+        return {"similar_skus": similar, "graph": graph[:3],
+                "text": text_evidence(value, product.title, product.description)}
+
+
 @lru_cache(maxsize=4096)
 def _verbatim(value: str) -> re.Pattern:
     return re.compile(r"(?<![\w])" + re.escape(value) + r"(?![\w])", re.IGNORECASE)
