@@ -186,6 +186,51 @@ def sample(output: Path = typer.Option(..., "--output", "-o", help="Catalog file
 
 
 @app.command()
+def split(catalog: Path = typer.Argument(..., help="Catalog with known values to hide."),
+          out: Path = typer.Option(..., "--out", "-o", help="Directory for train.jsonl and truth.jsonl."),
+          mask_rate: float = typer.Option(0.2, help="Share of known cells hidden."),
+          seed: int = typer.Option(0, help="Random seed of the split."),
+          min_count: int = typer.Option(1000, help="Target attributes: filled at least this often, 2+ values.")):
+    """Hide a random share of the known cells: OUT/train.jsonl keeps the rest, OUT/truth.jsonl lists the hidden.
+
+    Example: kgattr split data/sample.jsonl --min-count 50 -o out/split
+    """
+    from .catalog import read_catalog, write_catalog, write_jsonl
+    from .evaluation import mask_cells, target_attributes
+
+    cat = read_catalog(catalog)
+    train, hidden = mask_cells(cat, mask_rate=mask_rate, seed=seed, attributes=target_attributes(cat, min_count))
+    write_catalog(train, out / "train.jsonl")
+    write_jsonl(({"sku": s, "attribute": a, "value": v} for s, a, v in hidden), out / "truth.jsonl")
+    typer.echo(f"{len(hidden)} cells hidden -> {out / 'train.jsonl'}, {out / 'truth.jsonl'}")
+
+
+@app.command()
+def score(truth: Path = typer.Argument(..., help="Hidden cells, as `kgattr split` writes them."),
+          predictions: Path = typer.Argument(..., help='JSON Lines: {"sku", "attribute", "value", "confidence"}.'),
+          as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON.")):
+    """Score any method's predictions of hidden cells: accuracy (micro, macro, per attribute), coverage, ECE.
+
+    Example: kgattr score out/split/truth.jsonl out/split/imputed.jsonl.cells.jsonl
+    """
+    from .evaluation import read_cells, score as score_cells
+
+    hidden = [(c["sku"], c["attribute"], c["value"]) for c in read_cells(truth)]
+    cells = read_cells(predictions)
+    guesses = {(c["sku"], c["attribute"]): c["value"] for c in cells}
+    confidences = {(c["sku"], c["attribute"]): float(c["confidence"]) for c in cells if "confidence" in c}
+    result = score_cells(hidden, guesses, confidences if len(confidences) == len(cells) and cells else None)
+    if as_json:
+        typer.echo(json.dumps(result, indent=1))
+        return
+    ece = f"  ECE {result['ece']:.4f}" if "ece" in result else ""
+    typer.echo(f"micro {result['micro']:.4f}  macro {result['macro']:.4f}  coverage {result['coverage']:.4f}"
+               f"{ece}  ({result['cells']} cells)")
+    for a, r in result["per_attribute"].items():
+        typer.echo(f"  {a:30s} {r['accuracy']:.4f}  ({r['cells']} cells)")
+
+
+@app.command()
 def evaluate(catalog: Path = typer.Argument(..., help="Catalog with known values to hide."),
              mask_rate: float = typer.Option(0.2, help="Share of known cells hidden."),
              seed: int = typer.Option(0, help="Random seed of the split."),

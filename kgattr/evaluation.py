@@ -44,20 +44,65 @@ def mask_cells(catalog: Catalog, *, mask_rate: float, seed: int, attributes: lis
     return Catalog(products, catalog.source), hidden
 
 
-def score(hidden, predictions: dict[tuple[str, str], str]) -> dict:
-    """Micro and macro (over attributes) accuracy; a missing prediction counts as wrong."""
+def score(hidden, predictions: dict[tuple[str, str], str],
+          confidences: dict[tuple[str, str], float] | None = None, bins: int = 15) -> dict:
+    """Micro and macro (over attributes) accuracy; a missing prediction counts as wrong.
+
+    With ``confidences``, also the expected calibration error over the predicted cells: the gap between
+    confidence and accuracy, averaged over ``bins`` equal-width confidence bins weighted by their size.
+    """
     per = defaultdict(lambda: [0, 0])
     covered = 0
+    conf, right = [], []
     for sku, a, v in hidden:
         guess = predictions.get((sku, a))
         covered += guess is not None
         per[a][0] += guess == v
         per[a][1] += 1
+        if confidences is not None and guess is not None:
+            conf.append(confidences.get((sku, a), 0.0))
+            right.append(guess == v)
     n = max(len(hidden), 1)
-    return {"micro": sum(c for c, _ in per.values()) / n,
-            "macro": float(np.mean([c / t for c, t in per.values()])) if per else 0.0,
-            "coverage": covered / n, "cells": len(hidden),
-            "per_attribute": {a: {"accuracy": c / t, "cells": t} for a, (c, t) in sorted(per.items())}}
+    result = {"micro": sum(c for c, _ in per.values()) / n,
+              "macro": float(np.mean([c / t for c, t in per.values()])) if per else 0.0,
+              "coverage": covered / n, "cells": len(hidden),
+              "per_attribute": {a: {"accuracy": c / t, "cells": t} for a, (c, t) in sorted(per.items())}}
+    if confidences is not None:
+        conf, right = np.array(conf, dtype=float), np.array(right, dtype=float)
+        which = np.minimum((conf * bins).astype(int), bins - 1)
+        gaps = [abs(conf[which == b].mean() - right[which == b].mean()) * (which == b).sum()
+                for b in range(bins) if (which == b).any()]
+        result["ece"] = float(sum(gaps) / max(len(conf), 1))
+    return result
+
+
+def read_cells(path) -> list[dict]:
+    """Cells of a JSON Lines file, each {"sku", "attribute", "value"[, "confidence"]}; errors name file and line."""
+    import json
+    from pathlib import Path
+
+    from .exceptions import CatalogError
+
+    path, cells = Path(path), []
+    if not path.exists():
+        raise CatalogError(f"{path}: no such file")
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                cell = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise CatalogError(f"{path}:{line_no}: not valid JSON ({e.msg})") from None
+            if not isinstance(cell, dict):
+                raise CatalogError(f"{path}:{line_no}: expected a JSON object")
+            for field in ("sku", "attribute", "value"):
+                if not isinstance(cell.get(field), str):
+                    raise CatalogError(f"{path}:{line_no}: field {field!r} must be a string")
+            if "confidence" in cell and not isinstance(cell["confidence"], (int, float)):
+                raise CatalogError(f"{path}:{line_no}: field 'confidence' must be a number")
+            cells.append(cell)
+    return cells
 
 
 def tfidf_baseline(train: Catalog, hidden) -> dict[tuple[str, str], str]:

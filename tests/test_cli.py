@@ -102,3 +102,22 @@ def test_help_is_instant_and_lazy():
            "print(sorted(m for m in ('torch', 'transformers', 'faiss', 'torch_geometric') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     assert out.strip().endswith("[]")
+
+
+def test_split_then_score_any_predictions(model, tmp_path):
+    out = tmp_path / "split"
+    assert run("split", model / "catalog.jsonl", "--min-count", 20, "-o", out).exit_code == 0
+    truth = [json.loads(line) for line in (out / "truth.jsonl").read_text().splitlines()]
+    assert truth and all(set(c) == {"sku", "attribute", "value"} for c in truth)
+    visible = {p.sku: p.attributes for p in read_catalog(out / "train.jsonl")}
+    assert all(c["attribute"] not in visible[c["sku"]] for c in truth)
+    # half right, all at confidence 0.5: perfectly calibrated
+    preds = [dict(c, value=c["value"] if i % 2 else "wrong", confidence=0.5) for i, c in enumerate(truth)]
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(p) + "\n" for p in preds))
+    result = run("score", out / "truth.jsonl", tmp_path / "p.jsonl", "--json")
+    report = json.loads(result.output)
+    assert report["micro"] == pytest.approx(len(truth) // 2 / len(truth))
+    assert report["coverage"] == 1.0 and report["ece"] == pytest.approx(abs(0.5 - report["micro"]))
+    (tmp_path / "bad.jsonl").write_text(json.dumps(preds[0]) + "\n" + '{"sku": "1", "attribute": "a"}\n')
+    result = run("score", out / "truth.jsonl", tmp_path / "bad.jsonl")
+    assert result.exit_code == 2 and "bad.jsonl:2: field 'value'" in result.output
