@@ -101,16 +101,21 @@ def _open_text(path: Path, mode: str):
     return open(path, mode, encoding="utf-8")
 
 
-def _read_jsonl(path: Path) -> Iterator[Product]:
+def read_json_lines(path: Path) -> Iterator[tuple[str, object]]:
+    """(``file:line``, parsed record) of each non-blank line of a JSON Lines file (optionally gzipped)."""
     with _open_text(path, "r") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                yield f"{path}:{n}", json.loads(line)
             except json.JSONDecodeError as e:
                 raise CatalogError(f"{path}:{n}: malformed JSON ({e.msg} at column {e.colno})") from None
-            yield _check_product(record, f"{path}:{n}")
+
+
+def _read_jsonl(path: Path) -> Iterator[Product]:
+    for where, record in read_json_lines(path):
+        yield _check_product(record, where)
 
 
 def _read_wide(path: Path) -> Iterator[Product]:

@@ -30,7 +30,7 @@ def _hashes(p) -> tuple[int, int]:
 
 def _hash_arrays(products) -> tuple[np.ndarray, np.ndarray]:
     pairs = [_hashes(p) for p in products]
-    return tuple(np.array([h[i] for h in pairs], dtype=np.int64).reshape(-1) for i in (0, 1))
+    return tuple(np.array([h[i] for h in pairs], dtype=np.int64) for i in (0, 1))
 
 
 class AttributeCompleter:
@@ -244,11 +244,10 @@ class AttributeCompleter:
 
         k = self.top_k
         starts = np.searchsorted(self.value_attribute_, np.arange(len(self.attributes_) + 1))
+        weight = self.mix_[self.value_attribute_]                            # (num_values, 2): GNN, linear
         parts = []
         for rows, logits in predict_logits(self.model_, inputs, knn, self.pool_, (self.graph_.cooccurs, self.graph_.pmi),
                                            sharpness=self.sharpness, progress=self.progress):
-            # (len(rows), num_values): GNN and linear scores mixed with per-attribute weights
-            weight = self.mix_[self.value_attribute_]
             logits = logits * weight[:, 0] + self.linear_.decision(inputs.lexical[rows]) * weight[:, 1]
             gap_row, gap_attr = [], []
             for i, r in enumerate(rows):

@@ -78,30 +78,23 @@ def score(hidden, predictions: dict[tuple[str, str], str],
 
 def read_cells(path) -> list[dict]:
     """Cells of a JSON Lines file, each {"sku", "attribute", "value"[, "confidence"]}; errors name file and line."""
-    import json
     from pathlib import Path
 
+    from .catalog import read_json_lines
     from .exceptions import CatalogError
 
     path, cells = Path(path), []
     if not path.exists():
         raise CatalogError(f"{path}: no such file")
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                cell = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise CatalogError(f"{path}:{line_no}: not valid JSON ({e.msg})") from None
-            if not isinstance(cell, dict):
-                raise CatalogError(f"{path}:{line_no}: expected a JSON object")
-            for field in ("sku", "attribute", "value"):
-                if not isinstance(cell.get(field), str):
-                    raise CatalogError(f"{path}:{line_no}: field {field!r} must be a string")
-            if "confidence" in cell and not isinstance(cell["confidence"], (int, float)):
-                raise CatalogError(f"{path}:{line_no}: field 'confidence' must be a number")
-            cells.append(cell)
+    for where, cell in read_json_lines(path):
+        if not isinstance(cell, dict):
+            raise CatalogError(f"{where}: expected a JSON object")
+        for field in ("sku", "attribute", "value"):
+            if not isinstance(cell.get(field), str):
+                raise CatalogError(f"{where}: field {field!r} must be a string")
+        if "confidence" in cell and not isinstance(cell["confidence"], (int, float)):
+            raise CatalogError(f"{where}: field 'confidence' must be a number")
+        cells.append(cell)
     return cells
 
 

@@ -160,7 +160,7 @@ class LexicalFeatures:
             n += 1
         min_df = min(self.min_df, max(1, n // 2))
         ranked = sorted((t for t, c in df.items() if c >= min_df), key=lambda t: (-df[t], t))
-        # title terms first: columns [0, title_size) feed the model's wide (linear) path
+        # title terms first: columns [0, title_size) are all the linear scorer reads for many-valued attributes
         title = [t for t in ranked if t.startswith("t:")][:self.max_title_features]
         rest = [t for t in ranked if t.startswith("d:")][:max(0, self.max_features - len(title))]
         kept = title + rest
