@@ -6,6 +6,7 @@ Unknown extra fields are kept on read and written back unchanged, so a catalog r
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import tempfile
@@ -207,3 +208,18 @@ def write_catalog(catalog: Catalog, path: str | os.PathLike,
     frame = pd.DataFrame(rows)
     atomic_write(path, (lambda tmp: frame.to_parquet(tmp, index=False)) if suffix == ".parquet"
                  else (lambda tmp: frame.to_csv(tmp, index=False)))
+
+
+def content_hashes(products) -> tuple:
+    """(text hashes (n,), record hashes (n,)) int64: of title, description and category; and of those plus
+    the known values. A model keeps what it computed for a product while these stay the same."""
+    import numpy as np
+
+    out = np.zeros((2, len(products)), dtype=np.int64)
+    for i, p in enumerate(products):
+        text = json.dumps([p.title, p.description, list(p.category)])
+        record = json.dumps([text, sorted(p.attributes.items())])
+        for j, x in enumerate((text, record)):
+            out[j, i] = int.from_bytes(hashlib.sha1(x.encode()).digest()[:8], "little") >> 1
+    return out[0], out[1]
+

@@ -32,7 +32,7 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
           out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
           ontology: Optional[Path] = typer.Option(None, "--ontology", help="Expert ontology; induced from the catalog if absent."),
           text_model: Optional[Path] = typer.Option(None, "--text-model", help="Local Hugging Face model directory."),
-          epochs: Optional[int] = typer.Option(None, help="Training epochs of the GNN [default: 4]."),
+          epochs: Optional[int] = typer.Option(None, help="Training epochs of the GNN [default: 3]."),
           max_length: int = typer.Option(48, help="BERT tokens per product."),
           seed: int = typer.Option(0, help="Random seed.")):
     """Learn ontology, graph, text features and the GNN from a catalog.
@@ -105,33 +105,51 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
            model: Path = ModelOpt,
            output: Path = typer.Option(..., "--output", "-o", help="Completed catalog, same format as the input."),
            cells: Optional[Path] = typer.Option(None, "--cells", help="Sidecar of filled cells (default: OUTPUT.cells.jsonl)."),
+           review: Optional[Path] = typer.Option(None, "--review", help="Gaps left empty, with their best guess (default: OUTPUT.review.jsonl)."),
            min_confidence: float = typer.Option(0.5, "--min-confidence", help="Fill only cells at least this confident."),
+           precision: Optional[float] = typer.Option(None, "--precision", help="Instead: fill an attribute's cells only where its estimated precision is at least this."),
            ontology: Optional[Path] = OntologyOpt):
     """Fill every gap of a catalog; original values are never changed.
 
-    Example: kgattr impute data/sample.jsonl --model models/sample -o out/sample.jsonl
+    Example: kgattr impute data/sample.jsonl --model models/sample -o out/sample.jsonl --precision 0.95
     """
     from .catalog import read_catalog, write_catalog, write_jsonl
     from .completer import AttributeCompleter
 
+    if precision is not None and not 0 < precision <= 1:
+        raise typer.BadParameter("must be in (0, 1]", param_hint="--precision")
     cat = read_catalog(catalog)
     if output.resolve() == catalog.resolve():
         raise typer.BadParameter("the output must not be the input catalog", param_hint="--output")
     completer = AttributeCompleter.load(model, ontology=ontology)
     completer.progress = _progress()
-    filled, rows = {}, []
-    for pc in completer.impute(cat, evidence_floor=min_confidence):
+    floor = {}                                 # attribute -> confidence threshold, with --precision
+    if precision is not None:
+        floor = {a: float("inf") if t is None else t for a, t in completer.thresholds(precision).items()}
+    lowest = min(floor.values(), default=min_confidence)
+    filled, rows, unsure = {}, [], []
+    for pc in completer.impute(cat, evidence_floor=lowest):
         attrs = dict(cat[pc.sku].attributes)
         for c in pc.completions:
-            if c.value is not None and c.confidence >= min_confidence and c.attribute not in attrs:
+            if c.value is None or c.attribute in attrs:
+                continue
+            threshold = floor.get(c.attribute, min_confidence)
+            if c.confidence >= threshold:
                 attrs[c.attribute] = c.value
                 rows.append({"sku": pc.sku, "attribute": c.attribute, "value": c.value, "confidence": c.confidence,
                              "source": "kgattr", "evidence": c.evidence})
+            else:
+                unsure.append({"sku": pc.sku, "attribute": c.attribute, "best_guess": c.value,
+                               "confidence": c.confidence, "threshold": None if threshold == float("inf") else threshold,
+                               "alternatives": c.alternatives})
         filled[pc.sku] = attrs
     cells = cells or output.with_name(output.name + ".cells.jsonl")
+    review = review or output.with_name(output.name + ".review.jsonl")
     write_jsonl(rows, cells)
+    write_jsonl(unsure, review)
     write_catalog(cat, output, filled)
-    typer.echo(f"{len(rows)} cells filled in {len(cat)} products -> {output} (cells: {cells})")
+    typer.echo(f"{len(rows)} cells filled in {len(cat)} products -> {output} (cells: {cells}); "
+               f"{len(unsure)} left for review -> {review}")
 
 
 @ontology_app.command("induce")
@@ -190,44 +208,71 @@ def split(catalog: Path = typer.Argument(..., help="Catalog with known values to
           out: Path = typer.Option(..., "--out", "-o", help="Directory for train.jsonl and truth.jsonl."),
           mask_rate: float = typer.Option(0.2, help="Share of known cells hidden."),
           seed: int = typer.Option(0, help="Random seed of the split."),
-          min_count: int = typer.Option(1000, help="Target attributes: filled at least this often, 2+ values.")):
-    """Hide a random share of the known cells: OUT/train.jsonl keeps the rest, OUT/truth.jsonl lists the hidden.
+          min_count: int = typer.Option(1000, help="Target attributes: filled at least this often, 2+ values."),
+          cold_rate: float = typer.Option(0.0, help="Share of titles whose products lose every known value."),
+          limit: Optional[int] = typer.Option(None, help="Sample this many products first.")):
+    """Hide known cells: OUT/train.jsonl keeps the rest, OUT/truth.jsonl lists the hidden ones.
 
-    Example: kgattr split data/sample.jsonl --min-count 50 -o out/split
+    Example: kgattr split data/sample.jsonl --min-count 50 --cold-rate 0.05 -o out/split
     """
     from .catalog import read_catalog, write_catalog, write_jsonl
-    from .evaluation import mask_cells, target_attributes
+    from .evaluation import split_catalog, target_attributes
 
     cat = read_catalog(catalog)
-    train, hidden = mask_cells(cat, mask_rate=mask_rate, seed=seed, attributes=target_attributes(cat, min_count))
-    write_catalog(train, out / "train.jsonl")
-    write_jsonl(({"sku": s, "attribute": a, "value": v} for s, a, v in hidden), out / "truth.jsonl")
-    typer.echo(f"{len(hidden)} cells hidden -> {out / 'train.jsonl'}, {out / 'truth.jsonl'}")
+    result = split_catalog(cat, mask_rate=mask_rate, seed=seed, cold_rate=cold_rate, limit=limit,
+                           attributes=target_attributes(cat, min_count))
+    write_catalog(result.train, out / "train.jsonl")
+    write_jsonl(result.truth(), out / "truth.jsonl")
+    typer.echo(f"{len(result.hidden)} cells hidden ({len(result.cold)} cold products) -> "
+               f"{out / 'train.jsonl'}, {out / 'truth.jsonl'}")
 
 
 @app.command()
 def score(truth: Path = typer.Argument(..., help="Hidden cells, as `kgattr split` writes them."),
           predictions: Path = typer.Argument(..., help='JSON Lines: {"sku", "attribute", "value", "confidence"}.'),
+          ontology: Optional[Path] = typer.Option(None, "--ontology", help="Count predictions breaking its rules."),
           as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON.")):
-    """Score any method's predictions of hidden cells: accuracy (micro, macro, per attribute), coverage, ECE.
+    """Score any method's predictions of hidden cells: accuracy, coverage at precision, ECE, rule breaking.
 
     Example: kgattr score out/split/truth.jsonl out/split/imputed.jsonl.cells.jsonl
     """
     from .evaluation import read_cells, score as score_cells
 
-    hidden = [(c["sku"], c["attribute"], c["value"]) for c in read_cells(truth)]
+    truth_cells = read_cells(truth)
+    hidden = [(c["sku"], c["attribute"], c["value"]) for c in truth_cells]
     cells = read_cells(predictions)
     guesses = {(c["sku"], c["attribute"]): c["value"] for c in cells}
     confidences = {(c["sku"], c["attribute"]): float(c["confidence"]) for c in cells if "confidence" in c}
-    result = score_cells(hidden, guesses, confidences if len(confidences) == len(cells) and cells else None)
+    rules = categories = None
+    if ontology is not None:
+        from .exceptions import CatalogError
+        from .ontology import Ontology
+        from .rules import RuleSet
+
+        rules = RuleSet(Ontology.load(ontology))
+        categories = {c["sku"]: tuple(c.get("category") or ()) for c in truth_cells}
+        if not all(categories.values()):
+            raise CatalogError(f"{truth}: cells need a 'category' to check rules (write them with `kgattr split`)")
+    result = score_cells(hidden, guesses, confidences if len(confidences) == len(cells) and cells else None,
+                         cold={c["sku"] for c in truth_cells if c.get("cold")}, rules=rules, categories=categories)
     if as_json:
         typer.echo(json.dumps(result, indent=1))
         return
-    ece = f"  ECE {result['ece']:.4f}" if "ece" in result else ""
-    typer.echo(f"micro {result['micro']:.4f}  macro {result['macro']:.4f}  coverage {result['coverage']:.4f}"
-               f"{ece}  ({result['cells']} cells)")
+    typer.echo(_score_line(result) + f"  ({result['cells']} cells)")
+    if "cold" in result:
+        typer.echo("cold products: " + _score_line(result["cold"]) + f"  ({result['cold']['cells']} cells)")
     for a, r in result["per_attribute"].items():
         typer.echo(f"  {a:30s} {r['accuracy']:.4f}  ({r['cells']} cells)")
+
+
+def _score_line(r: dict) -> str:
+    line = f"micro {r['micro']:.4f}  macro {r['macro']:.4f}  coverage {r['coverage']:.4f}"
+    if "ece" in r:
+        line += f"  ECE {r['ece']:.4f}  " + "  ".join(f"cov@{p} {c['coverage']:.3f}"
+                                                      for p, c in r["coverage_at_precision"].items())
+    if "rule_breaking" in r:
+        line += f"  rule-breaking {r['rule_breaking']:.4f}"
+    return line
 
 
 @app.command()
@@ -235,25 +280,31 @@ def evaluate(catalog: Path = typer.Argument(..., help="Catalog with known values
              mask_rate: float = typer.Option(0.2, help="Share of known cells hidden."),
              seed: int = typer.Option(0, help="Random seed of the split."),
              min_count: int = typer.Option(1000, help="Target attributes: filled at least this often."),
-             epochs: Optional[int] = typer.Option(None, help="kgattr's GNN training epochs [default: 4]."),
-             methods: str = typer.Option("tfidf,kgattr", help="Comma-separated methods to run."),
-             report: Optional[Path] = typer.Option(None, "--report", help="Write report.json here.")):
-    """Hide known cells, fit kgattr and the tf-idf baseline on the rest, score both on the hidden cells.
+             cold_rate: float = typer.Option(0.0, help="Share of titles whose products lose every known value."),
+             limit: Optional[int] = typer.Option(None, help="Sample this many products first (quick runs)."),
+             epochs: Optional[int] = typer.Option(None, help="kgattr's GNN training epochs [default: 3]."),
+             text_model: Optional[Path] = typer.Option(None, "--text-model", help="Local Hugging Face model directory."),
+             methods: str = typer.Option("majority,tfidf,knn,text,graph,kgattr", help="Comma-separated methods to run."),
+             report: Optional[Path] = typer.Option(None, "--report", help="Directory for report.json, report.md, plots.")):
+    """Hide known cells, fit every method on the rest, score them all on the hidden cells.
 
-    Example: kgattr evaluate data/sample.jsonl --min-count 50
+    Example: kgattr evaluate data/sample.jsonl --min-count 50 --report out/eval
     """
+    from .benchmark import ALL_METHODS, markdown, run_benchmark, write_report
     from .catalog import read_catalog
-    from .evaluation import run_benchmark
 
-    result = run_benchmark(read_catalog(catalog), mask_rate=mask_rate, seed=seed, min_count=min_count,
-                           epochs=epochs, methods=tuple(methods.split(",")), progress=_progress())
-    for name, r in result["methods"].items():
-        typer.echo(f"{name:10s} micro {r['micro']:.4f}  macro {r['macro']:.4f}  coverage {r['coverage']:.4f}  "
-                   f"fit {r['fit_s']:.0f}s  predict {r['predict_s']:.0f}s")
+    chosen = tuple(m.strip() for m in methods.split(","))
+    for m in chosen:
+        if m not in ALL_METHODS:
+            raise typer.BadParameter(f"unknown method {m!r} (choose from {', '.join(ALL_METHODS)})",
+                                     param_hint="--methods")
+    bench = run_benchmark(read_catalog(catalog), mask_rate=mask_rate, seed=seed, min_count=min_count,
+                          cold_rate=cold_rate, limit=limit, epochs=epochs, methods=chosen,
+                          text_model=str(text_model) if text_model else None, progress=_progress())
+    typer.echo(markdown(bench.summary).split("\n\n## ")[0])
     if report:
-        from .catalog import atomic_write
-
-        atomic_write(report, lambda tmp: tmp.write_text(json.dumps(result, indent=1)))
+        write_report(bench, report)
+        typer.echo(f"report -> {report}")
 
 
 def main() -> None:

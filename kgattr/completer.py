@@ -1,17 +1,15 @@
 """AttributeCompleter: the estimator that wires catalog -> ontology -> graph -> text -> GNN -> FAISS -> rules."""
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import sqlite3
 from pathlib import Path
 
 import numpy as np
 
-from .catalog import Catalog, atomic_write
+from .catalog import Catalog, atomic_write, content_hashes
 from .completion import Completion, EvidenceFinder, ProductCompletion, decide
-from .exceptions import NotFittedError, UnknownSKUError
+from .exceptions import KgattrError, NotFittedError, UnknownSKUError
 from .graph import CatalogGraph, build_graph
 from .ontology import Ontology
 from .rules import RuleSet
@@ -19,18 +17,6 @@ from .text import LexicalFeatures, TextEncoder
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
-
-
-def _hashes(p) -> tuple[int, int]:
-    """(text hash, record hash): of title, description and category; and of those plus the known values."""
-    text = json.dumps([p.title, p.description, list(p.category)])
-    record = json.dumps([text, sorted(p.attributes.items())])
-    return tuple(int.from_bytes(hashlib.sha1(x.encode()).digest()[:8], "little") >> 1 for x in (text, record))
-
-
-def _hash_arrays(products) -> tuple[np.ndarray, np.ndarray]:
-    pairs = [_hashes(p) for p in products]
-    return tuple(np.array([h[i] for h in pairs], dtype=np.int64) for i in (0, 1))
 
 
 class AttributeCompleter:
@@ -53,15 +39,17 @@ class AttributeCompleter:
         top_k: candidates kept per gap.
         seed: for every random choice.
         cache_dir: text-embedding cache (see :class:`~kgattr.text.TextEncoder`).
+        read_text: False gives the graph-only ablation of the benchmark (GRAPE-style): no BERT, tf-idf or
+            mentions, neighbours by shared known values; it completes only the products it was fitted on.
         progress: show progress bars.
     """
 
     def __init__(self, *, text_model: str | None = None, max_length: int = 48, hidden_channels: int = 256,
-                 epochs: int = 4, batch_size: int = 256, lr: float = 3e-3, lexical_lr: float = 1e-2,
+                 epochs: int = 3, batch_size: int = 256, lr: float = 3e-3, lexical_lr: float = 1e-2,
                  svm_c: float = 0.5, mask_rate: float = 0.25, neighbours: int = 10, sharpness: float = 0.05,
                  category_weight: float = 0.5,
                  min_attribute_count: int = 20, calibration_share: float = 0.05, top_k: int = 10, seed: int = 0,
-                 cache_dir=None, progress: bool = False):
+                 read_text: bool = True, cache_dir=None, progress: bool = False):
         self.text_model = text_model
         self.max_length = max_length
         self.hidden_channels = hidden_channels
@@ -78,12 +66,13 @@ class AttributeCompleter:
         self.calibration_share = calibration_share
         self.top_k = top_k
         self.seed = seed
+        self.read_text = read_text
         self.cache_dir = cache_dir
         self.progress = progress
 
     PARAMS = ("text_model", "max_length", "hidden_channels", "epochs", "batch_size", "lr", "lexical_lr", "svm_c",
               "mask_rate", "neighbours",
-              "sharpness", "category_weight", "min_attribute_count", "calibration_share", "top_k", "seed")
+              "sharpness", "category_weight", "min_attribute_count", "calibration_share", "top_k", "seed", "read_text")
 
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in self.PARAMS}
@@ -96,10 +85,10 @@ class AttributeCompleter:
         """Learn everything from ``catalog`` (the ontology is induced from it unless given)."""
         import torch
 
-        from .index import NeighbourIndex
+        from .index import NeighbourIndex, value_profile
         from .linear import LinearTextScorer
         from .model import FusionGNN
-        from .train import Inputs, Pool, calibration_logits, fit_mixture, fit_model, pool_states
+        from .train import Inputs, Pool, calibration_logits, calibration_outcomes, fit_mixture, fit_model, pool_states
 
         for cache in ("_value_matcher", "_evidence_cache", "_pool_values_csr", "_pool_row_map", "_rule_caches"):
             self.__dict__.pop(cache, None)
@@ -117,11 +106,14 @@ class AttributeCompleter:
         self.category_attributes_ = self._category_attributes(catalog)
         log.info("graph: %d values, %d targets", len(graph.values), len(self.targets_))
         self.lexical_ = LexicalFeatures().fit(catalog)
-        self.text_hash_, self.record_hash_ = _hash_arrays(catalog)
-        text = self._encoder().encode([p.text for p in catalog], progress=self.progress)
+        self.text_hash_, self.record_hash_ = content_hashes(catalog)
+        if self.read_text:
+            text = self._encoder().encode([p.text for p in catalog], progress=self.progress)
+        else:
+            text = np.zeros((len(catalog), 1), dtype=np.float32)
         inputs = self._inputs(catalog, text)
         log.info("text features: %s BERT, %d tf-idf terms", text.shape, self.lexical_.size)
-        vectors = self._vectors(text, catalog)
+        vectors = self._vectors(text if self.read_text else value_profile(inputs.values, self.seed), catalog)
         self.index_ = NeighbourIndex().add(vectors)
         hits = self.index_.search(vectors, self.neighbours, exclude=np.arange(len(catalog)))
         self.knn_ = (hits.index, hits.score)
@@ -150,8 +142,11 @@ class AttributeCompleter:
                                                  mask_rate=self.mask_rate, sharpness=self.sharpness, seed=self.seed)
         allowed = np.stack([self._allowed_mask(catalog.products[r].category) for r in rows]) if len(rows) else \
             np.zeros((0, len(graph.values)), bool)
-        self.mix_ = fit_mixture([logits, self.linear_.decision(inputs.lexical[rows])], truth, allowed,
-                                self.value_attribute_, len(self.attributes_))
+        scores = [logits, self.linear_.decision(inputs.lexical[rows])]
+        self.mix_ = fit_mixture(scores, truth, allowed, self.value_attribute_, len(self.attributes_))
+        confidence, correct = calibration_outcomes(scores, self.mix_, truth, allowed, self.value_attribute_)
+        self.calibration_ = {"attribute": self.value_attribute_[truth], "confidence": confidence,
+                             "correct": correct.astype(np.uint8)}
         self.pool_ = Pool(pool_states(self.model_, inputs, inputs.values, edges), inputs.values, self.value_attribute_)
         self.cells_ = self._score(catalog, inputs, self.knn_)
         log.info("calibrated and scored %d gaps", len(self.cells_["product"]))
@@ -213,8 +208,10 @@ class AttributeCompleter:
         matcher = self._matcher()
         mentions = sp.hstack([matcher.transform([p.title for p in catalog]),
                               matcher.transform([p.description for p in catalog])]).tocsr()
-        return Inputs(text, self.lexical_.transform(catalog),
-                      sp.csr_matrix((ones(len(crow)), (crow, ccol)), shape=(n, len(cindex))),
+        lexical = self.lexical_.transform(catalog)
+        if not self.read_text:
+            lexical, mentions = sp.csr_matrix(lexical.shape, dtype=np.float32), sp.csr_matrix(mentions.shape)
+        return Inputs(text, lexical, sp.csr_matrix((ones(len(crow)), (crow, ccol)), shape=(n, len(cindex))),
                       sp.csr_matrix((ones(len(vrow)), (vrow, vcol)), shape=(n, len(vindex))), mentions)
 
     def _matcher(self):
@@ -279,7 +276,7 @@ class AttributeCompleter:
         the others (new or changed) are scored now, reusing stored text and neighbours when only values changed.
         """
         rows = np.array([self._pool_row().get(p.sku, -1) for p in catalog], dtype=np.int64)
-        text_hash, record_hash = _hash_arrays(catalog)
+        text_hash, record_hash = content_hashes(catalog)
         r = np.maximum(rows, 0)
         unchanged = (rows >= 0) & (self.record_hash_[r] == record_hash)
         same_text = (rows >= 0) & (self.text_hash_[r] == text_hash)
@@ -288,6 +285,9 @@ class AttributeCompleter:
         kept = np.flatnonzero(unchanged)
         parts = [self._stored_cells(rows[kept], [catalog.products[i] for i in kept], kept)]
         fresh = np.flatnonzero(~unchanged)
+        if len(fresh) and not self.read_text:
+            raise KgattrError(f"{catalog.source}: a graph-only model (read_text=False) completes only the products "
+                              f"it was fitted on, unchanged; {catalog.products[fresh[0]].sku!r} is new or changed")
         if len(fresh):
             self._load_model()
             sub = Catalog([catalog.products[i] for i in fresh], catalog.source)
@@ -324,6 +324,16 @@ class AttributeCompleter:
         cells = {k: v[sel] for k, v in self.cells_.items()}
         cells["product"] = local[at[sel]]
         return cells
+
+    def thresholds(self, precision: float) -> dict[str, float | None]:
+        """Per attribute: the lowest confidence at which its completions were at least ``precision`` precise
+        on the calibration cells (None: never that precise); see :func:`~kgattr.evaluation.precision_thresholds`."""
+        from .evaluation import precision_thresholds
+
+        self._check_fitted()
+        cal = self.calibration_
+        return precision_thresholds(cal["attribute"], cal["confidence"], cal["correct"].astype(bool),
+                                    self.attributes_, precision)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "cells_"):

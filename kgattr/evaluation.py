@@ -1,19 +1,18 @@
-"""Held-out evaluation: hide known cells, fit on the rest, score the hidden cells.
+"""Held-out evaluation: hide known cells (and whole products), then score any method's predictions of them.
 
-The tf-idf baseline is the DataWig-style reference: word n-gram tf-idf of title + description and one
-linear classifier per attribute, trained on exactly the same visible cells.
+Every method, kgattr's own and outside tools', goes through :func:`score`, so figures are comparable.
 """
 from __future__ import annotations
 
-import logging
-import time
+import hashlib
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .catalog import Catalog, Product
 
-log = logging.getLogger(__name__)
+PRECISIONS = (0.90, 0.95, 0.99)
 
 
 def target_attributes(catalog: Catalog, min_count: int) -> list[str]:
@@ -27,57 +26,172 @@ def target_attributes(catalog: Catalog, min_count: int) -> list[str]:
     return sorted(a for a, c in counts.items() if c >= min_count and len(values[a]) >= 2)
 
 
-def mask_cells(catalog: Catalog, *, mask_rate: float, seed: int, attributes: list[str]):
-    """(visible catalog, hidden cells [(sku, attribute, value)]): each known cell of ``attributes`` hidden
-    independently with probability ``mask_rate``."""
+@dataclass
+class Split:
+    """A catalog with cells hidden: ``train`` keeps the rest; ``hidden`` is [(sku, attribute, value)]."""
+    train: Catalog
+    hidden: list[tuple[str, str, str]]
+    cold: set[str] = field(default_factory=set)     # products held out whole: text and category only
+
+    def truth(self) -> list[dict]:
+        category = {p.sku: list(p.category) for p in self.train}
+        return [{"sku": s, "attribute": a, "value": v, "category": category[s], "cold": s in self.cold}
+                for s, a, v in self.hidden]
+
+
+def _title_key(title: str) -> str:
+    return " ".join(title.lower().split())
+
+
+def split_catalog(catalog: Catalog, *, mask_rate: float, seed: int, attributes: list[str], cold_rate: float = 0.0,
+                  limit: int | None = None) -> Split:
+    """Hide each known cell of ``attributes`` with probability ``mask_rate``.
+
+    Args:
+        cold_rate: share of titles whose products lose every known value (all variants of a title fall on
+            one side, so a cold product's twin never gives its values away); their target cells are hidden.
+        limit: keep a random sample of this many products first (quick runs).
+    """
+    products = catalog.products
+    if limit is not None and limit < len(products):
+        keep = np.sort(np.random.default_rng(seed + 2).choice(len(products), limit, replace=False))
+        products = [products[i] for i in keep]
+    titles = sorted({_title_key(p.title) for p in products})
+    drawn = np.random.default_rng(seed + 1).random(len(titles)) < cold_rate
+    cold_titles = {t for t, d in zip(titles, drawn) if d}
     rng = np.random.default_rng(seed)
     targets = set(attributes)
-    products, hidden = [], []
-    for p in catalog:
+    out, hidden, cold = [], [], set()
+    for p in products:
+        is_cold = _title_key(p.title) in cold_titles
+        if is_cold:
+            cold.add(p.sku)
         kept = {}
         for a, v in p.attributes.items():
-            if a in targets and rng.random() < mask_rate:
+            if is_cold:
+                if a in targets:
+                    hidden.append((p.sku, a, v))
+            elif a in targets and rng.random() < mask_rate:
                 hidden.append((p.sku, a, v))
             else:
                 kept[a] = v
-        products.append(Product(p.sku, p.title, p.description, p.category, kept, p.extra))
-    return Catalog(products, catalog.source), hidden
+        out.append(Product(p.sku, p.title, p.description, p.category, kept, p.extra))
+    return Split(Catalog(out, catalog.source), hidden, cold)
 
 
-def score(hidden, predictions: dict[tuple[str, str], str],
-          confidences: dict[tuple[str, str], float] | None = None, bins: int = 15) -> dict:
-    """Micro and macro (over attributes) accuracy; a missing prediction counts as wrong.
+def is_validation(sku: str) -> bool:
+    """Half of the products, fixed by a hash of the SKU: where confidence thresholds are chosen."""
+    return hashlib.sha1(sku.encode()).digest()[0] % 2 == 0
 
-    With ``confidences``, also the expected calibration error over the predicted cells: the gap between
-    confidence and accuracy, averaged over ``bins`` equal-width confidence bins weighted by their size.
+
+def precision_coverage(confidence: np.ndarray, correct: np.ndarray, total: int) -> tuple[np.ndarray, ...]:
+    """(thresholds, coverage, precision), best first: filling every predicted cell at least that confident.
+
+    Coverage counts against ``total`` hidden cells, so cells a method leaves empty are never covered.
+    """
+    order = np.argsort(-confidence, kind="stable")
+    conf, hits = confidence[order], np.cumsum(correct[order])
+    # only the last of tied confidences is a threshold one can choose
+    last = np.r_[conf[1:] != conf[:-1], True] if len(conf) else np.zeros(0, bool)
+    filled = np.arange(1, len(conf) + 1)
+    return conf[last], filled[last] / max(total, 1), hits[last] / filled[last]
+
+
+def coverage_at_precision(cells: list[tuple[str, bool, bool, float]], precisions=PRECISIONS) -> dict:
+    """Per target precision: the threshold chosen on validation products and what it gives on the others.
+
+    ``cells`` are (sku, predicted, correct, confidence), one per hidden cell.
+    """
+    validation = np.array([is_validation(c[0]) for c in cells], bool)
+    predicted = np.array([c[1] for c in cells], bool)
+    correct = np.array([c[2] for c in cells], bool)
+    confidence = np.array([c[3] for c in cells], float)
+
+    def part(mask):
+        sel = mask & predicted
+        return confidence[sel], correct[sel], int(mask.sum())
+
+    thresholds, _, precision = precision_coverage(*part(validation))
+    conf, right, total = part(~validation)
+    out = {}
+    for p in precisions:
+        ok = np.flatnonzero(precision >= p)
+        t = float(thresholds[ok[-1]]) if len(ok) else None          # None: no threshold reaches p
+        filled = conf >= t if t is not None else np.zeros(len(conf), bool)
+        out[f"{p:.2f}"] = {"threshold": t, "coverage": float(filled.sum() / max(total, 1)),
+                           "precision": float(right[filled].mean()) if filled.any() else None}
+    return out
+
+
+def precision_thresholds(attribute: np.ndarray, confidence: np.ndarray, correct: np.ndarray, names: list[str],
+                         precision: float, min_cells: int = 50) -> dict[str, float | None]:
+    """Per attribute ``names[i]``: the lowest confidence threshold at which held-out cells (each of
+    ``attribute`` index, ``confidence``, ``correct``) were at least ``precision`` precise; None when no
+    threshold is. Attributes with fewer than ``min_cells`` cells take the threshold of all cells together."""
+    def lowest(sel: np.ndarray) -> float | None:
+        t, _, p = precision_coverage(confidence[sel], correct[sel], int(sel.sum()))
+        ok = np.flatnonzero(p >= precision)
+        return float(t[ok[-1]]) if len(ok) else None
+
+    pooled = lowest(np.ones(len(attribute), bool))
+    counts = np.bincount(attribute, minlength=len(names))
+    return {a: lowest(attribute == i) if counts[i] >= min_cells else pooled for i, a in enumerate(names)}
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+    """Gap between confidence and accuracy, averaged over equal-width confidence bins weighted by size."""
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    gaps = [abs(confidence[which == b].mean() - correct[which == b].mean()) * (which == b).sum()
+            for b in range(bins) if (which == b).any()]
+    return float(sum(gaps) / max(len(confidence), 1))
+
+
+def score(hidden, predictions: dict[tuple[str, str], str], confidences: dict[tuple[str, str], float] | None = None,
+          *, cold: set[str] = frozenset(), rules=None, categories: dict[str, tuple[str, ...]] | None = None) -> dict:
+    """Score predictions of ``hidden`` cells [(sku, attribute, value)]; a missing prediction counts as wrong.
+
+    Returns micro and macro (over attributes) accuracy, per-attribute accuracy and coverage; with
+    ``confidences``, the expected calibration error of the predicted cells and the coverage at precision
+    0.90 / 0.95 / 0.99 (thresholds chosen on validation products, see :func:`is_validation`); with
+    ``rules`` (a :class:`~kgattr.rules.RuleSet`) and the products' ``categories``, the share of predictions
+    that break a rule; with ``cold`` SKUs among the hidden, the same figures for those products alone.
     """
     per = defaultdict(lambda: [0, 0])
-    covered = 0
-    conf, right = [], []
+    covered, broken = 0, 0
+    cells = []
     for sku, a, v in hidden:
         guess = predictions.get((sku, a))
         covered += guess is not None
         per[a][0] += guess == v
         per[a][1] += 1
-        if confidences is not None and guess is not None:
-            conf.append(confidences.get((sku, a), 0.0))
-            right.append(guess == v)
+        if confidences is not None:
+            cells.append((sku, guess is not None, guess == v, confidences.get((sku, a), 0.0)))
+        if rules is not None and guess is not None and rules.check(tuple(categories[sku]), a, guess) is not None:
+            broken += 1
     n = max(len(hidden), 1)
     result = {"micro": sum(c for c, _ in per.values()) / n,
               "macro": float(np.mean([c / t for c, t in per.values()])) if per else 0.0,
               "coverage": covered / n, "cells": len(hidden),
               "per_attribute": {a: {"accuracy": c / t, "cells": t} for a, (c, t) in sorted(per.items())}}
     if confidences is not None:
-        conf, right = np.array(conf, dtype=float), np.array(right, dtype=float)
-        which = np.minimum((conf * bins).astype(int), bins - 1)
-        gaps = [abs(conf[which == b].mean() - right[which == b].mean()) * (which == b).sum()
-                for b in range(bins) if (which == b).any()]
-        result["ece"] = float(sum(gaps) / max(len(conf), 1))
+        conf = np.array([c[3] for c in cells if c[1]], dtype=float)
+        right = np.array([c[2] for c in cells if c[1]], dtype=float)
+        result["ece"] = expected_calibration_error(conf, right)
+        result["coverage_at_precision"] = coverage_at_precision(cells)
+    if rules is not None:
+        result["rule_breaking"] = broken / max(covered, 1)
+    cold_cells = [c for c in hidden if c[0] in cold]
+    if cold_cells:
+        result["cold"] = score(cold_cells, predictions, confidences, rules=rules, categories=categories)
+        result["cold"].pop("per_attribute")
     return result
 
 
 def read_cells(path) -> list[dict]:
-    """Cells of a JSON Lines file, each {"sku", "attribute", "value"[, "confidence"]}; errors name file and line."""
+    """Cells of a JSON Lines file, each {"sku", "attribute", "value"[, "confidence"]}; errors name file and line.
+
+    Other fields (a truth file's "category" and "cold") are kept as they are.
+    """
     from pathlib import Path
 
     from .catalog import read_json_lines
@@ -89,64 +203,10 @@ def read_cells(path) -> list[dict]:
     for where, cell in read_json_lines(path):
         if not isinstance(cell, dict):
             raise CatalogError(f"{where}: expected a JSON object")
-        for field in ("sku", "attribute", "value"):
-            if not isinstance(cell.get(field), str):
-                raise CatalogError(f"{where}: field {field!r} must be a string")
+        for name in ("sku", "attribute", "value"):
+            if not isinstance(cell.get(name), str):
+                raise CatalogError(f"{where}: field {name!r} must be a string")
         if "confidence" in cell and not isinstance(cell["confidence"], (int, float)):
             raise CatalogError(f"{where}: field 'confidence' must be a number")
         cells.append(cell)
     return cells
-
-
-def tfidf_baseline(train: Catalog, hidden) -> dict[tuple[str, str], str]:
-    """Predictions of one LinearSVC per attribute on tf-idf word 1-2-grams of title + description."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.svm import LinearSVC
-
-    docs = [f"{p.title} {p.description}" for p in train]
-    x = TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=200_000, sublinear_tf=True).fit_transform(docs)
-    row = {p.sku: i for i, p in enumerate(train)}
-    wanted = defaultdict(list)
-    for sku, a, _ in hidden:
-        wanted[a].append(sku)
-    out = {}
-    for a, skus in wanted.items():
-        rows = [i for i, p in enumerate(train) if a in train.products[i].attributes]
-        labels = [train.products[i].attributes[a] for i in rows]
-        if len(set(labels)) < 2:
-            guess = labels[0] if labels else None
-            out.update({(s, a): guess for s in skus})
-            continue
-        clf = LinearSVC(C=0.5).fit(x[rows], labels)
-        for s, g in zip(skus, clf.predict(x[[row[s] for s in skus]])):
-            out[(s, a)] = g
-    return out
-
-
-def run_benchmark(catalog: Catalog, *, mask_rate: float = 0.2, seed: int = 0, min_count: int = 1000,
-                  epochs: int | None = None, methods: tuple[str, ...] = ("tfidf", "kgattr"), progress: bool = False) -> dict:
-    """Both methods on the same split; returns {"split": ..., "methods": {name: score + timings}}."""
-    from .completer import AttributeCompleter
-
-    attributes = target_attributes(catalog, min_count)
-    train, hidden = mask_cells(catalog, mask_rate=mask_rate, seed=seed, attributes=attributes)
-    result = {"split": {"mask_rate": mask_rate, "seed": seed, "attributes": attributes, "hidden": len(hidden)},
-              "methods": {}}
-
-    if "tfidf" in methods:
-        t0 = time.time()
-        baseline = tfidf_baseline(train, hidden)
-        result["methods"]["tfidf"] = dict(score(hidden, baseline), fit_s=time.time() - t0, predict_s=0.0)
-        log.info("tfidf: %s", {k: result["methods"]["tfidf"][k] for k in ("micro", "macro")})
-    if "kgattr" not in methods:
-        return result
-    t0 = time.time()
-    completer = AttributeCompleter(seed=seed, progress=progress, **({"epochs": epochs} if epochs else {})).fit(train)
-    t1 = time.time()
-    predictions = {}
-    for pc in completer.impute(train, evidence_floor=float("inf")):      # accuracy needs values, not evidence
-        for c in pc.completions:
-            if c.value is not None:
-                predictions[(pc.sku, c.attribute)] = c.value
-    result["methods"]["kgattr"] = dict(score(hidden, predictions), fit_s=t1 - t0, predict_s=time.time() - t1)
-    return result

@@ -24,6 +24,16 @@ def product_vectors(text: np.ndarray, category: np.ndarray, num_categories: int,
     return out
 
 
+def value_profile(values, seed: int, dim: int = 64) -> np.ndarray:
+    """(n, dim) unit vectors of the products' known values (truncated SVD of the product x value matrix),
+    for neighbours without text."""
+    from sklearn.decomposition import TruncatedSVD
+
+    dim = max(1, min(dim, min(values.shape) - 1))
+    x = TruncatedSVD(dim, random_state=seed).fit_transform(values).astype(np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 class NeighbourIndex:
     """Exact inner-product search over product vectors (``faiss.IndexFlatIP``)."""
 

@@ -31,6 +31,7 @@ from .rules import RuleSet
 from .text import LexicalFeatures
 
 STATE = ("knn_index", "knn_score", "text_hash", "record_hash", "value_attribute", "mix",
+         "calibration_attribute", "calibration_confidence", "calibration_correct",
          "cells_product", "cells_attribute", "cells_values", "cells_logits")
 
 
@@ -68,6 +69,7 @@ def save(completer, path) -> None:
                  "value_attribute": c.value_attribute_, "mix": c.mix_,
                  "pool_h1": c.pool_.h1.numpy()}
         state.update({f"cells_{k}": v for k, v in c.cells_.items()})
+        state.update({f"calibration_{k}": v for k, v in c.calibration_.items()})
         save_numpy({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp / "state.safetensors"))
         save_numpy(c.linear_.get_state(), str(tmp / "linear.safetensors"))
         c.index_.save(tmp / "neighbours.faiss")
@@ -119,6 +121,7 @@ def load(cls, path, ontology: Path | None = None):
     self.mix_ = state["mix"]
     self.pool_h1_ = state["pool_h1"]
     self.cells_ = {k[len("cells_"):]: state[k] for k in STATE if k.startswith("cells_")}
+    self.calibration_ = {k[len("calibration_"):]: state[k] for k in STATE if k.startswith("calibration_")}
     self.ontology_ = Ontology.load(ontology or path / "ontology.ttl")
     self.rules_ = RuleSet(self.ontology_)
     return self

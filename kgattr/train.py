@@ -260,13 +260,17 @@ def fit_mixture(scores: list[np.ndarray], truth: np.ndarray, allowed: np.ndarray
         truth: (c,) true value index of each cell.
         allowed: (c, num_values) bool, the candidates the rules leave (the true value always among them).
     """
-    def fit(z: torch.Tensor, ok: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-        w = torch.ones(z.shape[-1], requires_grad=True)
-        opt = torch.optim.LBFGS([w], lr=0.1, max_iter=100)
+    def fit(segments: dict, shared: bool) -> np.ndarray:
+        # (len(segments), S) weights, or (1, S) when shared. Unshared, the loss is the sum of each attribute's
+        # mean NLL: the attributes, which share no parameter, are fitted in one L-BFGS run as if alone.
+        w = torch.ones(1 if shared else len(segments), len(scores), requires_grad=True)
+        total = sum(len(y) for _, _, _, y in segments.values())
+        opt = torch.optim.LBFGS([w], lr=1, max_iter=100, line_search_fn="strong_wolfe")
 
         def closure():
             opt.zero_grad()
-            loss = F.cross_entropy((z @ w).masked_fill(~ok, -1e9), y)
+            loss = sum(F.cross_entropy((z @ w[0 if shared else i]).masked_fill(~ok, -1e9), y, reduction="sum")
+                       / (total if shared else len(y)) for i, (_, z, ok, y) in enumerate(segments.values()))
             loss.backward()
             return loss
         opt.step(closure)
@@ -275,22 +279,36 @@ def fit_mixture(scores: list[np.ndarray], truth: np.ndarray, allowed: np.ndarray
     weights = np.ones((num_attributes, len(scores)), dtype=np.float32)
     if len(truth) == 0:
         return weights
-    attr = value_attribute[truth]
-    starts = np.searchsorted(value_attribute, np.arange(num_attributes + 1))
-    width = int(np.diff(starts)[np.unique(attr)].max())
-    # (c, width): each cell's own attribute segment, without rule-rejected and padding columns
-    cols = starts[attr][:, None] + np.arange(width)[None, :]
-    inside = cols < starts[attr + 1][:, None]
-    cols = np.minimum(cols, len(value_attribute) - 1)
-    ok = inside & np.take_along_axis(allowed, cols, 1)
-    ok[np.arange(len(truth)), truth - starts[attr]] = True
-    z = torch.from_numpy(np.stack([np.take_along_axis(s, cols, 1) for s in scores], -1)
-                         .astype(np.float32))                                           # (c, width, len(scores))
-    ok = torch.from_numpy(ok)
-    y = torch.from_numpy((truth - starts[attr]).astype(np.int64))
-    weights[:] = fit(z, ok, y)
-    for a in np.unique(attr):
-        sel = np.flatnonzero(attr == a)
-        if len(sel) >= min_cells:
-            weights[a] = fit(z[sel], ok[sel], y[sel])
+    segments = _segments(scores, truth, allowed, value_attribute)
+    for _, _, ok, y in segments.values():
+        ok[torch.arange(len(y)), y] = True
+    weights[:] = fit(segments, shared=True)[0]
+    own = {a: seg for a, seg in segments.items() if len(seg[3]) >= min_cells}
+    if own:
+        weights[list(own)] = fit(own, shared=False)
     return weights
+
+
+def _segments(scores: list[np.ndarray], truth: np.ndarray, allowed: np.ndarray, value_attribute: np.ndarray) -> dict:
+    """Per attribute of the cells: (cell indices (m,), its own columns of the scores (m, values, len(scores)),
+    of ``allowed`` (m, values), the true value's column (m,))."""
+    attr = value_attribute[truth]
+    out = {}
+    for a in np.unique(attr):
+        cells = np.flatnonzero(attr == a)
+        cols = np.flatnonzero(value_attribute == a)
+        z = np.stack([s[cells][:, cols] for s in scores], -1).astype(np.float32)
+        out[int(a)] = (cells, torch.from_numpy(z), torch.from_numpy(allowed[cells][:, cols]),
+                       torch.from_numpy((truth[cells] - cols[0]).astype(np.int64)))
+    return out
+
+
+def calibration_outcomes(scores: list[np.ndarray], weights: np.ndarray, truth: np.ndarray, allowed: np.ndarray,
+                         value_attribute: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(confidence (c,), correct (c,)) of the top allowed value of each calibration cell under the mix
+    ``weights`` (num_attributes, len(scores)): what per-attribute precision thresholds are chosen on."""
+    confidence, correct = np.zeros(len(truth), np.float32), np.zeros(len(truth), bool)
+    for a, (cells, z, ok, y) in _segments(scores, truth, allowed, value_attribute).items():
+        conf, top = torch.softmax((z @ torch.from_numpy(weights[a])).masked_fill(~ok, -1e9), 1).max(1)
+        confidence[cells], correct[cells] = conf.numpy(), (top == y).numpy()
+    return confidence, correct

@@ -67,7 +67,31 @@ def test_impute_keeps_input_and_known_values(model):
         q = filled[p.sku]
         assert {k: q.attributes[k] for k in p.attributes} == p.attributes
     assert sum(len(p.attributes) for p in filled) - sum(len(p.attributes) for p in original) == len(cells)
-    assert sorted(f.name for f in out.parent.iterdir()) == ["filled.jsonl", "filled.jsonl.cells.jsonl"]
+    assert sorted(f.name for f in out.parent.iterdir()) == ["filled.jsonl", "filled.jsonl.cells.jsonl",
+                                                             "filled.jsonl.review.jsonl"]
+    review = [json.loads(line) for line in (out.parent / "filled.jsonl.review.jsonl").read_text().splitlines()]
+    assert all(r["confidence"] < 0.3 and r["best_guess"] for r in review)
+
+
+def test_impute_at_precision_uses_thresholds_saved_with_the_model(model):
+    from kgattr import AttributeCompleter
+
+    completer = AttributeCompleter.load(model / "model")
+    counts = {}
+    for precision in (0.5, 0.9):
+        out = model / f"p{precision}" / "filled.jsonl"
+        result = run("impute", model / "catalog.jsonl", "--model", model / "model", "-o", out,
+                     "--precision", precision)
+        assert result.exit_code == 0, result.output
+        floor = completer.thresholds(precision)
+        cells = [json.loads(line) for line in (out.parent / "filled.jsonl.cells.jsonl").read_text().splitlines()]
+        review = [json.loads(line) for line in (out.parent / "filled.jsonl.review.jsonl").read_text().splitlines()]
+        assert all(floor[c["attribute"]] is not None and c["confidence"] >= floor[c["attribute"]] for c in cells)
+        assert all(r["threshold"] is None or r["confidence"] < r["threshold"] for r in review)
+        counts[precision] = len(cells)
+    assert counts[0.5] >= counts[0.9]
+    assert run("impute", model / "catalog.jsonl", "--model", model / "model", "-o", model / "x.jsonl",
+               "--precision", 1.5).exit_code == 2
 
 
 def test_impute_csv_output(model):
@@ -108,7 +132,7 @@ def test_split_then_score_any_predictions(model, tmp_path):
     out = tmp_path / "split"
     assert run("split", model / "catalog.jsonl", "--min-count", 20, "-o", out).exit_code == 0
     truth = [json.loads(line) for line in (out / "truth.jsonl").read_text().splitlines()]
-    assert truth and all(set(c) == {"sku", "attribute", "value"} for c in truth)
+    assert truth and all(set(c) == {"sku", "attribute", "value", "category", "cold"} for c in truth)
     visible = {p.sku: p.attributes for p in read_catalog(out / "train.jsonl")}
     assert all(c["attribute"] not in visible[c["sku"]] for c in truth)
     # half right, all at confidence 0.5: perfectly calibrated

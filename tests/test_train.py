@@ -57,7 +57,8 @@ def test_linear_scorer_matches_liblinear_and_round_trips():
     a1 = 3 + (np.asarray(x[:, 5].todense()).ravel() > 0)
     rows = np.concatenate([np.arange(n)] * 3)
     values = np.concatenate([a0, a1, np.full(n, 5)])
-    scorer = LinearTextScorer(C=0.5, description_values=2).fit(x, rows, values, value_attribute, title_size)
+    scorer = LinearTextScorer(C=0.5, description_values=2, min_weight=0.0).fit(x, rows, values, value_attribute,
+                                                                               title_size)
     scores = scorer.decision(x)
     title = x[:, :title_size]
     expected = LinearSVC(C=0.5).fit(title, a0).decision_function(title)  # 3 values > 2: title terms only
@@ -68,3 +69,6 @@ def test_linear_scorer_matches_liblinear_and_round_trips():
     assert scorer.weight_[title_size:, :3].nnz == 0
     again = LinearTextScorer.from_state(scorer.get_state())
     assert np.array_equal(again.decision(x), scores)
+    pruned = LinearTextScorer(C=0.5, description_values=2, min_weight=0.05).fit(x, rows, values, value_attribute,
+                                                                                 title_size)
+    assert 0 < pruned.weight_.nnz < scorer.weight_.nnz and np.abs(pruned.weight_.data).min() >= 0.05
