@@ -35,7 +35,7 @@ CATALOG ?= ../shared/data/myntra-fashion-styles/catalog.jsonl.gz
 # every method on one split (report.json, report.md, plots in out/bench), then cold-start products apart
 bench: install
 	$(BIN)/kgattr evaluate $(CATALOG) --mask-rate 0.2 --seed 0 --report out/bench
-	$(BIN)/kgattr evaluate $(CATALOG) --mask-rate 0.2 --seed 0 --cold-rate 0.05 --methods tfidf,kgattr --report out/bench-cold
+	$(BIN)/kgattr evaluate $(CATALOG) --mask-rate 0.2 --seed 0 --cold-rate 0.05 --methods majority,tfidf,knn,text,kgattr --report out/bench-cold
 
 clean:
 	rm -rf models out graphs/sample

@@ -102,7 +102,7 @@ def markdown(summary: dict) -> str:
              + (f", {s['cold_products']} cold products" if s["cold_products"] else "") + ")", "",
              "| method | micro | macro | coverage | " + " | ".join(f"cov@{p:.2f}" for p in PRECISIONS)
              + " | ECE | rule-breaking | cold micro | seconds |",
-             "| --- |" + " ---: |" * (8 + len(PRECISIONS))]
+             "| --- |" + " ---: |" * (7 + len(PRECISIONS))]
     for name, r in methods.items():
         cap = r.get("coverage_at_precision", {})
         cold = r.get("cold", {}).get("micro")

@@ -16,7 +16,6 @@ from .rules import RuleSet
 from .text import LexicalFeatures, TextEncoder
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 1
 
 
 class AttributeCompleter:

@@ -57,6 +57,7 @@ def decide(rules, categories: list[tuple[str, ...]], attributes: list[str], name
     rank = np.cumsum(keep, 1) - 1
     row, col = np.nonzero(keep & (rank >= 1) & (rank <= alternatives))
     bounds = np.searchsorted(row, np.arange(len(names) + 1))
+    shown = np.round(p, 4).tolist()                                         # alternatives' confidences
     out = []
     for m in range(len(names)):
         rejected = [{"value": v, "rule": rules.check(categories[m], attributes[m], v).rule}
@@ -64,7 +65,7 @@ def decide(rules, categories: list[tuple[str, ...]], attributes: list[str], name
         if not found[m]:
             out.append((None, 0.0, [], rejected))
             continue
-        alts = [{"value": names[m, j], "confidence": round(float(p[m, j]), 4)} for j in col[bounds[m]:bounds[m + 1]]]
+        alts = [{"value": names[m, j], "confidence": shown[m][j]} for j in col[bounds[m]:bounds[m + 1]].tolist()]
         out.append((names[m, first[m]], float(p[m, first[m]]), alts, rejected))
     return out
 
@@ -91,16 +92,18 @@ class EvidenceFinder:
     def __call__(self, product, attribute: int, value: str, neighbours: np.ndarray) -> dict:
         """Evidence for ``value`` of ``attribute`` (index) of ``product``; ``neighbours`` are pool rows, -1 padded."""
         neighbours = neighbours[neighbours >= 0]
+        held = self.held[neighbours, attribute]
         similar = [{"sku": self.graph.skus[j], "value": self.graph.values[v][1]}
-                   for j, v in zip(neighbours, self.held[neighbours, attribute]) if v >= 0][:5]
+                   for j, v in zip(neighbours[held >= 0][:5].tolist(), held[held >= 0][:5].tolist())]
         target = self.vindex.get((self.attributes[attribute], value))
-        graph = []
+        pairs = []
         for item in product.attributes.items():
             w = self.pmi.get((self.vindex.get(item), target), 0.0)
             if w > 0:
-                graph.append({"attribute": item[0], "value": item[1], "pmi": round(w, 3)})
-        graph.sort(key=lambda g: -g["pmi"])
-        return {"similar_skus": similar, "graph": graph[:3],
+                pairs.append((w, item))
+        pairs.sort(key=lambda x: -x[0])
+        graph = [{"attribute": a, "value": v, "pmi": round(w, 3)} for w, (a, v) in pairs[:3]]
+        return {"similar_skus": similar, "graph": graph,
                 "text": text_evidence(value, product.title, product.description)}
 
 

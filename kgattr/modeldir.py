@@ -30,6 +30,7 @@ from .ontology import Ontology
 from .rules import RuleSet
 from .text import LexicalFeatures
 
+FORMAT = 2            # 2: calibration outcomes for per-attribute precision thresholds
 STATE = ("knn_index", "knn_score", "text_hash", "record_hash", "value_attribute", "mix",
          "calibration_attribute", "calibration_confidence", "calibration_correct",
          "cells_product", "cells_attribute", "cells_values", "cells_logits")
@@ -56,7 +57,7 @@ def save(completer, path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         c = completer
-        config = {"format": 1, "params": c.get_params(), "network": c.model_.get_config(),
+        config = {"format": FORMAT, "params": c.get_params(), "network": c.model_.get_config(),
                   "attributes": c.attributes_, "targets": c.targets_, "history": c.history_,
                   "versions": _versions()}
         (tmp / "config.json").write_text(json.dumps(config, indent=1))
@@ -106,6 +107,9 @@ def load(cls, path, ontology: Path | None = None):
     if not (path / "config.json").exists():
         raise KgattrError(f"{path}: not a kgattr model directory (no config.json)")
     config = json.loads((path / "config.json").read_text())
+    if config.get("format") != FORMAT:
+        raise KgattrError(f"{path}: model format {config.get('format')} was written by another version of kgattr "
+                          f"(this one reads format {FORMAT}); train it again")
     self = cls(**config["params"])
     self.path_ = path
     self.attributes_, self.targets_, self.history_ = config["attributes"], config["targets"], config["history"]

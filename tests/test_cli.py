@@ -145,3 +145,15 @@ def test_split_then_score_any_predictions(model, tmp_path):
     (tmp_path / "bad.jsonl").write_text(json.dumps(preds[0]) + "\n" + '{"sku": "1", "attribute": "a"}\n')
     result = run("score", out / "truth.jsonl", tmp_path / "bad.jsonl")
     assert result.exit_code == 2 and "bad.jsonl:2: field 'value'" in result.output
+
+
+def test_evaluate_writes_report_and_rejects_unknown_methods(model, tmp_path):
+    result = run("evaluate", model / "catalog.jsonl", "--min-count", 20, "--methods", "majority,tfidf",
+                 "--limit", 120, "--cold-rate", 0.1, "--report", tmp_path / "r")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["split"]["products"] == 120 and report["split"]["cold_products"] > 0
+    assert set(report["methods"]) == {"majority", "tfidf"} and "cold" in report["methods"]["tfidf"]
+    assert "| tf-idf + LinearSVC" in result.output
+    result = run("evaluate", model / "catalog.jsonl", "--methods", "majority,oracle")
+    assert result.exit_code == 2 and "oracle" in result.output
