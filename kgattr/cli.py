@@ -17,7 +17,9 @@ app = typer.Typer(help="Complete missing product attributes: ontology + graph + 
 ontology_app = typer.Typer(help="Build and inspect the product ontology.", no_args_is_help=True)
 graph_app = typer.Typer(help="Build and export the co-occurrence graph.", no_args_is_help=True)
 app.add_typer(ontology_app, name="ontology")
+rules_app = typer.Typer(help="Read and check the ontology's rules.", no_args_is_help=True)
 app.add_typer(graph_app, name="graph")
+app.add_typer(rules_app, name="rules")
 
 ModelOpt = typer.Option(..., "--model", "-m", help="Model directory written by `kgattr train`.")
 OntologyOpt = typer.Option(None, "--ontology", help="Ontology Turtle file (rules) to apply instead of the model's.")
@@ -305,6 +307,56 @@ def evaluate(catalog: Path = typer.Argument(..., help="Catalog with known values
     if report:
         write_report(bench, report)
         typer.echo(f"report -> {report}")
+
+
+RulesOpt = typer.Option(..., "--ontology", help="Ontology Turtle file holding the rules.")
+
+
+@rules_app.command("list")
+def rules_list(ontology: Path = RulesOpt,
+               category: Optional[str] = typer.Option(None, help="Only this category: its path (A > B) or name."),
+               attribute: Optional[str] = typer.Option(None, help="Only rules on this attribute.")):
+    """List the rules, one a line: id, kind, category / attribute, what it says, who added it and when.
+
+    Example: kgattr rules list --ontology ontology/sample.ttl --attribute colour
+    """
+    from .ontology import Ontology
+    from .rules import list_rules
+
+    for rule in list_rules(Ontology.load(ontology), category=category, attribute=attribute):
+        typer.echo(str(rule))
+
+
+@rules_app.command("check")
+def rules_check(catalog: Path = typer.Argument(..., help="Catalog whose existing values to check."),
+                ontology: Path = RulesOpt,
+                as_json: bool = typer.Option(False, "--json", help="One JSON object a violation, a line.")):
+    """Existing values that break a rule (compiled checks); exit code 1 when there is any.
+
+    Example: kgattr rules check data/sample.jsonl --ontology ontology/sample.ttl
+    """
+    from collections import Counter
+
+    from .catalog import read_catalog
+    from .ontology import Ontology
+    from .rules import RuleSet
+
+    cat = read_catalog(catalog)
+    found = RuleSet(Ontology.load(ontology)).violations(cat)
+    if as_json:
+        for v in found:
+            typer.echo(json.dumps({"sku": v.sku, "attribute": v.attribute, "value": v.value, "rule": v.rule,
+                                   "kind": v.kind}, ensure_ascii=False))
+    else:
+        for v in found[:50]:
+            typer.echo(str(v))
+        if len(found) > 50:
+            typer.echo(f"... and {len(found) - 50} more (--json lists all)")
+        typer.echo(f"{len(found)} values break a rule in {len(cat)} products", err=bool(found))
+        for rule, n in Counter(v.rule for v in found).most_common(10):
+            typer.echo(f"  {n:7d}  {rule}", err=True)
+    if found:
+        raise typer.Exit(1)
 
 
 def main() -> None:

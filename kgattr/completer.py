@@ -137,15 +137,20 @@ class AttributeCompleter:
         self.linear_ = LinearTextScorer(C=self.svm_c).fit(inputs.lexical, coo.row[trained], coo.col[trained],
                                                           self.value_attribute_, self.lexical_.title_size_)
         log.info("trained: losses %s", [round(x, 4) for x in self.history_])
-        rows, truth, logits = calibration_logits(self.model_, inputs, self.knn_, edges, calibration,
-                                                 mask_rate=self.mask_rate, sharpness=self.sharpness, seed=self.seed)
-        allowed = np.stack([self._allowed_mask(catalog.products[r].category) for r in rows]) if len(rows) else \
-            np.zeros((0, len(graph.values)), bool)
-        scores = [logits, self.linear_.decision(inputs.lexical[rows])]
-        self.mix_ = fit_mixture(scores, truth, allowed, self.value_attribute_, len(self.attributes_))
-        confidence, correct = calibration_outcomes(scores, self.mix_, truth, allowed, self.value_attribute_)
-        self.calibration_ = {"attribute": self.value_attribute_[truth], "confidence": confidence,
-                             "correct": correct.astype(np.uint8)}
+        # mix weights (2, num_attributes, 2): [products with known values, products without any], [GNN, linear]
+        mixes = []
+        for rows, truth, logits in calibration_logits(self.model_, inputs, self.knn_, edges, calibration,
+                                                      mask_rate=self.mask_rate, sharpness=self.sharpness,
+                                                      seed=self.seed):
+            allowed = np.stack([self._allowed_mask(catalog.products[r].category) for r in rows]) if len(rows) \
+                else np.zeros((0, len(graph.values)), bool)
+            scores = [logits, self.linear_.decision(inputs.lexical[rows])]
+            mixes.append(fit_mixture(scores, truth, allowed, self.value_attribute_, len(self.attributes_)))
+            if len(mixes) == 1:
+                confidence, correct = calibration_outcomes(scores, mixes[0], truth, allowed, self.value_attribute_)
+                self.calibration_ = {"attribute": self.value_attribute_[truth], "confidence": confidence,
+                                     "correct": correct.astype(np.uint8)}
+        self.mix_ = np.stack(mixes)
         self.pool_ = Pool(pool_states(self.model_, inputs, inputs.values, edges), inputs.values, self.value_attribute_)
         self.cells_ = self._score(catalog, inputs, self.knn_)
         log.info("calibrated and scored %d gaps", len(self.cells_["product"]))
@@ -240,11 +245,13 @@ class AttributeCompleter:
 
         k = self.top_k
         starts = np.searchsorted(self.value_attribute_, np.arange(len(self.attributes_) + 1))
-        weight = self.mix_[self.value_attribute_]                            # (num_values, 2): GNN, linear
+        weight = self.mix_[:, self.value_attribute_]                      # (2, num_values, 2): see fit
+        known = np.diff(inputs.values.indptr)
         parts = []
         for rows, logits in predict_logits(self.model_, inputs, knn, self.pool_, (self.graph_.cooccurs, self.graph_.pmi),
                                            sharpness=self.sharpness, progress=self.progress):
-            logits = logits * weight[:, 0] + self.linear_.decision(inputs.lexical[rows]) * weight[:, 1]
+            w = weight[(known[rows] == 0).astype(np.int64)]                   # (len(rows), num_values, 2)
+            logits = logits * w[..., 0] + self.linear_.decision(inputs.lexical[rows]) * w[..., 1]
             gap_row, gap_attr = [], []
             for i, r in enumerate(rows):
                 for a in self.gaps(catalog.products[r]):

@@ -50,6 +50,8 @@ class Shape:
     closed: bool = True
     # attribute -> (rule id, allowed values or None for any value)
     properties: dict[str, tuple[str, frozenset[str] | None]] = field(default_factory=dict)
+    origin: str = ""        # who or what wrote the rules ("induced", "model snapshot", an expert's name)
+    added: str = ""         # ISO date
 
 
 @dataclass
@@ -80,7 +82,8 @@ class Ontology:
         for path, by_attr in sorted(seen.items()):
             if not path:
                 continue
-            shape = Shape(f"category/{_slug('.'.join(path))}", path)
+            shape = Shape(f"category/{_slug('.'.join(path))}", path, origin="induced",
+                          added=_dt.date.today().isoformat())
             for name, counts in sorted(by_attr.items()):
                 singletons = sum(1 for c in counts.values() if c == 1)
                 closed = singletons <= max_unseen * sum(counts.values())
@@ -106,7 +109,8 @@ class Ontology:
         for path, shape in sorted(self.shapes.items()):
             out += ["", f"# rules of {' > '.join(path)}: the attributes that apply, their allowed values, one value each",
                     f"<{RULE}{shape.id}> a sh:NodeShape ;",
-                    f"    kg:origin {Literal(origin).n3()} ; kg:added {Literal(today).n3()} ;",
+                    f"    kg:origin {Literal(shape.origin or origin).n3()} ;"
+                    f" kg:added {Literal(shape.added or today).n3()} ;",
                     f"    sh:targetClass <{category_iri(path)}> ;",
                     f"    sh:closed {'true' if shape.closed else 'false'} ;",
                     f"    sh:ignoredProperties ( rdf:type kg:sku ) ;"]
@@ -156,7 +160,8 @@ class Ontology:
 
     def to_json(self) -> dict:
         return {"categories": sorted(map(list, self.categories)), "attributes": sorted(self.attributes),
-                "shapes": [{"id": s.id, "category": list(s.category), "closed": s.closed,
+                "shapes": [{"id": s.id, "category": list(s.category), "closed": s.closed, "origin": s.origin,
+                            "added": s.added,
                             "properties": {a: [rid, None if v is None else sorted(v)]
                                            for a, (rid, v) in s.properties.items()}}
                            for s in self.shapes.values()]}
@@ -166,7 +171,8 @@ class Ontology:
         shapes = {}
         for s in d["shapes"]:
             props = {a: (rid, None if v is None else frozenset(v)) for a, (rid, v) in s["properties"].items()}
-            shapes[tuple(s["category"])] = Shape(s["id"], tuple(s["category"]), s["closed"], props)
+            shapes[tuple(s["category"])] = Shape(s["id"], tuple(s["category"]), s["closed"], props,
+                                                 s.get("origin", ""), s.get("added", ""))
         return cls({tuple(c) for c in d["categories"]}, set(d["attributes"]), shapes)
 
     @classmethod
@@ -212,7 +218,9 @@ class Ontology:
                 continue
             path = path_of(target)
             shape = Shape(rule_id(node), path, closed=bool(graph.value(node, SH.closed) and
-                                                              graph.value(node, SH.closed).toPython()))
+                                                              graph.value(node, SH.closed).toPython()),
+                          origin=str(graph.value(node, URIRef(KG + "origin")) or ""),
+                          added=str(graph.value(node, URIRef(KG + "added")) or ""))
             for prop in graph.objects(node, SH.property):
                 name = name_of(graph.value(prop, SH.path))
                 in_list = graph.value(prop, SH["in"])

@@ -84,6 +84,52 @@ class RuleSet:
         return out
 
 
+@dataclass(frozen=True)
+class RuleInfo:
+    """One rule as an expert reads it."""
+    id: str
+    kind: str                   # "applicable" | "not-applicable" | "allowed" | "single-valued"
+    category: tuple[str, ...]
+    attribute: str | None
+    detail: str
+    origin: str
+    added: str
+
+    def __str__(self) -> str:
+        where = " > ".join(self.category) + (f" / {self.attribute}" if self.attribute else "")
+        made = ", ".join(x for x in (self.origin, self.added) if x)
+        return f"{self.id}  {self.kind}  {where}: {self.detail}" + (f"  ({made})" if made else "")
+
+
+def list_rules(ontology: Ontology, *, category: str | None = None, attribute: str | None = None) -> list[RuleInfo]:
+    """The rules of ``ontology``, one per property shape, plus one per closed category shape.
+
+    Args:
+        category: only this category, named by its path (``Apparel > Topwear``) or its own name (``Topwear``).
+        attribute: only rules on this attribute; a closed shape that leaves it out is listed as
+            ``not-applicable``.
+    """
+    out = []
+    for path, shape in sorted(ontology.shapes.items()):
+        if category is not None and category not in (" > ".join(path), path[-1]):
+            continue
+        made = (shape.origin, shape.added)
+        if shape.closed and attribute is None:
+            out.append(RuleInfo(shape.id, "applicable", path, None,
+                                "only " + ", ".join(sorted(shape.properties)), *made))
+        elif shape.closed and attribute not in shape.properties:
+            out.append(RuleInfo(shape.id, "not-applicable", path, attribute, "the category's shape is closed "
+                                "and does not list it", *made))
+        for name, (rid, values) in sorted(shape.properties.items()):
+            if attribute is not None and name != attribute:
+                continue
+            if values is None:
+                out.append(RuleInfo(rid, "single-valued", path, name, "any value, at most one", *made))
+            else:
+                out.append(RuleInfo(rid, "allowed", path, name, "one of " + ", ".join(sorted(values)), *made))
+    return out
+
+
 def to_rdf(catalog, ontology: Ontology):
     """The catalog as an RDF data graph: one node per product typed with its category class."""
     from rdflib import RDF, RDFS, Graph, Literal, URIRef

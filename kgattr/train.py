@@ -219,10 +219,13 @@ def predict_logits(model: FusionGNN, inputs: Inputs, neighbours: tuple[np.ndarra
 
 @torch.no_grad()
 def calibration_logits(model: FusionGNN, inputs: Inputs, neighbours, graph_edges, calibration: np.ndarray, *,
-                       mask_rate: float, sharpness: float, seed: int, batch_size: int = 1024):
+                       mask_rate: float, sharpness: float, seed: int, batch_size: int = 1024,
+                       cold_products: int = 4096) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Logits of the calibration edges, hidden together with a random share of the others.
 
-    Returns (product rows (c,), true value indices (c,), logits (c, num_values)).
+    Returns two (product rows (c,), true value indices (c,), logits (c, num_values)): warm, the products
+    seeing their other values; cold, up to ``cold_products`` of the same products seeing none of their
+    values, as a new product arrives (its neighbours keep theirs).
     """
     rng = np.random.default_rng(seed + 1)
     coo = inputs.values.tocoo()
@@ -231,21 +234,26 @@ def calibration_logits(model: FusionGNN, inputs: Inputs, neighbours, graph_edges
     visible = _visible(edges, ~hidden, inputs.values.shape)
     x_value = model.value_states(*_graph_tensors(*graph_edges))
     pool = Pool(pool_states(model, inputs, visible, graph_edges), visible, model.value_attribute.numpy())
-    products = np.unique(edges[0][calibration])
-    rows, truth, out = [], [], []
     wanted = sp.csr_matrix((np.ones(int(calibration.sum()), np.float32),
                             (edges[0][calibration], edges[1][calibration])), shape=inputs.values.shape)
-    for start in range(0, len(products), batch_size):
-        batch = products[start:start + batch_size]
-        logits = batch_logits(model, x_value, inputs, visible, batch, neighbours[0][batch], neighbours[1][batch],
-                              pool, sharpness)
-        t = wanted[batch].tocoo()
-        rows.append(batch[t.row])
-        truth.append(t.col)
-        out.append(logits[torch.from_numpy(t.row.astype(np.int64))].numpy())
-    if not rows:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, inputs.values.shape[1]), np.float32)
-    return np.concatenate(rows), np.concatenate(truth), np.concatenate(out)
+    products = np.unique(edges[0][calibration])
+    cold = np.sort(rng.choice(products, min(cold_products, len(products)), replace=False))
+    out = []
+    for chosen, seen in ((products, visible), (cold, sp.csr_matrix(inputs.values.shape, dtype=np.float32))):
+        rows, truth, logits = [], [], []
+        for start in range(0, len(chosen), batch_size):
+            batch = chosen[start:start + batch_size]
+            z = batch_logits(model, x_value, inputs, seen, batch, neighbours[0][batch], neighbours[1][batch],
+                             pool, sharpness)
+            t = wanted[batch].tocoo()
+            rows.append(batch[t.row])
+            truth.append(t.col)
+            logits.append(z[torch.from_numpy(t.row.astype(np.int64))].numpy())
+        if not rows:
+            out.append((np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, inputs.values.shape[1]), np.float32)))
+            continue
+        out.append((np.concatenate(rows), np.concatenate(truth), np.concatenate(logits)))
+    return out
 
 
 def fit_mixture(scores: list[np.ndarray], truth: np.ndarray, allowed: np.ndarray, value_attribute: np.ndarray,

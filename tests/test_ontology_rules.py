@@ -58,3 +58,49 @@ def test_compiled_checks_agree_with_pyshacl(catalog, seed):
     reference = {(v.sku, v.attribute, v.value, v.kind, v.rule) for v in shacl_violations(data, onto)}
     assert compiled == reference
     assert compiled                                            # the test exercised violations
+
+
+def test_rules_list_filters_and_keeps_origin(tmp_path, catalog):
+    from kgattr.rules import list_rules
+
+    onto = Ontology.induce(catalog)
+    path = tmp_path / "o.ttl"
+    for shape in onto.shapes.values():
+        shape.origin = "expert: Ana"
+    onto.save(path)
+    text = path.read_text().replace('kg:origin "expert: Ana"', 'kg:origin "expert: Bo"', 1)
+    path.write_text(text)
+    again = Ontology.load(path)
+    rules = list_rules(again)
+    assert {r.origin for r in rules} == {"expert: Ana", "expert: Bo"}
+    again.save(tmp_path / "o2.ttl")                                   # a hand-set origin survives a rewrite
+    assert 'kg:origin "expert: Bo"' in (tmp_path / "o2.ttl").read_text()
+    leaf = next(iter(onto.shapes))
+    only = list_rules(again, category=leaf[-1])
+    assert only and all(r.category == leaf for r in only)
+    assert list_rules(again, category=" > ".join(leaf)) == only
+    colour = list_rules(again, attribute="base_colour")
+    assert colour and all(r.attribute == "base_colour" for r in colour)
+    assert {r.kind for r in colour} <= {"allowed", "single-valued", "not-applicable"}
+
+
+def test_rules_check_command_exit_codes(tmp_path, catalog):
+    import json
+
+    from typer.testing import CliRunner
+
+    from kgattr import write_catalog
+    from kgattr.cli import app
+
+    write_catalog(catalog, tmp_path / "c.jsonl")
+    Ontology.induce(catalog).save(tmp_path / "all.ttl")
+    Ontology.induce(catalog, min_support=3).save(tmp_path / "strict.ttl")       # rare values become violations
+    runner = CliRunner()
+    ok = runner.invoke(app, ["rules", "check", str(tmp_path / "c.jsonl"), "--ontology", str(tmp_path / "all.ttl")])
+    assert ok.exit_code == 0 and "0 values break a rule" in ok.output
+    bad = runner.invoke(app, ["rules", "check", str(tmp_path / "c.jsonl"), "--ontology", str(tmp_path / "strict.ttl"),
+                              "--json"])
+    assert bad.exit_code == 1
+    found = [json.loads(line) for line in bad.output.splitlines()]
+    expected = RuleSet(Ontology.load(tmp_path / "strict.ttl")).violations(catalog)
+    assert len(found) == len(expected) > 0 and set(found[0]) == {"sku", "attribute", "value", "rule", "kind"}
