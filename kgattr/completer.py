@@ -10,7 +10,7 @@ import numpy as np
 from .catalog import Catalog, atomic_write, content_hashes
 from .completion import Completion, EvidenceFinder, ProductCompletion, decide
 from .exceptions import KgattrError, NotFittedError, UnknownSKUError
-from .graph import CatalogGraph, build_graph
+from .graph import CatalogGraph, build_graph, category_attributes
 from .ontology import Ontology
 from .rules import RuleSet
 from .text import LexicalFeatures, TextEncoder
@@ -87,7 +87,7 @@ class AttributeCompleter:
         from .index import NeighbourIndex, value_profile
         from .linear import LinearTextScorer
         from .model import FusionGNN
-        from .train import Inputs, Pool, calibration_logits, calibration_outcomes, fit_mixture, fit_model, pool_states
+        from .train import Pool, calibration_logits, calibration_outcomes, fit_mixture, fit_model, pool_states
 
         for cache in ("_value_matcher", "_evidence_cache", "_pool_values_csr", "_pool_row_map", "_rule_caches"):
             self.__dict__.pop(cache, None)
@@ -102,7 +102,7 @@ class AttributeCompleter:
         distinct = np.bincount(self.value_attribute_, minlength=len(self.attributes_))
         self.targets_ = [a for i, a in enumerate(self.attributes_)
                          if counts[i] >= self.min_attribute_count and distinct[i] >= 2]
-        self.category_attributes_ = self._category_attributes(catalog)
+        self.category_attributes_ = category_attributes(catalog, self.attributes_)
         log.info("graph: %d values, %d targets", len(graph.values), len(self.targets_))
         self.lexical_ = LexicalFeatures().fit(catalog)
         self.text_hash_, self.record_hash_ = content_hashes(catalog)
@@ -156,14 +156,6 @@ class AttributeCompleter:
         log.info("calibrated and scored %d gaps", len(self.cells_["product"]))
         return self
 
-    def _category_attributes(self, catalog) -> dict[tuple[str, ...], set[int]]:
-        aindex = {a: i for i, a in enumerate(self.attributes_)}
-        out: dict[tuple[str, ...], set[int]] = {}
-        for p in catalog:
-            for depth in range(0, len(p.category) + 1):
-                out.setdefault(tuple(p.category[:depth]), set()).update(aindex[a] for a in p.attributes)
-        return out
-
     def _rule_cache(self, name: str) -> dict:
         """A per-category memo that is dropped whenever ``rules_`` is replaced."""
         rules, caches = self.__dict__.get("_rule_caches", (None, {}))
@@ -191,32 +183,9 @@ class AttributeCompleter:
         return product_vectors(text, leaf, len(self.graph_.categories), self.category_weight)
 
     def _inputs(self, catalog, text: np.ndarray):
-        import scipy.sparse as sp
+        from .train import build_inputs
 
-        from .train import Inputs
-
-        cindex = {c: i for i, c in enumerate(self.graph_.categories)}
-        vindex = self.graph_.value_index()
-        crow, ccol, vrow, vcol = [], [], [], []
-        for i, p in enumerate(catalog):
-            for depth in range(1, len(p.category) + 1):
-                if p.category[:depth] in cindex:
-                    crow.append(i)
-                    ccol.append(cindex[p.category[:depth]])
-            for item in p.attributes.items():
-                if item in vindex:
-                    vrow.append(i)
-                    vcol.append(vindex[item])
-        n = len(catalog)
-        ones = lambda k: np.ones(k, dtype=np.float32)
-        matcher = self._matcher()
-        mentions = sp.hstack([matcher.transform([p.title for p in catalog]),
-                              matcher.transform([p.description for p in catalog])]).tocsr()
-        lexical = self.lexical_.transform(catalog)
-        if not self.read_text:
-            lexical, mentions = sp.csr_matrix(lexical.shape, dtype=np.float32), sp.csr_matrix(mentions.shape)
-        return Inputs(text, lexical, sp.csr_matrix((ones(len(crow)), (crow, ccol)), shape=(n, len(cindex))),
-                      sp.csr_matrix((ones(len(vrow)), (vrow, vcol)), shape=(n, len(vindex))), mentions)
+        return build_inputs(catalog, self.graph_, text, self.lexical_, self._matcher(), self.read_text)
 
     def _matcher(self):
         from .text import ValueMatcher

@@ -140,3 +140,14 @@ def build_graph(catalog, *, min_cooccurrence: int = 5) -> CatalogGraph:
         skus=[p.sku for p in catalog], categories=categories, values=values, has_value=has_value,
         in_category=np.array(in_cat, dtype=np.int64).reshape(-1, 2).T, parent=parent,
         cooccurs=np.stack([u[positive], v[positive]]).astype(np.int64), pmi=pmi[positive].astype(np.float32))
+
+
+def category_attributes(catalog, attributes: list[str]) -> dict[tuple[str, ...], set[int]]:
+    """Indices of ``attributes`` seen in each category and in each of its ancestors (the root is ())."""
+    aindex = {a: i for i, a in enumerate(attributes)}
+    out: dict[tuple[str, ...], set[int]] = {}
+    for p in catalog:
+        for depth in range(0, len(p.category) + 1):
+            out.setdefault(tuple(p.category[:depth]), set()).update(aindex[a] for a in p.attributes)
+    return out
+

@@ -30,6 +30,32 @@ class Inputs:
     mentions: sp.csr_matrix     # (n, 2 * num_values): value stated in the title | in the description
 
 
+def build_inputs(catalog, graph, text: np.ndarray, lexical, matcher, read_text: bool = True) -> Inputs:
+    """The network's inputs for ``catalog`` against a fitted ``graph`` (its categories and value nodes),
+    ``lexical`` features and value ``matcher``; without ``read_text``, tf-idf and mentions stay empty."""
+    cindex = {c: i for i, c in enumerate(graph.categories)}
+    vindex = graph.value_index()
+    crow, ccol, vrow, vcol = [], [], [], []
+    for i, p in enumerate(catalog):
+        for depth in range(1, len(p.category) + 1):
+            if p.category[:depth] in cindex:
+                crow.append(i)
+                ccol.append(cindex[p.category[:depth]])
+        for item in p.attributes.items():
+            if item in vindex:
+                vrow.append(i)
+                vcol.append(vindex[item])
+    n = len(catalog)
+    ones = lambda k: np.ones(k, dtype=np.float32)
+    mentions = sp.hstack([matcher.transform([p.title for p in catalog]),
+                          matcher.transform([p.description for p in catalog])]).tocsr()
+    terms = lexical.transform(catalog)
+    if not read_text:
+        terms, mentions = sp.csr_matrix(terms.shape, dtype=np.float32), sp.csr_matrix(mentions.shape)
+    return Inputs(text, terms, sp.csr_matrix((ones(len(crow)), (crow, ccol)), shape=(n, len(cindex))),
+                  sp.csr_matrix((ones(len(vrow)), (vrow, vcol)), shape=(n, len(vindex))), mentions)
+
+
 @dataclass
 class Pool:
     """The products neighbours are drawn from, with what inference needs of them."""
