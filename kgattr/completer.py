@@ -44,7 +44,7 @@ class AttributeCompleter:
     """
 
     def __init__(self, *, text_model: str | None = None, max_length: int = 48, hidden_channels: int = 256,
-                 epochs: int = 3, batch_size: int = 256, lr: float = 3e-3, lexical_lr: float = 1e-2,
+                 epochs: int = 3, batch_size: int = 512, lr: float = 3e-3, lexical_lr: float = 1e-2,
                  svm_c: float = 0.5, mask_rate: float = 0.25, neighbours: int = 10, sharpness: float = 0.05,
                  category_weight: float = 0.5,
                  min_attribute_count: int = 20, calibration_share: float = 0.05, top_k: int = 10, seed: int = 0,
