@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .catalog import Catalog
-from .evaluation import PRECISIONS, Split, precision_coverage, score, split_catalog, target_attributes
+from .evaluation import (PRECISIONS, Split, precision_coverage, reliability, score, split_catalog,
+                         target_attributes)
 
 log = logging.getLogger(__name__)
 ALL_METHODS = ("majority", "tfidf", "knn", "text", "graph", "kgattr")
@@ -155,9 +156,7 @@ def plot(bench: Benchmark, directory: Path) -> list[Path]:
         conf, right = _arrays(bench, name)
         _, coverage, precision = precision_coverage(conf, right, total)
         pc.plot(coverage, precision, label=name)
-        which = np.minimum((conf * 15).astype(int), 14)
-        bins = [b for b in range(15) if (which == b).any()]
-        rel.plot([conf[which == b].mean() for b in bins], [right[which == b].mean() for b in bins], "o-", label=name)
+        rel.plot(*reliability(conf, right)[:2], "o-", label=name)
     pc.set(xlabel="coverage (share of hidden cells filled)", ylabel="precision", ylim=(0.5, 1.0),
            title="precision-coverage")
     rel.plot([0, 1], [0, 1], "k:", lw=1)

@@ -97,6 +97,13 @@ def precision_coverage(confidence: np.ndarray, correct: np.ndarray, total: int) 
     return conf[last], filled[last] / max(total, 1), hits[last] / filled[last]
 
 
+def lowest_threshold(thresholds: np.ndarray, precision: np.ndarray, target: float) -> float | None:
+    """The lowest of ``thresholds`` (best first, from :func:`precision_coverage`) whose ``precision`` is at
+    least ``target``; None when none is."""
+    ok = np.flatnonzero(precision >= target)
+    return float(thresholds[ok[-1]]) if len(ok) else None
+
+
 def coverage_at_precision(cells: list[tuple[str, bool, bool, float]], precisions=PRECISIONS) -> dict:
     """Per target precision: the threshold chosen on validation products and what it gives on the others.
 
@@ -115,8 +122,7 @@ def coverage_at_precision(cells: list[tuple[str, bool, bool, float]], precisions
     conf, right, total = part(~validation)
     out = {}
     for p in precisions:
-        ok = np.flatnonzero(precision >= p)
-        t = float(thresholds[ok[-1]]) if len(ok) else None          # None: no threshold reaches p
+        t = lowest_threshold(thresholds, precision, p)
         filled = conf >= t if t is not None else np.zeros(len(conf), bool)
         out[f"{p:.2f}"] = {"threshold": t, "coverage": float(filled.sum() / max(total, 1)),
                            "precision": float(right[filled].mean()) if filled.any() else None}
@@ -130,20 +136,25 @@ def precision_thresholds(attribute: np.ndarray, confidence: np.ndarray, correct:
     threshold is. Attributes with fewer than ``min_cells`` cells take the threshold of all cells together."""
     def lowest(sel: np.ndarray) -> float | None:
         t, _, p = precision_coverage(confidence[sel], correct[sel], int(sel.sum()))
-        ok = np.flatnonzero(p >= precision)
-        return float(t[ok[-1]]) if len(ok) else None
+        return lowest_threshold(t, p, precision)
 
     pooled = lowest(np.ones(len(attribute), bool))
     counts = np.bincount(attribute, minlength=len(names))
     return {a: lowest(attribute == i) if counts[i] >= min_cells else pooled for i, a in enumerate(names)}
 
 
+def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> tuple[np.ndarray, ...]:
+    """(mean confidence, accuracy, cells) of each non-empty equal-width confidence bin."""
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    used = [b for b in range(bins) if (which == b).any()]
+    return (np.array([confidence[which == b].mean() for b in used]),
+            np.array([correct[which == b].mean() for b in used]), np.array([(which == b).sum() for b in used]))
+
+
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
     """Gap between confidence and accuracy, averaged over equal-width confidence bins weighted by size."""
-    which = np.minimum((confidence * bins).astype(int), bins - 1)
-    gaps = [abs(confidence[which == b].mean() - correct[which == b].mean()) * (which == b).sum()
-            for b in range(bins) if (which == b).any()]
-    return float(sum(gaps) / max(len(confidence), 1))
+    conf, accuracy, cells = reliability(confidence, correct, bins)
+    return float((np.abs(conf - accuracy) * cells).sum() / max(len(confidence), 1))
 
 
 def score(hidden, predictions: dict[tuple[str, str], str], confidences: dict[tuple[str, str], float] | None = None,

@@ -47,11 +47,13 @@ def build_inputs(catalog, graph, text: np.ndarray, lexical, matcher, read_text: 
                 vcol.append(vindex[item])
     n = len(catalog)
     ones = lambda k: np.ones(k, dtype=np.float32)
-    mentions = sp.hstack([matcher.transform([p.title for p in catalog]),
-                          matcher.transform([p.description for p in catalog])]).tocsr()
-    terms = lexical.transform(catalog)
-    if not read_text:
-        terms, mentions = sp.csr_matrix(terms.shape, dtype=np.float32), sp.csr_matrix(mentions.shape)
+    if read_text:
+        mentions = sp.hstack([matcher.transform([p.title for p in catalog]),
+                              matcher.transform([p.description for p in catalog])]).tocsr()
+        terms = lexical.transform(catalog)
+    else:
+        mentions = sp.csr_matrix((n, 2 * len(vindex)), dtype=np.float32)
+        terms = sp.csr_matrix((n, lexical.size), dtype=np.float32)
     return Inputs(text, terms, sp.csr_matrix((ones(len(crow)), (crow, ccol)), shape=(n, len(cindex))),
                   sp.csr_matrix((ones(len(vrow)), (vrow, vcol)), shape=(n, len(vindex))), mentions)
 
