@@ -314,11 +314,12 @@ class AttributeCompleter:
         if not hasattr(self, "cells_"):
             raise NotFittedError("this AttributeCompleter is not fitted: call fit(...) or load(...) first")
 
-    def _completions(self, products, cells, neighbours: np.ndarray,
-                     evidence_floor: float = 0.0) -> list[ProductCompletion]:
+    def _completions(self, products, cells, neighbours: np.ndarray, evidence_floor: float = 0.0,
+                     explain: bool = False) -> list[ProductCompletion]:
         """Decide every gap of ``products`` (row-aligned with ``cells['product']`` and ``neighbours`` (n, k)).
 
-        Evidence is gathered for completions at least ``evidence_floor`` confident (the others get ``{}``).
+        Evidence is gathered for completions at least ``evidence_floor`` confident (the others get ``{}``);
+        ``explain`` lists every rule checked for each chosen value.
         """
         out = {p.sku: ProductCompletion(p.sku, dict(p.attributes), []) for p in products}
         vals = cells["values"]
@@ -330,16 +331,31 @@ class AttributeCompleter:
         masks = np.stack([self._allowed_mask(c) for c in masks]) if masks else np.zeros((0, len(self.graph_.values)), bool)
         allowed = masks[np.array(at, dtype=np.int64)[:, None], vals] if len(at) else np.zeros(vals.shape, bool)
         attributes = [self.attributes_[a] for a in cells["attribute"]]
-        decisions = decide(self.rules_, categories, attributes, names, cells["logits"], allowed)
-        for r, a, attr, (value, conf, alts, rejected) in zip(cells["product"], cells["attribute"], attributes, decisions):
+        known = [products[r].attributes for r in cells["product"]]
+        rules = self.rules_
+        # implications and exclusions: the verdict depends on the product's own values
+        for m in [m for m, (c, a) in enumerate(zip(categories, attributes)) if rules.conditional(c, a)]:
+            allowed[m] = [n is not None and rules.check(categories[m], attributes[m], n, known[m]) is None
+                          for n in names[m]]
+        decisions = decide(lambda m, v: rules.check(categories[m], attributes[m], v, known[m]).rule,
+                           names, cells["logits"], allowed)
+        for m, (r, a, attr, (value, conf, alts, rejected)) in enumerate(zip(cells["product"], cells["attribute"],
+                                                                           attributes, decisions)):
             p = products[r]
             evidence = self._evidence(p, a, value, neighbours[r]) if value is not None and conf >= evidence_floor \
                 else {}
-            out[p.sku].completions.append(Completion(p.sku, attr, value, round(conf, 4), alts, rejected, evidence))
+            checked = rules.explain(categories[m], attr, value, known[m]) if explain and value is not None else []
+            out[p.sku].completions.append(Completion(p.sku, attr, value, round(conf, 4), alts, rejected, evidence,
+                                                     checked))
         return list(out.values())
 
-    def complete(self, skus: list[str], catalog: Catalog | None = None) -> list[ProductCompletion]:
-        """Completions of the products ``skus``: taken from ``catalog`` when given, else from the training catalog."""
+    def complete(self, skus: list[str], catalog: Catalog | None = None, *,
+                 explain: bool = False) -> list[ProductCompletion]:
+        """Completions of the products ``skus``: taken from ``catalog`` when given, else from the training catalog.
+
+        Args:
+            explain: list with each completion every rule checked for its value (``Completion.checked``).
+        """
         self._check_fitted()
         if catalog is not None:
             missing = [s for s in skus if s not in catalog and s not in self._pool_row()]
@@ -350,8 +366,8 @@ class AttributeCompleter:
             result = []
             if inside:
                 cells, index = self._live_cells(sub)
-                result = self._completions(sub.products, cells, index)
-            return result + self.complete([s for s in skus if s not in catalog])
+                result = self._completions(sub.products, cells, index, explain=explain)
+            return result + self.complete([s for s in skus if s not in catalog], explain=explain)
         rows = []
         for s in skus:
             if s not in self._pool_row():
@@ -359,7 +375,8 @@ class AttributeCompleter:
             rows.append(self._pool_row()[s])
         products = self._pool_products(rows)
         rows = np.array(rows, dtype=np.int64)
-        return self._completions(products, self._stored_cells(rows, products, np.arange(len(rows))), self.knn_[0][rows])
+        return self._completions(products, self._stored_cells(rows, products, np.arange(len(rows))), self.knn_[0][rows],
+                                 explain=explain)
 
     def impute(self, catalog: Catalog, *, evidence_floor: float = 0.0) -> list[ProductCompletion]:
         """Completions of every gap in ``catalog`` (the catalog itself is not modified).
@@ -417,8 +434,11 @@ class AttributeCompleter:
     def load(cls, path, *, ontology=None) -> "AttributeCompleter":
         """Load a model directory; torch and FAISS are loaded only when new products must be scored.
 
+        The rules are read afresh from the ontology files the model was trained with, so edits to them take
+        effect without training again; where a file is gone, the copy saved with the model is used.
+
         Args:
-            ontology: a Turtle file whose rules replace those the model was trained with.
+            ontology: Turtle file(s) whose rules replace those.
         """
         from .modeldir import load
 

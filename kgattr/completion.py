@@ -18,10 +18,12 @@ class Completion:
     alternatives: list[dict] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
     evidence: dict = field(default_factory=dict)
+    checked: list[dict] = field(default_factory=list)     # with explain: every rule checked for ``value``
 
     def to_json(self) -> dict:
-        return {"attribute": self.attribute, "value": self.value, "confidence": self.confidence,
-                "alternatives": self.alternatives, "rejected": self.rejected, "evidence": self.evidence}
+        out = {"attribute": self.attribute, "value": self.value, "confidence": self.confidence,
+               "alternatives": self.alternatives, "rejected": self.rejected, "evidence": self.evidence}
+        return {**out, "checked": self.checked} if self.checked else out
 
 
 @dataclass
@@ -34,12 +36,11 @@ class ProductCompletion:
         return {"sku": self.sku, "known": self.known, "completions": [c.to_json() for c in self.completions]}
 
 
-def decide(rules, categories: list[tuple[str, ...]], attributes: list[str], names: np.ndarray, logits: np.ndarray,
-           allowed: np.ndarray, alternatives: int = 3) -> list[tuple]:
+def decide(why, names: np.ndarray, logits: np.ndarray, allowed: np.ndarray, alternatives: int = 3) -> list[tuple]:
     """Walk each cell's candidates best first; rule-breaking ones are rejected and the next consistent one wins.
 
     Args:
-        categories, attributes: (M,) the product category and attribute of each cell.
+        why: ``why(m, value)``, the id of the rule that rejects ``value`` in cell ``m``.
         names: (M, k) candidate values, best first; None pads cells with fewer than k candidates.
         logits: (M, k) their calibrated logits.
         allowed: (M, k) bool, the rules' verdict on each candidate (compiled masks).
@@ -60,8 +61,7 @@ def decide(rules, categories: list[tuple[str, ...]], attributes: list[str], name
     shown = np.round(p, 4).tolist()                                         # alternatives' confidences
     out = []
     for m in range(len(names)):
-        rejected = [{"value": v, "rule": rules.check(categories[m], attributes[m], v).rule}
-                    for v in names[m, :first[m]]]
+        rejected = [{"value": v, "rule": why(m, v)} for v in names[m, :first[m]]]
         if not found[m]:
             out.append((None, 0.0, [], rejected))
             continue

@@ -1,7 +1,7 @@
 """The model directory: config.json + safetensors + FAISS index + id maps, never pickle.
 
 ```
-config.json            parameters, network shape, attributes, versions
+config.json            parameters, network shape, attributes, the ontology files trained with, versions
 nodes.json             id maps: SKUs, categories, (attribute, value) nodes
 edges.safetensors      the co-occurrence graph
 vocab.json             tf-idf vocabulary, attributes seen per category
@@ -9,13 +9,14 @@ network.safetensors    FusionGNN weights
 linear.safetensors     linear text scorer (sparse term x value weights)
 state.safetensors      neighbours, pool states, scored gaps of the training catalog
 neighbours.faiss       product vectors for similar-product search
-ontology.ttl           the ontology the model was trained with
+ontology.ttl           a copy of the ontology the model was trained with (used when its files are gone)
 products.sqlite        the training catalog's products by SKU (for `complete` and evidence)
 ```
 """
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sqlite3
 import tempfile
@@ -29,6 +30,8 @@ from .graph import CatalogGraph
 from .ontology import Ontology
 from .rules import RuleSet
 from .text import LexicalFeatures
+
+log = logging.getLogger(__name__)
 
 FORMAT = 2            # 2: calibration outcomes for per-attribute precision thresholds
 STATE = ("knn_index", "knn_score", "text_hash", "record_hash", "value_attribute", "mix",
@@ -59,7 +62,7 @@ def save(completer, path) -> None:
         c = completer
         config = {"format": FORMAT, "params": c.get_params(), "network": c.model_.get_config(),
                   "attributes": c.attributes_, "targets": c.targets_, "history": c.history_,
-                  "versions": _versions()}
+                  "ontology_files": list(c.ontology_.sources), "versions": _versions()}
         (tmp / "config.json").write_text(json.dumps(config, indent=1))
         c.graph_.save(tmp)
         vocab = {"lexical": c.lexical_.get_state(),
@@ -126,9 +129,22 @@ def load(cls, path, ontology: Path | None = None):
     self.pool_h1_ = state["pool_h1"]
     self.cells_ = {k[len("cells_"):]: state[k] for k in STATE if k.startswith("cells_")}
     self.calibration_ = {k[len("calibration_"):]: state[k] for k in STATE if k.startswith("calibration_")}
-    self.ontology_ = Ontology.load(ontology or path / "ontology.ttl")
+    self.ontology_ = load_ontology(path, config.get("ontology_files", []), ontology)
     self.rules_ = RuleSet(self.ontology_)
     return self
+
+
+def load_ontology(path: Path, recorded: list[str], override=None) -> Ontology:
+    """The rules a loaded model applies: ``override`` files, else the files it was trained with (read afresh,
+    so edits take effect without training again), else the snapshot saved with it."""
+    if override:
+        return Ontology.load(*([override] if isinstance(override, (str, Path)) else override))
+    if recorded and all(Path(f).exists() for f in recorded):
+        return Ontology.load(*recorded)
+    if recorded:
+        log.warning("%s: %s is gone; using the rules saved with the model", path,
+                    next(f for f in recorded if not Path(f).exists()))
+    return Ontology.load(path / "ontology.ttl")
 
 
 def load_network(self) -> None:

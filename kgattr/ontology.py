@@ -1,12 +1,22 @@
 """The product ontology: category taxonomy, attributes, and SHACL shapes for the rules.
 
 One Turtle file holds all three, written as readable blocks so experts can review it as a diff:
-categories are ``rdfs:Class`` nodes linked by ``rdfs:subClassOf``; each category with rules has a
-``sh:NodeShape`` (``sh:closed`` lists the attributes that apply to it) whose property shapes give the
-allowed values (``sh:in``) and single-valuedness (``sh:maxCount 1``) of each attribute.
+categories are ``rdfs:Class`` nodes linked by ``rdfs:subClassOf``. Rules are SHACL shapes of a few forms,
+each read back into a :class:`Shape` or a :class:`Conditional`:
+
+- a category block (``sh:NodeShape``, usually ``sh:closed``): the attributes that apply to the category, each a
+  property shape with its allowed values (``sh:in``) and ``sh:maxCount 1``; ``kgattr ontology induce`` writes these;
+- a one-attribute rule (``sh:PropertyShape`` with its own target): allowed values, required (``sh:minCount 1``),
+  not applicable (``sh:maxCount 0``), a pattern (``sh:pattern``) or a numeric range (``sh:minInclusive`` /
+  ``sh:maxInclusive``);
+- an implication (``sh:or`` of "not the condition" and "the consequence") or an exclusion (``sh:not`` of both).
+
+A rule targets a category class (and so its subcategories) or, with ``sh:targetSubjectsOf kg:sku``, every product.
+Numbers are written bare (``2012``, not ``"2012"``) so that range rules compare them as numbers.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import re
 from collections import Counter, defaultdict
@@ -29,7 +39,6 @@ PREFIXES = f"""@prefix kg: <{KG}> .
 @prefix xsd: <http://www.w3.org/2001/XMLSchema#> .
 """
 
-
 def category_iri(path: tuple[str, ...]) -> str:
     return CATEGORY + "/".join(quote(level, safe="") for level in path)
 
@@ -38,27 +47,102 @@ def attribute_iri(name: str) -> str:
     return ATTRIBUTE + quote(name, safe="")
 
 
-def _slug(text: str) -> str:
+def number_text(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-") or "x"
+
+
+def category_label(path: tuple[str, ...]) -> str:
+    return " > ".join(path) if path else "every product"
+
+
+@dataclass(frozen=True)
+class Property:
+    """The constraints of one property shape on one attribute."""
+    id: str
+    values: frozenset[str] | None = None       # sh:in; None: any value
+    min_count: int = 0                         # sh:minCount 1: required
+    max_count: int | None = None               # sh:maxCount 0: not applicable, 1: single-valued
+    pattern: str | None = None                 # sh:pattern, a regular expression searched in the value
+    low: float | None = None                   # sh:minInclusive
+    high: float | None = None                  # sh:maxInclusive
+
+    def describe(self) -> str:
+        parts = []
+        if self.max_count == 0:
+            parts.append("does not apply")
+        if self.min_count:
+            parts.append("required")
+        if self.values is not None:
+            parts.append("one of " + ", ".join(sorted(self.values)))
+        if self.pattern is not None:
+            parts.append(f"matches /{self.pattern}/")
+        if self.low is not None or self.high is not None:
+            parts.append(f"a number in [{'' if self.low is None else number_text(self.low)}, "
+                         f"{'' if self.high is None else number_text(self.high)}]")
+        if self.max_count == 1:
+            parts.append("at most one value")
+        return ", ".join(parts) or "any value"
 
 
 @dataclass
 class Shape:
-    """The rules of one category: which attributes apply and which values each may take."""
+    """Rules on attributes of products of ``category`` (and its subcategories; ``()``: every product)."""
     id: str
     category: tuple[str, ...]
-    closed: bool = True
-    # attribute -> (rule id, allowed values or None for any value)
-    properties: dict[str, tuple[str, frozenset[str] | None]] = field(default_factory=dict)
-    origin: str = ""        # who or what wrote the rules ("induced", "model snapshot", an expert's name)
-    added: str = ""         # ISO date
+    closed: bool = False                       # attributes not in ``properties`` do not apply
+    properties: dict[str, Property] = field(default_factory=dict)
+    origin: str = ""                           # who or what wrote it ("induced", "expert: Ana", ...)
+    added: str = ""                            # ISO date
+
+    @property
+    def standalone(self) -> bool:
+        """A one-attribute rule written as a single property shape with its own target."""
+        return not self.closed and len(self.properties) == 1 and next(iter(self.properties.values())).id == self.id
+
+
+@dataclass(frozen=True)
+class Conditional:
+    """``if condition then consequence`` (an implication) or ``if condition then not consequence`` (an
+    exclusion) between two attribute values of one product. An implication holds when the consequence's
+    attribute is absent: it constrains the value, it does not require one."""
+    id: str
+    category: tuple[str, ...]
+    condition: tuple[str, str]                 # (attribute, value)
+    consequence: tuple[str, str]
+    excludes: bool = False
+    origin: str = ""
+    added: str = ""
+
+    @property
+    def kind(self) -> str:
+        return "excludes" if self.excludes else "implies"
+
+    def describe(self) -> str:
+        (a1, v1), (a2, v2) = self.condition, self.consequence
+        return f"if {a1} = {v1} then {a2} {'is not' if self.excludes else 'is'} {v2}"
+
+    def broken_by(self, values: dict[str, str]) -> bool:
+        """Whether a product holding ``values`` breaks the rule."""
+        (a1, v1), (a2, v2) = self.condition, self.consequence
+        if values.get(a1) != v1 or a2 not in values:
+            return False
+        return (values[a2] == v2) if self.excludes else (values[a2] != v2)
 
 
 @dataclass
 class Ontology:
     categories: set[tuple[str, ...]] = field(default_factory=set)
     attributes: set[str] = field(default_factory=set)
-    shapes: dict[tuple[str, ...], Shape] = field(default_factory=dict)
+    shapes: list[Shape] = field(default_factory=list)
+    conditionals: list[Conditional] = field(default_factory=list)
+    # (rule id, why) of shapes that pySHACL checks but kgattr's compiled checks do not understand
+    uncompiled: list[tuple[str, str]] = field(default_factory=list)
+    # the files it was read from, so that a model reads its rules afresh at each use
+    sources: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
     def induce(cls, catalog, *, min_support: int = 1, max_unseen: float = 0.005) -> "Ontology":
@@ -79,49 +163,52 @@ class Ontology:
             for name, value in p.attributes.items():
                 seen[p.category][name][value] += 1
         onto = cls(categories, {a for by_attr in seen.values() for a in by_attr})
+        today = _dt.date.today().isoformat()
         for path, by_attr in sorted(seen.items()):
             if not path:
                 continue
-            shape = Shape(f"category/{_slug('.'.join(path))}", path, origin="induced",
-                          added=_dt.date.today().isoformat())
+            shape = Shape(f"category/{slug('.'.join(path))}", path, closed=True, origin="induced", added=today)
             for name, counts in sorted(by_attr.items()):
                 singletons = sum(1 for c in counts.values() if c == 1)
                 closed = singletons <= max_unseen * sum(counts.values())
                 values = frozenset(v for v, c in counts.items() if c >= min_support) if closed else None
-                shape.properties[name] = (f"allowed/{_slug('.'.join(path))}/{_slug(name)}", values)
-            onto.shapes[path] = shape
+                shape.properties[name] = Property(f"allowed/{slug('.'.join(path))}/{slug(name)}", values, max_count=1)
+            onto.shapes.append(shape)
         return onto
 
+    def rule_ids(self) -> set[str]:
+        """Every id a rule or a part of one goes by."""
+        ids = {s.id for s in self.shapes} | {p.id for s in self.shapes for p in s.properties.values()}
+        return ids | {c.id for c in self.conditionals} | {rid for rid, _ in self.uncompiled}
+
+    def merge(self, other: "Ontology") -> "Ontology":
+        """The union of two ontologies' taxonomies, attributes and rules (``other``'s rules win on equal ids)."""
+        ids = other.rule_ids()
+        return Ontology(self.categories | other.categories, self.attributes | other.attributes,
+                        [s for s in self.shapes if s.id not in ids] + other.shapes,
+                        [c for c in self.conditionals if c.id not in ids] + other.conditionals,
+                        [u for u in self.uncompiled if u[0] not in ids] + other.uncompiled)
+
     def to_turtle(self, *, source: str = "", origin: str = "induced") -> str:
-        """Readable Turtle: taxonomy first, then one commented block per category's rules."""
+        """Readable Turtle: taxonomy first, then one commented block per rule (or category block)."""
         from rdflib import Literal
+
+        from .shacl import conditional_block, shape_block
 
         today = _dt.date.today().isoformat()
         out = [PREFIXES, f"# kgattr ontology{f' induced from {source}' if source else ''}.",
-               "# Edit freely: each block below is one category's rules; `kgattr rules` keeps hand edits.", "",
-               "# --- categories ---"]
+               "# Edit freely: each block below is one category's rules or one rule; `kgattr rules` keeps hand edits.",
+               "", "# --- categories ---"]
         for path in sorted(self.categories):
             parent = f" ;\n    rdfs:subClassOf <{category_iri(path[:-1])}>" if len(path) > 1 else ""
             out.append(f"<{category_iri(path)}> a rdfs:Class, kg:Category ;\n    rdfs:label {Literal(path[-1]).n3()}{parent} .")
         out += ["", "# --- attributes ---"]
         for name in sorted(self.attributes):
             out.append(f"<{attribute_iri(name)}> a rdf:Property, kg:Attribute ; rdfs:label {Literal(name).n3()} .")
-        for path, shape in sorted(self.shapes.items()):
-            out += ["", f"# rules of {' > '.join(path)}: the attributes that apply, their allowed values, one value each",
-                    f"<{RULE}{shape.id}> a sh:NodeShape ;",
-                    f"    kg:origin {Literal(shape.origin or origin).n3()} ;"
-                    f" kg:added {Literal(shape.added or today).n3()} ;",
-                    f"    sh:targetClass <{category_iri(path)}> ;",
-                    f"    sh:closed {'true' if shape.closed else 'false'} ;",
-                    f"    sh:ignoredProperties ( rdf:type kg:sku ) ;"]
-            props = [f"<{RULE}{rid}>" for rid, _ in shape.properties.values()]
-            out.append(f"    sh:property {', '.join(props)} ." if props else "    .")
-            for name, (rid, values) in sorted(shape.properties.items()):
-                allowed = ""
-                if values is not None:
-                    allowed = " ;\n    sh:in ( " + " ".join(Literal(v).n3() for v in sorted(values)) + " )"
-                out.append(f"<{RULE}{rid}> a sh:PropertyShape ;\n    sh:path <{attribute_iri(name)}> ;\n"
-                           f"    sh:maxCount 1{allowed} .")
+        for shape in sorted(self.shapes, key=lambda s: (s.category, not s.closed, s.id)):
+            out += ["", shape_block(shape, origin=shape.origin or origin, added=shape.added or today).rstrip("\n")]
+        for rule in sorted(self.conditionals, key=lambda c: (c.category, c.id)):
+            out += ["", conditional_block(rule).rstrip("\n")]
         return "\n".join(out) + "\n"
 
     def save(self, path, **kwargs) -> None:
@@ -131,24 +218,28 @@ class Ontology:
         atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
     @classmethod
-    def load(cls, path) -> "Ontology":
-        """Read an ontology Turtle file; a syntax error names the file and line.
+    def load(cls, *paths) -> "Ontology":
+        """Read one or more Turtle files as one ontology; a syntax error names the file and line.
 
-        The parsed form is cached by the file's content hash, so an unchanged file loads in milliseconds.
+        The parsed form is cached by the files' content hash, so unchanged files load in milliseconds.
         """
         import hashlib
         import json
 
+        from .shacl import parse_turtle
         from .text import default_cache_dir
 
-        try:
-            digest = hashlib.sha1(Path(path).read_bytes()).hexdigest()
-        except FileNotFoundError:
-            raise OntologyError(f"{path}: no such file") from None
-        cached = default_cache_dir() / f"ontology-{digest}.json"
+        digest = hashlib.sha1()
+        for path in paths:
+            try:
+                digest.update(Path(path).read_bytes() + b"\0")
+            except FileNotFoundError:
+                raise OntologyError(f"{path}: no such file") from None
+        sources = tuple(str(Path(p).resolve()) for p in paths)
+        cached = default_cache_dir() / f"ontology-v2-{digest.hexdigest()}.json"
         if cached.exists():
-            return cls.from_json(json.loads(cached.read_text()))
-        onto = cls._parse(path)
+            return dataclasses.replace(cls.from_json(json.loads(cached.read_text())), sources=sources)
+        onto = dataclasses.replace(cls.from_graph(parse_turtle(*paths), ", ".join(map(str, paths))), sources=sources)
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
             from .catalog import atomic_write
@@ -159,75 +250,28 @@ class Ontology:
         return onto
 
     def to_json(self) -> dict:
+        def prop(p: Property) -> dict:
+            return {**p.__dict__, "values": None if p.values is None else sorted(p.values)}
+
         return {"categories": sorted(map(list, self.categories)), "attributes": sorted(self.attributes),
-                "shapes": [{"id": s.id, "category": list(s.category), "closed": s.closed, "origin": s.origin,
-                            "added": s.added,
-                            "properties": {a: [rid, None if v is None else sorted(v)]
-                                           for a, (rid, v) in s.properties.items()}}
-                           for s in self.shapes.values()]}
+                "shapes": [{**s.__dict__, "properties": {a: prop(p) for a, p in s.properties.items()}}
+                           for s in self.shapes],
+                "conditionals": [c.__dict__ for c in self.conditionals], "uncompiled": self.uncompiled}
 
     @classmethod
     def from_json(cls, d: dict) -> "Ontology":
-        shapes = {}
-        for s in d["shapes"]:
-            props = {a: (rid, None if v is None else frozenset(v)) for a, (rid, v) in s["properties"].items()}
-            shapes[tuple(s["category"])] = Shape(s["id"], tuple(s["category"]), s["closed"], props,
-                                                 s.get("origin", ""), s.get("added", ""))
-        return cls({tuple(c) for c in d["categories"]}, set(d["attributes"]), shapes)
+        def prop(p: dict) -> Property:
+            return Property(**{**p, "values": None if p["values"] is None else frozenset(p["values"])})
 
-    @classmethod
-    def _parse(cls, path) -> "Ontology":
-        from rdflib import Graph
-
-        graph = Graph()
-        try:
-            graph.parse(str(path), format="turtle")
-        except FileNotFoundError:
-            raise OntologyError(f"{path}: no such file") from None
-        except Exception as e:  # rdflib raises several parser types; all mean a broken file
-            raise OntologyError(f"{path}: {str(e).splitlines()[0][:300]}") from None
-        return cls.from_graph(graph, str(path))
+        shapes = [Shape(**{**s, "category": tuple(s["category"]),
+                           "properties": {a: prop(p) for a, p in s["properties"].items()}}) for s in d["shapes"]]
+        conditionals = [Conditional(**{**c, "category": tuple(c["category"]), "condition": tuple(c["condition"]),
+                                       "consequence": tuple(c["consequence"])}) for c in d["conditionals"]]
+        return cls({tuple(c) for c in d["categories"]}, set(d["attributes"]), shapes, conditionals,
+                   [tuple(u) for u in d["uncompiled"]])
 
     @classmethod
     def from_graph(cls, graph, where: str = "<graph>") -> "Ontology":
-        from rdflib import RDF, RDFS, URIRef
-        from rdflib.collection import Collection
-        from rdflib.namespace import SH
+        from .shacl import GraphReader
 
-        def path_of(iri) -> tuple[str, ...]:
-            s = str(iri)
-            if not s.startswith(CATEGORY):
-                raise OntologyError(f"{where}: {s} is not a kgattr category IRI")
-            return tuple(unquote(part) for part in s[len(CATEGORY):].split("/"))
-
-        def name_of(iri) -> str:
-            s = str(iri)
-            if not s.startswith(ATTRIBUTE):
-                raise OntologyError(f"{where}: {s} is not a kgattr attribute IRI")
-            return unquote(s[len(ATTRIBUTE):])
-
-        def rule_id(node) -> str:
-            return str(node)[len(RULE):] if str(node).startswith(RULE) else str(node)
-
-        onto = cls()
-        onto.categories = {path_of(c) for c in graph.subjects(RDF.type, URIRef(KG + "Category"))}
-        onto.attributes = {name_of(a) for a in graph.subjects(RDF.type, URIRef(KG + "Attribute"))}
-        for node in graph.subjects(RDF.type, SH.NodeShape):
-            target = graph.value(node, SH.targetClass)
-            if target is None:
-                continue
-            path = path_of(target)
-            shape = Shape(rule_id(node), path, closed=bool(graph.value(node, SH.closed) and
-                                                              graph.value(node, SH.closed).toPython()),
-                          origin=str(graph.value(node, URIRef(KG + "origin")) or ""),
-                          added=str(graph.value(node, URIRef(KG + "added")) or ""))
-            for prop in graph.objects(node, SH.property):
-                name = name_of(graph.value(prop, SH.path))
-                in_list = graph.value(prop, SH["in"])
-                values = frozenset(str(v) for v in Collection(graph, in_list)) if in_list is not None else None
-                shape.properties[name] = (rule_id(prop), values)
-            onto.shapes[path] = shape
-        for path in list(onto.shapes):
-            for depth in range(1, len(path) + 1):
-                onto.categories.add(path[:depth])
-        return onto
+        return GraphReader(graph, where).ontology()

@@ -1,15 +1,20 @@
-"""Rule checks: SHACL shapes of the ontology compiled into fast lookups, and pySHACL as the reference.
+"""Rule checks: the ontology's SHACL shapes compiled into fast lookups, and pySHACL as the reference.
 
-Semantics (the same in both): a product is checked against the shapes of its category and of every
-ancestor category. A closed shape makes attributes it does not list inapplicable; an ``sh:in`` list
-restricts values; ``sh:maxCount 1`` makes the attribute single-valued. A category without shapes is
-unconstrained.
+Semantics (the same in both): a product is checked against the rules of its category, of every ancestor
+category and of every product. A closed shape makes attributes it does not list inapplicable, as does
+``sh:maxCount 0``; ``sh:in`` restricts values, ``sh:pattern`` and ``sh:minInclusive``/``sh:maxInclusive`` check
+them; ``sh:minCount 1`` makes an attribute required (a gap, reported by :meth:`RuleSet.missing`, not a broken
+value); implications and exclusions relate two values of one product. A category without rules is unconstrained.
 """
 from __future__ import annotations
 
+import re
+from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 
-from .ontology import ATTRIBUTE, CATEGORY, KG, PRODUCT, RULE, Ontology, attribute_iri, category_iri
+from .ontology import ATTRIBUTE, KG, PRODUCT, RULE, Conditional, Ontology, attribute_iri, category_iri, category_label
+from .shacl import NUMBER
 
 
 @dataclass(frozen=True)
@@ -18,10 +23,40 @@ class Violation:
     attribute: str
     value: str
     rule: str
-    kind: str  # "not-applicable" | "not-allowed"
+    kind: str  # not-applicable | not-allowed | pattern | out-of-range | implies | excludes | missing
 
     def __str__(self) -> str:
+        if self.kind == "missing":
+            return f"{self.sku}: {self.attribute} is missing, required by {self.rule}"
         return f"{self.sku}: {self.attribute}={self.value!r} breaks {self.rule} ({self.kind})"
+
+
+@lru_cache(maxsize=1024)
+def _regex(pattern: str) -> re.Pattern:
+    return re.compile(pattern)
+
+
+class _Compiled:
+    """The rules that bear on one category: closed shapes, per-attribute property constraints, conditionals."""
+
+    def __init__(self, ontology: Ontology, category: tuple[str, ...], scopes: dict):
+        shapes, conditionals = [], []
+        for depth in range(len(category) + 1):
+            found = scopes.get(category[:depth], ([], []))
+            shapes += found[0]
+            conditionals += found[1]
+        self.closed = [s for s in shapes if s.closed]
+        self.props: dict[str, list] = defaultdict(list)          # attribute -> [Property, ...]
+        for s in shapes:
+            for name, p in s.properties.items():
+                self.props[name].append(p)
+        self.conditionals: dict[str, list[Conditional]] = defaultdict(list)
+        for c in conditionals:
+            self.conditionals[c.condition[0]].append(c)
+            if c.consequence[0] != c.condition[0]:
+                self.conditionals[c.consequence[0]].append(c)
+        self.all_conditionals = conditionals
+        self.required = {name: p.id for name, ps in self.props.items() for p in ps if p.min_count >= 1}
 
 
 class RuleSet:
@@ -29,66 +64,112 @@ class RuleSet:
 
     def __init__(self, ontology: Ontology):
         self.ontology = ontology
-        self._cache: dict[tuple[str, ...], tuple[list, dict]] = {}
+        self._scopes: dict[tuple[str, ...], tuple[list, list]] = defaultdict(lambda: ([], []))
+        for s in ontology.shapes:
+            self._scopes[s.category][0].append(s)
+        for c in ontology.conditionals:
+            self._scopes[c.category][1].append(c)
+        self._cache: dict[tuple[str, ...], _Compiled] = {}
 
-    def _constraints(self, category: tuple[str, ...]):
-        # (closed shapes along the path, {attribute: [(rule id, allowed values), ...]})
+    def _compiled(self, category) -> _Compiled:
+        category = tuple(category)
         if category not in self._cache:
-            closed, allowed = [], {}
-            for depth in range(1, len(category) + 1):
-                shape = self.ontology.shapes.get(category[:depth])
-                if shape is None:
-                    continue
-                if shape.closed:
-                    closed.append(shape)
-                for name, (rid, values) in shape.properties.items():
-                    if values is not None:
-                        allowed.setdefault(name, []).append((rid, values))
-            self._cache[category] = (closed, allowed)
+            self._cache[category] = _Compiled(self.ontology, category, self._scopes)
         return self._cache[category]
 
-    def applicable(self, category: tuple[str, ...], attribute: str) -> str | None:
+    def _breaks(self, category, attribute: str, value: str, known: dict | None = None):
+        """Every (rule id, kind) that ``attribute = value`` breaks; with ``known`` (the product's other values)
+        implications and exclusions too."""
+        c = self._compiled(category)
+        for shape in c.closed:
+            if attribute not in shape.properties:
+                yield shape.id, "not-applicable"
+        for p in c.props.get(attribute, ()):
+            if p.max_count == 0:
+                yield p.id, "not-applicable"
+            if p.values is not None and value not in p.values:
+                yield p.id, "not-allowed"
+            if p.pattern is not None and not _regex(p.pattern).search(value):
+                yield p.id, "pattern"
+            if p.low is not None or p.high is not None:
+                x = float(value) if NUMBER.fullmatch(value) else None
+                if x is None or (p.low is not None and x < p.low) or (p.high is not None and x > p.high):
+                    yield p.id, "out-of-range"
+        if known is not None:
+            values = {**known, attribute: value}
+            for rule in c.conditionals.get(attribute, ()):
+                if rule.broken_by(values):
+                    yield rule.id, rule.kind
+
+    def check(self, category, attribute: str, value: str, known: dict | None = None) -> Violation | None:
+        """The first rule that ``attribute = value`` breaks for a product of ``category`` (holding ``known``
+        besides), or None."""
+        for rule, kind in self._breaks(category, attribute, value, known):
+            return Violation("", attribute, value, rule, kind)
+        return None
+
+    def conditional(self, category, attribute: str) -> bool:
+        """Whether a value of ``attribute`` in ``category`` can depend on the product's other values."""
+        return bool(self._compiled(category).conditionals.get(attribute))
+
+    def explain(self, category, attribute: str, value: str, known: dict | None = None) -> list[dict]:
+        """Every rule checked for ``attribute = value``: [{rule, kind, passed}]."""
+        c = self._compiled(category)
+        broken = {rule for rule, _ in self._breaks(category, attribute, value, known)}
+        checked = [(s.id, "applicable") for s in c.closed]
+        checked += [(p.id, p.describe()) for p in c.props.get(attribute, ())]
+        checked += [(r.id, r.describe()) for r in c.conditionals.get(attribute, ())] if known is not None else []
+        return [{"rule": rid, "says": says, "passed": rid not in broken} for rid, says in checked]
+
+    def applicable(self, category, attribute: str) -> str | None:
         """The id of the rule that makes ``attribute`` inapplicable to ``category``, or None."""
-        for shape in self._constraints(tuple(category))[0]:
+        c = self._compiled(category)
+        for shape in c.closed:
             if attribute not in shape.properties:
                 return shape.id
+        for p in c.props.get(attribute, ()):
+            if p.max_count == 0:
+                return p.id
         return None
 
-    def check(self, category: tuple[str, ...], attribute: str, value: str) -> Violation | None:
-        """The first rule that ``attribute = value`` breaks for a product of ``category``, or None."""
-        rid = self.applicable(category, attribute)
-        if rid is not None:
-            return Violation("", attribute, value, rid, "not-applicable")
-        for rid, values in self._constraints(tuple(category))[1].get(attribute, ()):
-            if value not in values:
-                return Violation("", attribute, value, rid, "not-allowed")
-        return None
-
-    def allowed_values(self, category: tuple[str, ...], attribute: str) -> frozenset[str] | None:
-        """Values ``attribute`` may take in ``category`` (None: any value); empty when inapplicable."""
+    def allowed_values(self, category, attribute: str) -> frozenset[str] | None:
+        """Values ``attribute`` may take in ``category`` by its ``sh:in`` lists (None: any value); empty when
+        inapplicable."""
         if self.applicable(category, attribute) is not None:
             return frozenset()
         result = None
-        for _, values in self._constraints(tuple(category))[1].get(attribute, ()):
-            result = values if result is None else result & values
+        for p in self._compiled(category).props.get(attribute, ()):
+            if p.values is not None:
+                result = p.values if result is None else result & p.values
         return result
+
+    def required(self, category) -> dict[str, str]:
+        """{attribute: rule id} of the attributes required in ``category``."""
+        return self._compiled(category).required
 
     def violations(self, catalog) -> list[Violation]:
         """Every existing value of ``catalog`` that breaks a rule (compiled, for bulk use)."""
         out = []
         for p in catalog:
             for name, value in p.attributes.items():
-                v = self.check(p.category, name, value)
-                if v is not None:
-                    out.append(Violation(p.sku, name, value, v.rule, v.kind))
+                out += [Violation(p.sku, name, value, rule, kind) for rule, kind in self._breaks(p.category, name, value)]
+            for rule in self._compiled(p.category).all_conditionals:
+                if rule.broken_by(p.attributes):
+                    name = rule.consequence[0]
+                    out.append(Violation(p.sku, name, p.attributes[name], rule.id, rule.kind))
         return out
+
+    def missing(self, catalog) -> list[Violation]:
+        """Every required attribute that a product of ``catalog`` lacks."""
+        return [Violation(p.sku, name, "", rule, "missing") for p in catalog
+                for name, rule in self.required(p.category).items() if name not in p.attributes]
 
 
 @dataclass(frozen=True)
 class RuleInfo:
     """One rule as an expert reads it."""
     id: str
-    kind: str                   # "applicable" | "not-applicable" | "allowed" | "single-valued"
+    kind: str       # applicable | not-applicable | required | allowed | pattern | range | single-valued | implies | excludes
     category: tuple[str, ...]
     attribute: str | None
     detail: str
@@ -96,80 +177,109 @@ class RuleInfo:
     added: str
 
     def __str__(self) -> str:
-        where = " > ".join(self.category) + (f" / {self.attribute}" if self.attribute else "")
+        where = category_label(self.category) + (f" / {self.attribute}" if self.attribute else "")
         made = ", ".join(x for x in (self.origin, self.added) if x)
         return f"{self.id}  {self.kind}  {where}: {self.detail}" + (f"  ({made})" if made else "")
 
 
+def _kind(p) -> str:
+    if p.max_count == 0:
+        return "not-applicable"
+    if p.min_count:
+        return "required"
+    if p.values is not None:
+        return "allowed"
+    if p.pattern is not None:
+        return "pattern"
+    if p.low is not None or p.high is not None:
+        return "range"
+    return "single-valued"
+
+
 def list_rules(ontology: Ontology, *, category: str | None = None, attribute: str | None = None) -> list[RuleInfo]:
-    """The rules of ``ontology``, one per property shape, plus one per closed category shape.
+    """The rules of ``ontology``: one per property shape and conditional, one per closed category shape.
 
     Args:
         category: only this category, named by its path (``Apparel > Topwear``) or its own name (``Topwear``).
         attribute: only rules on this attribute; a closed shape that leaves it out is listed as
             ``not-applicable``.
     """
+    def wanted(path) -> bool:
+        return category is None or category in (" > ".join(path), path[-1] if path else "")
+
     out = []
-    for path, shape in sorted(ontology.shapes.items()):
-        if category is not None and category not in (" > ".join(path), path[-1]):
+    for shape in sorted(ontology.shapes, key=lambda s: (s.category, s.id)):
+        if not wanted(shape.category):
             continue
         made = (shape.origin, shape.added)
         if shape.closed and attribute is None:
-            out.append(RuleInfo(shape.id, "applicable", path, None,
+            out.append(RuleInfo(shape.id, "applicable", shape.category, None,
                                 "only " + ", ".join(sorted(shape.properties)), *made))
         elif shape.closed and attribute not in shape.properties:
-            out.append(RuleInfo(shape.id, "not-applicable", path, attribute, "the category's shape is closed "
-                                "and does not list it", *made))
-        for name, (rid, values) in sorted(shape.properties.items()):
-            if attribute is not None and name != attribute:
-                continue
-            if values is None:
-                out.append(RuleInfo(rid, "single-valued", path, name, "any value, at most one", *made))
-            else:
-                out.append(RuleInfo(rid, "allowed", path, name, "one of " + ", ".join(sorted(values)), *made))
+            out.append(RuleInfo(shape.id, "not-applicable", shape.category, attribute,
+                                "the category's shape is closed and does not list it", *made))
+        for name, p in sorted(shape.properties.items()):
+            if attribute is None or name == attribute:
+                out.append(RuleInfo(p.id, _kind(p), shape.category, name, p.describe(), *made))
+    for rule in sorted(ontology.conditionals, key=lambda c: (c.category, c.id)):
+        if wanted(rule.category) and attribute in (None, rule.condition[0], rule.consequence[0]):
+            out.append(RuleInfo(rule.id, rule.kind, rule.category, rule.consequence[0], rule.describe(),
+                                rule.origin, rule.added))
     return out
 
 
 def to_rdf(catalog, ontology: Ontology):
     """The catalog as an RDF data graph: one node per product typed with its category class."""
-    from rdflib import RDF, RDFS, Graph, Literal, URIRef
     from urllib.parse import quote
+
+    from rdflib import RDF, RDFS, Graph, Literal, URIRef
+
+    from .shacl import value_term
 
     g = Graph()
     sku_prop = URIRef(KG + "sku")
-    for path in ontology.categories:
-        if len(path) > 1:
-            g.add((URIRef(category_iri(path)), RDFS.subClassOf, URIRef(category_iri(path[:-1]))))
+    paths = set(ontology.categories) | {tuple(p.category) for p in catalog}
+    for path in {path[:d] for path in paths for d in range(2, len(path) + 1)}:
+        g.add((URIRef(category_iri(path)), RDFS.subClassOf, URIRef(category_iri(path[:-1]))))
     for p in catalog:
         node = URIRef(PRODUCT + quote(p.sku, safe=""))
         g.add((node, sku_prop, Literal(p.sku)))
         if p.category:
             g.add((node, RDF.type, URIRef(category_iri(tuple(p.category)))))
         for name, value in p.attributes.items():
-            g.add((node, URIRef(attribute_iri(name)), Literal(value)))
+            g.add((node, URIRef(attribute_iri(name)), value_term(value)))
     return g
 
 
+_COMPONENT_KIND = {"Closed": "not-applicable", "MaxCount": "not-applicable", "In": "not-allowed",
+                   "Pattern": "pattern", "MinInclusive": "out-of-range", "MaxInclusive": "out-of-range",
+                   "Or": "implies", "Not": "excludes", "MinCount": "missing"}
+
+
 def shacl_violations(catalog, ontology: Ontology, shapes_graph=None) -> list[Violation]:
-    """Reference check with pySHACL (slow: for tests, audits and small catalogs)."""
-    import pyshacl
-    from rdflib import Graph, URIRef
-    from rdflib.namespace import SH
+    """Reference check with pySHACL (slow: for tests, audits and small catalogs); missing required values
+    come out with kind ``missing``."""
     from urllib.parse import unquote
+
+    import pyshacl
+    from rdflib import RDF, Graph
+    from rdflib.namespace import SH
 
     if shapes_graph is None:
         shapes_graph = Graph().parse(data=ontology.to_turtle(), format="turtle")
-    data = to_rdf(catalog, ontology)
-    _, report, _ = pyshacl.validate(data, shacl_graph=shapes_graph, inference="none", allow_warnings=True)
+    products = {p.sku: p for p in catalog}
+    consequence = {c.id: c.consequence[0] for c in ontology.conditionals}
+    _, report, _ = pyshacl.validate(to_rdf(catalog, ontology), shacl_graph=shapes_graph, inference="none",
+                                    allow_warnings=True)
     out = []
-    for result in report.subjects(URIRef(str(SH) + "resultPath"), None):
-        focus = str(report.value(result, SH.focusNode))
-        attr = str(report.value(result, SH.resultPath))
-        value = report.value(result, SH.value)
+    for result in report.subjects(RDF.type, SH.ValidationResult):
+        sku = unquote(str(report.value(result, SH.focusNode))[len(PRODUCT):])
         shape = str(report.value(result, SH.sourceShape))
+        rule = shape[len(RULE):] if shape.startswith(RULE) else shape
         component = str(report.value(result, SH.sourceConstraintComponent))
-        kind = "not-applicable" if component.endswith("ClosedConstraintComponent") else "not-allowed"
-        out.append(Violation(unquote(focus[len(PRODUCT):]), unquote(attr[len(ATTRIBUTE):]),
-                             str(value) if value is not None else "",
-                             shape[len(RULE):] if shape.startswith(RULE) else shape, kind))
+        kind = _COMPONENT_KIND[component[len(str(SH)):-len("ConstraintComponent")]]
+        path = report.value(result, SH.resultPath)
+        attr = unquote(str(path)[len(ATTRIBUTE):]) if path is not None else consequence[rule]
+        value = "" if kind == "missing" else products[sku].attributes.get(attr, "")
+        out.append(Violation(sku, attr, value, rule, kind))
     return out

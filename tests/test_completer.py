@@ -1,10 +1,10 @@
 import copy
-import dataclasses
 
 import numpy as np
 import pytest
 
-from kgattr import AttributeCompleter, Catalog, Product, RuleSet
+from kgattr import AttributeCompleter, Catalog, Ontology, Product, RuleSet
+from kgattr.ontology import Conditional
 from kgattr.exceptions import NotFittedError, UnknownSKUError
 
 
@@ -33,19 +33,18 @@ def test_not_fitted_and_unknown_sku(fitted):
 
 
 def test_rule_rejection_takes_next_consistent_value(fitted, catalog):
+    """An exclusion keyed on one of the product's known values rejects the value kgattr chose before."""
     sku = catalog.products[0].sku
     [pc] = fitted.complete([sku])
     target = pc.completions[0]
-    category = catalog[sku].category
-    onto = dataclasses.replace(fitted.ontology_, shapes=dict(fitted.ontology_.shapes))
-    shape = dataclasses.replace(onto.shapes[category], properties=dict(onto.shapes[category].properties))
-    rid, allowed = shape.properties[target.attribute]
-    shape.properties[target.attribute] = (rid, allowed - {target.value})
-    onto.shapes[category] = shape
+    condition = next(iter(catalog[sku].attributes.items()))
+    rid = "excludes/test"
+    onto = fitted.ontology_.merge(Ontology(conditionals=[
+        Conditional(rid, (), condition, (target.attribute, target.value), excludes=True)]))
     original = fitted.rules_
     try:
         fitted.rules_ = RuleSet(onto)
-        [after] = fitted.complete([sku])
+        [after] = fitted.complete([sku], explain=True)
     finally:
         fitted.rules_ = original
     again = next(c for c in after.completions if c.attribute == target.attribute)
@@ -53,6 +52,8 @@ def test_rule_rejection_takes_next_consistent_value(fitted, catalog):
     assert again.value != target.value
     if target.alternatives:
         assert again.value == target.alternatives[0]["value"] or again.value is None
+    if again.value is not None:
+        assert {"rule": rid, "says": onto.conditionals[-1].describe(), "passed": True} in again.checked
 
 
 def test_precomputed_equals_live_and_save_load_round_trip(fitted, catalog, tmp_path):
@@ -91,15 +92,12 @@ def test_impute_does_not_touch_known_values(fitted, catalog):
 
 
 def test_decide_walks_past_rejected_candidates_and_abstains():
-    from types import SimpleNamespace
-
     from kgattr.completion import decide
 
-    rules = SimpleNamespace(check=lambda category, attribute, value: SimpleNamespace(rule=f"r/{value}"))
     names = np.array([["a", "b", "c", None], ["x", "y", None, None]], dtype=object)
     logits = np.array([[3.0, 2.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
     allowed = np.array([[False, True, True, True], [False, False, True, True]])
-    (v0, c0, alts0, rej0), (v1, c1, alts1, rej1) = decide(rules, [("C",)] * 2, ["A"] * 2, names, logits, allowed)
+    (v0, c0, alts0, rej0), (v1, c1, alts1, rej1) = decide(lambda m, v: f"r/{v}", names, logits, allowed)
     assert (v0, rej0) == ("b", [{"value": "a", "rule": "r/a"}])
     assert c0 == pytest.approx(1 / (1 + np.exp(-1.0)))
     assert alts0 == [{"value": "c", "confidence": round(1 / (1 + np.exp(1.0)), 4)}]
