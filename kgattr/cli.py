@@ -12,17 +12,19 @@ from typing import Optional
 
 import typer
 
+from .rules_cli import completeness, rules_app
+
 app = typer.Typer(help="Complete missing product attributes: ontology + graph + GNN/BERT fusion + FAISS + rules.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 ontology_app = typer.Typer(help="Build and inspect the product ontology.", no_args_is_help=True)
 graph_app = typer.Typer(help="Build and export the co-occurrence graph.", no_args_is_help=True)
 app.add_typer(ontology_app, name="ontology")
-rules_app = typer.Typer(help="Read and check the ontology's rules.", no_args_is_help=True)
 app.add_typer(graph_app, name="graph")
 app.add_typer(rules_app, name="rules")
 
 ModelOpt = typer.Option(..., "--model", "-m", help="Model directory written by `kgattr train`.")
-OntologyOpt = typer.Option(None, "--ontology", help="Ontology Turtle file (rules) to apply instead of the model's.")
+OntologyOpt = typer.Option(None, "--ontology", help="Ontology Turtle file(s) whose rules apply instead of the model's "
+                                                   "(repeatable) [default: the files it was trained with, read afresh].")
 
 
 def _progress() -> bool:
@@ -32,7 +34,7 @@ def _progress() -> bool:
 @app.command()
 def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, .parquet)."),
           out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
-          ontology: Optional[Path] = typer.Option(None, "--ontology", help="Expert ontology; induced from the catalog if absent."),
+          ontology: Optional[Path] = typer.Option(None, "--ontology", help="Expert ontology: complete/impute read it afresh, so rule edits apply without training again; induced from the catalog if absent."),
           text_model: Optional[Path] = typer.Option(None, "--text-model", help="Local Hugging Face model directory."),
           epochs: Optional[int] = typer.Option(None, help="Training epochs of the GNN [default: 3]."),
           max_length: int = typer.Option(48, help="BERT tokens per product."),
@@ -64,7 +66,7 @@ def _table(result) -> None:
     for pc in result:
         known = ", ".join(f"{k}={v}" for k, v in pc.known.items())
         console.print(f"[bold]{pc.sku}[/bold]  known: {known}")
-        table = Table("attribute", "value", "confidence", "evidence", "alternatives / rejected")
+        table = Table("attribute", "value", "confidence", "evidence", "alternatives / rejected / rules checked")
         for c in sorted(pc.completions, key=lambda c: -c.confidence):
             ev = c.evidence or {}
             parts = []
@@ -76,6 +78,7 @@ def _table(result) -> None:
                 parts.append(f"text: {ev['text']!r}")
             other = [f"{a['value']} {a['confidence']:.2f}" for a in c.alternatives]
             other += [f"✗ {r['value']} ({r['rule']})" for r in c.rejected]
+            other += [f"{'✓' if r['passed'] else '✗'} {r['rule']}: {r['says']}" for r in c.checked]
             table.add_row(c.attribute, c.value or "— abstain", f"{c.confidence:.2f}", "\n".join(parts), "\n".join(other))
         console.print(table)
 
@@ -84,7 +87,8 @@ def _table(result) -> None:
 def complete(sku: list[str] = typer.Option(..., "--sku", help="SKU to complete (repeatable)."),
              model: Path = ModelOpt,
              catalog: Optional[Path] = typer.Option(None, "--catalog", help="Catalog holding new or changed products."),
-             ontology: Optional[Path] = OntologyOpt,
+             ontology: Optional[list[Path]] = OntologyOpt,
+             explain: bool = typer.Option(False, "--explain", help="Show every rule checked for each value."),
              as_json: bool = typer.Option(False, "--json", help="JSON output.")):
     """What is missing for a product, and what it should be, with confidence and evidence.
 
@@ -94,7 +98,7 @@ def complete(sku: list[str] = typer.Option(..., "--sku", help="SKU to complete (
     from .completer import AttributeCompleter
 
     completer = AttributeCompleter.load(model, ontology=ontology)
-    result = completer.complete(list(sku), read_catalog(catalog) if catalog else None)
+    result = completer.complete(list(sku), read_catalog(catalog) if catalog else None, explain=explain)
     if as_json:
         out = [r.to_json() for r in result]
         typer.echo(json.dumps(out[0] if len(out) == 1 else out, indent=1, ensure_ascii=False))
@@ -110,7 +114,7 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
            review: Optional[Path] = typer.Option(None, "--review", help="Gaps left empty, with their best guess (default: OUTPUT.review.jsonl)."),
            min_confidence: float = typer.Option(0.5, "--min-confidence", help="Fill only cells at least this confident."),
            precision: Optional[float] = typer.Option(None, "--precision", help="Instead: fill an attribute's cells only where its estimated precision is at least this."),
-           ontology: Optional[Path] = OntologyOpt):
+           ontology: Optional[list[Path]] = OntologyOpt):
     """Fill every gap of a catalog; original values are never changed.
 
     Example: kgattr impute data/sample.jsonl --model models/sample -o out/sample.jsonl --precision 0.95
@@ -309,54 +313,7 @@ def evaluate(catalog: Path = typer.Argument(..., help="Catalog with known values
         typer.echo(f"report -> {report}")
 
 
-RulesOpt = typer.Option(..., "--ontology", help="Ontology Turtle file holding the rules.")
-
-
-@rules_app.command("list")
-def rules_list(ontology: Path = RulesOpt,
-               category: Optional[str] = typer.Option(None, help="Only this category: its path (A > B) or name."),
-               attribute: Optional[str] = typer.Option(None, help="Only rules on this attribute.")):
-    """List the rules, one a line: id, kind, category / attribute, what it says, who added it and when.
-
-    Example: kgattr rules list --ontology ontology/sample.ttl --attribute colour
-    """
-    from .ontology import Ontology
-    from .rules import list_rules
-
-    for rule in list_rules(Ontology.load(ontology), category=category, attribute=attribute):
-        typer.echo(str(rule))
-
-
-@rules_app.command("check")
-def rules_check(catalog: Path = typer.Argument(..., help="Catalog whose existing values to check."),
-                ontology: Path = RulesOpt,
-                as_json: bool = typer.Option(False, "--json", help="One JSON object a violation, a line.")):
-    """Existing values that break a rule (compiled checks); exit code 1 when there is any.
-
-    Example: kgattr rules check data/sample.jsonl --ontology ontology/sample.ttl
-    """
-    from collections import Counter
-
-    from .catalog import read_catalog
-    from .ontology import Ontology
-    from .rules import RuleSet
-
-    cat = read_catalog(catalog)
-    found = RuleSet(Ontology.load(ontology)).violations(cat)
-    if as_json:
-        for v in found:
-            typer.echo(json.dumps({"sku": v.sku, "attribute": v.attribute, "value": v.value, "rule": v.rule,
-                                   "kind": v.kind}, ensure_ascii=False))
-    else:
-        for v in found[:50]:
-            typer.echo(str(v))
-        if len(found) > 50:
-            typer.echo(f"... and {len(found) - 50} more (--json lists all)")
-        typer.echo(f"{len(found)} values break a rule in {len(cat)} products", err=bool(found))
-        for rule, n in Counter(v.rule for v in found).most_common(10):
-            typer.echo(f"  {n:7d}  {rule}", err=True)
-    if found:
-        raise typer.Exit(1)
+app.command("completeness")(completeness)
 
 
 def main() -> None:

@@ -40,8 +40,17 @@ def parse_turtle(*paths):
         except FileNotFoundError:
             raise OntologyError(f"{path}: no such file") from None
         except Exception as e:  # rdflib raises several parser types; all mean a broken file
-            raise OntologyError(f"{path}: {str(e).splitlines()[0][:300]}") from None
+            raise OntologyError(syntax_error(path, e)) from None
     return graph
+
+
+def syntax_error(path, error: Exception) -> str:
+    """``FILE:LINE: what is wrong`` from an rdflib parser error."""
+    text = str(error)
+    line = re.search(r"at line (\d+)", text)
+    why = re.search(r"Bad syntax \(([^)]*)\)", text)
+    detail = f"bad Turtle syntax ({why.group(1)})" if why else text.splitlines()[0][:300] if text else type(error).__name__
+    return f"{path}:{line.group(1)}: {detail}" if line else f"{path}: {detail}"
 
 
 def _target(category: tuple[str, ...]) -> str:
@@ -157,6 +166,8 @@ class GraphReader:
         extra = {str(p)[len(str(SH)):] for p in g.predicates(node) if str(p).startswith(str(SH))} - self.PROPERTY_KEYS
         if extra:
             raise ValueError("uses " + ", ".join(f"sh:{e}" for e in sorted(extra)))
+        if g.value(node, SH.path) is None:
+            raise ValueError(f"{self.rule_id(node)} has no sh:path")
         in_list = g.value(node, SH["in"])
         number = (lambda key: None if g.value(node, SH[key]) is None else float(g.value(node, SH[key]).toPython()))
         count = g.value(node, SH.maxCount)

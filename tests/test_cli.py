@@ -157,3 +157,35 @@ def test_evaluate_writes_report_and_rejects_unknown_methods(model, tmp_path):
     assert "| tf-idf + LinearSVC" in result.output
     result = run("evaluate", model / "catalog.jsonl", "--methods", "majority,oracle")
     assert result.exit_code == 2 and "oracle" in result.output
+
+
+def test_rules_dry_run_explain_and_completeness(model, catalog, tmp_path):
+    from kgattr import Ontology
+    from kgattr.ontology import PREFIXES, Conditional
+    from kgattr.shacl import conditional_block
+
+    sku = catalog.products[0].sku
+    shown = json.loads(run("complete", "--model", model / "model", "--sku", sku, "--json", "--explain").output)
+    target = next(c for c in shown["completions"] if c["value"] is not None)
+    assert target["checked"] and all(r["passed"] for r in target["checked"])
+    condition = next(iter(catalog[sku].attributes.items()))
+    rule = Conditional("excludes/test", (), condition, (target["attribute"], target["value"]), excludes=True)
+    (tmp_path / "new.ttl").write_text(PREFIXES + conditional_block(rule))
+    result = run("rules", "test", "--catalog", model / "catalog.jsonl", "--model", model / "model",
+                 tmp_path / "new.ttl", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    rejected = [c for c in report["changes"] if c["sku"] == sku and c["attribute"] == target["attribute"]]
+    assert rejected and rejected[0]["before"] == target["value"] and rejected[0]["rule"] == "excludes/test"
+    assert report["by_rule"]["excludes/test"] >= 1
+    # completeness needs required attributes: one added to a copy of the model's ontology
+    onto = tmp_path / "o.ttl"
+    Ontology.load(model / "model" / "ontology.ttl").save(onto)
+    assert run("rules", "add", "required", "--attribute", "season", "--ontology", onto).exit_code == 0
+    out = tmp_path / "imputed.jsonl"
+    assert run("impute", model / "catalog.jsonl", "--model", model / "model", "-o", out).exit_code == 0
+    result = run("completeness", model / "catalog.jsonl", "--ontology", onto, "--imputed", out, "--json")
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert rows and all(r["required"] == ["season"] for r in rows)
+    assert all(r["complete"] <= r["complete_after"] <= r["products"] for r in rows)
+    assert sum(r["complete_after"] for r in rows) > sum(r["complete"] for r in rows)

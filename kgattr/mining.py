@@ -1,0 +1,148 @@
+"""Rules mined from a catalog for experts to adopt: implications between values, allowed sets, attributes that do
+not apply to a category; each with its support, confidence and the one command that adopts it."""
+from __future__ import annotations
+
+import shlex
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from .ontology import Ontology, category_label
+from .rules import RuleSet
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    kind: str                           # implies | allowed | not-applicable
+    category: tuple[str, ...]
+    attribute: str
+    detail: str
+    support: int                        # products the rule speaks about
+    confidence: float                   # share of them that already follow it
+    args: tuple[str, ...]               # the `kgattr rules add` arguments that adopt it
+
+    @property
+    def exceptions(self) -> int:
+        """Existing values that would break it."""
+        return round(self.support * (1 - self.confidence))
+
+    def command(self, ontology: str = "ONTOLOGY.ttl") -> str:
+        return " ".join(["kgattr", "rules", "add", *map(shlex.quote, self.args), "--ontology", shlex.quote(ontology)])
+
+    def __str__(self) -> str:
+        return (f"{self.kind}  {category_label(self.category)} / {self.attribute}: {self.detail}  "
+                f"(support {self.support}, confidence {self.confidence:.3f}, {self.exceptions} exceptions)")
+
+
+def _scope_args(path: tuple[str, ...]) -> tuple[str, ...]:
+    return ("--category", " > ".join(path)) if path else ()
+
+
+def suggest(catalog, ontology: Ontology | None = None, *, min_support: int = 50, min_confidence: float = 0.98,
+            max_base_rate: float = 0.9) -> list[Suggestion]:
+    """Rules the data of ``catalog`` support, best supported first, less those ``ontology`` already has.
+
+    Args:
+        min_support: products a rule must speak about (for an implication: holding the condition and a value of
+            the consequence's attribute).
+        min_confidence: share of those that must follow it already.
+        max_base_rate: an implication into a value more common than this among all products of its scope is
+            not worth a rule.
+    """
+    ontology = ontology or Ontology.induce(catalog)
+    rules = RuleSet(ontology)
+    out = _implications(catalog, ontology, rules, min_support, min_confidence, max_base_rate)
+    out += _category_rules(catalog, rules, min_support, min_confidence)
+    return sorted(out, key=lambda s: (-s.support, s.kind, s.category, s.attribute, s.detail))
+
+
+def _implications(catalog, ontology, rules, min_support, min_confidence, max_base_rate) -> list[Suggestion]:
+    import scipy.sparse as sp
+
+    index: dict[tuple[str, str], int] = {}
+    rows, cols = [], []
+    for i, p in enumerate(catalog):
+        for item in p.attributes.items():
+            rows.append(i)
+            cols.append(index.setdefault(item, len(index)))
+    pairs = list(index)
+    names = sorted({a for a, _ in pairs})
+    attr_of = np.array([names.index(a) for a, _ in pairs], dtype=np.int64)
+    x = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(catalog), len(pairs)))
+    has = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, attr_of[cols])), shape=(len(catalog), len(names)))
+    present = {(c.category, c.condition, c.consequence) for c in ontology.conditionals if not c.excludes}
+    by_scope = defaultdict(list)
+    for i, p in enumerate(catalog):
+        for depth in range(min(len(p.category), 2) + 1):
+            by_scope[tuple(p.category[:depth])].append(i)
+    found, out = set(), []
+    for scope in sorted(by_scope, key=len):
+        members = np.array(by_scope[scope])
+        if len(members) < min_support:
+            continue
+        xs, hs = x[members], has[members]
+        both = (xs.T @ xs).tocoo()                              # (values, values) products holding both
+        with_attr = np.asarray((xs.T @ hs).todense())           # (values, attributes) holding v1 and some a2 value
+        count, filled = np.asarray(xs.sum(0)).ravel(), np.asarray(hs.sum(0)).ravel()
+        v1, v2, n = both.row, both.col, both.data
+        support = with_attr[v1, attr_of[v2]]
+        keep = (attr_of[v1] != attr_of[v2]) & (support >= min_support) & (n >= min_confidence * support) & \
+            (count[v2] <= max_base_rate * np.maximum(filled[attr_of[v2]], 1))
+        for a, b, s, k in zip(v1[keep], v2[keep], support[keep], n[keep]):
+            cond, cons = pairs[a], pairs[b]
+            if (cond, cons) in found or any((scope[:d], cond, cons) in present for d in range(len(scope) + 1)):
+                continue
+            if not _can_adopt(rules, ontology, scope, cond, cons):
+                continue
+            found.add((cond, cons))
+            out.append(Suggestion("implies", scope, cons[0], f"if {cond[0]} = {cond[1]} then {cons[0]} is {cons[1]}",
+                                  int(s), float(k / s), ("implies", "--if", f"{cond[0]}={cond[1]}",
+                                                         "--then", f"{cons[0]}={cons[1]}", *_scope_args(scope))))
+    return out
+
+
+def _can_adopt(rules, ontology, scope, cond, cons) -> bool:
+    """Whether no category under ``scope`` allows the condition but not the consequence (lint would refuse it)."""
+    for path in ontology.categories:
+        if path[:len(scope)] != scope:
+            continue
+        if rules.check(path, *cond) is None and rules.applicable(path, cons[0]) is None and \
+                rules.check(path, *cons) is not None:
+            return False
+    return True
+
+
+def _category_rules(catalog, rules, min_support, min_confidence) -> list[Suggestion]:
+    """Per leaf category: tighter allowed sets (rare values out), and attributes almost never filled there."""
+    products: Counter = Counter()
+    values: dict = defaultdict(lambda: defaultdict(Counter))
+    everywhere: Counter = Counter()
+    for p in catalog:
+        products[p.category] += 1
+        for a, v in p.attributes.items():
+            values[p.category][a][v] += 1
+            everywhere[a] += 1
+    out = []
+    for path, n in sorted(products.items()):
+        if n < min_support or not path:
+            continue
+        for a in sorted(everywhere):
+            if rules.applicable(path, a) is not None:
+                continue
+            counts = values[path].get(a, Counter())
+            cells = sum(counts.values())
+            if cells <= (1 - min_confidence) * n and everywhere[a] >= min_support:
+                out.append(Suggestion("not-applicable", path, a, f"{a} does not apply", n, 1 - cells / n,
+                                      ("not-applicable", "--attribute", a, *_scope_args(path))))
+                continue
+            if cells < min_support:
+                continue
+            common = sorted(v for v, c in counts.items() if c >= max(2, (1 - min_confidence) * cells / 10))
+            covered = sum(counts[v] for v in common)
+            current = rules.allowed_values(path, a)
+            if covered >= min_confidence * cells and len(common) <= 50 and \
+                    (current is None or len(current) > len(common)):
+                out.append(Suggestion("allowed", path, a, "one of " + ", ".join(common), cells, covered / cells,
+                                      ("allowed", "--attribute", a, "--values", ",".join(common), *_scope_args(path))))
+    return out
