@@ -153,9 +153,10 @@ def _signature(onto: Ontology) -> set[str]:
     return {json.dumps(x, sort_keys=True) for x in d["shapes"] + d["conditionals"] + d["uncompiled"]}
 
 
-def _write_checked(path: Path, old_text: str, new_text: str, expect_added: Ontology | None, expect_removed: set[str]):
+def _write_checked(path: Path, old_text: str, new_text: str, expect_added: Ontology | None,
+                   expect_removed: set[str]) -> list[Finding]:
     """Write ``new_text`` to ``path`` if it reads back as the old rules plus ``expect_added`` minus the rules with
-    ids in ``expect_removed``, and lints no worse."""
+    ids in ``expect_removed`` and lints without new errors; returns the new warnings."""
     from .catalog import atomic_write
 
     before, after = _reads_as(path, old_text), _reads_as(path, new_text)
@@ -166,15 +167,17 @@ def _write_checked(path: Path, old_text: str, new_text: str, expect_added: Ontol
         kept = kept.merge(expect_added)
     if _signature(after) != _signature(kept):
         raise RuleError(f"{path}: the edit would change other rules than the one meant; edit the file by hand")
-    new_errors = {f.message for f in lint_ontology(after) if f.level == "error"} - \
-        {f.message for f in lint_ontology(before) if f.level == "error"}
-    if new_errors:
-        raise RuleError(f"{path}: {sorted(new_errors)[0]}")
+    new = set(lint_ontology(after)) - set(lint_ontology(before))
+    errors = sorted(f.message for f in new if f.level == "error")
+    if errors:
+        raise RuleError(f"{path}: {errors[0]}")
     atomic_write(path, lambda tmp: tmp.write_text(new_text, encoding="utf-8"))
+    return sorted(f for f in new if f.level == "warning")
 
 
-def add_rule(path, rule: Shape | Conditional) -> None:
-    """Append ``rule`` to the Turtle file ``path`` as one commented block; the rest of the file is kept byte for byte."""
+def add_rule(path, rule: Shape | Conditional) -> list[Finding]:
+    """Append ``rule`` to the Turtle file ``path`` as one commented block; the rest of the file is kept byte for byte.
+    Returns the lint warnings the rule brings."""
     from .shacl import conditional_block, shape_block
 
     path = Path(path)
@@ -182,7 +185,7 @@ def add_rule(path, rule: Shape | Conditional) -> None:
     block = conditional_block(rule) if isinstance(rule, Conditional) else shape_block(rule)
     new_text = text.rstrip("\n") + "\n\n" + block
     added = Ontology(conditionals=[rule]) if isinstance(rule, Conditional) else Ontology(shapes=[rule])
-    _write_checked(path, text, new_text, added, set())
+    return _write_checked(path, text, new_text, added, set())
 
 
 def remove_rule(path, rule_id: str) -> None:
@@ -226,7 +229,7 @@ def without(ontology: Ontology, rule_id: str) -> Ontology:
 
 
 # ---- lint -------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Finding:
     level: str          # "error" | "warning"
     message: str
@@ -285,10 +288,13 @@ def lint_ontology(onto: Ontology, declared: set | None = None) -> list[Finding]:
 def _contradictions(onto: Ontology, rules) -> list[Finding]:
     seen, out = set(), []
 
-    def report(key, message):
+    def report(key, message, level="error"):
         if key not in seen:
             seen.add(key)
-            out.append(Finding("error", message))
+            out.append(Finding(level, message))
+
+    def warn(key, message):
+        report(key, message, "warning")
 
     for path in sorted(onto.categories | {()}):
         for name, rid in rules.required(path).items():
@@ -307,8 +313,8 @@ def _contradictions(onto: Ontology, rules) -> list[Finding]:
             (a1, v1), (a2, v2) = c.condition, c.consequence
             if rules.check(path, a1, v1) is None and rules.applicable(path, a2) is None and \
                     rules.check(path, a2, v2) is not None:
-                report((c.id,), f"{c.id}: implies {a2} = {v2}, which {category_label(path)} does not allow "
-                                f"({rules.check(path, a2, v2).rule})")
+                warn((c.id,), f"{c.id}: implies {a2} = {v2}, which {category_label(path)} does not allow "
+                              f"({rules.check(path, a2, v2).rule}): its products with {a1} = {v1} get no {a2}")
     for i, c in enumerate(onto.conditionals):
         for d in onto.conditionals[i + 1:]:
             overlap = c.category == d.category[:len(c.category)] or d.category == c.category[:len(d.category)]

@@ -41,7 +41,8 @@ def _scope_args(path: tuple[str, ...]) -> tuple[str, ...]:
 
 def suggest(catalog, ontology: Ontology | None = None, *, min_support: int = 50, min_confidence: float = 0.98,
             max_base_rate: float = 0.9) -> list[Suggestion]:
-    """Rules the data of ``catalog`` support, best supported first, less those ``ontology`` already has.
+    """Rules the data of ``catalog`` support (implications, then allowed sets, then attributes that do not apply;
+    best supported first), less those ``ontology`` already has.
 
     Args:
         min_support: products a rule must speak about (for an implication: holding the condition and a value of
@@ -52,12 +53,13 @@ def suggest(catalog, ontology: Ontology | None = None, *, min_support: int = 50,
     """
     ontology = ontology or Ontology.induce(catalog)
     rules = RuleSet(ontology)
-    out = _implications(catalog, ontology, rules, min_support, min_confidence, max_base_rate)
+    out = _implications(catalog, ontology, min_support, min_confidence, max_base_rate)
     out += _category_rules(catalog, rules, min_support, min_confidence)
-    return sorted(out, key=lambda s: (-s.support, s.kind, s.category, s.attribute, s.detail))
+    order = {"implies": 0, "allowed": 1, "not-applicable": 2}
+    return sorted(out, key=lambda s: (order[s.kind], -s.support, s.category, s.attribute, s.detail))
 
 
-def _implications(catalog, ontology, rules, min_support, min_confidence, max_base_rate) -> list[Suggestion]:
+def _implications(catalog, ontology, min_support, min_confidence, max_base_rate) -> list[Suggestion]:
     import scipy.sparse as sp
 
     index: dict[tuple[str, str], int] = {}
@@ -93,24 +95,11 @@ def _implications(catalog, ontology, rules, min_support, min_confidence, max_bas
             cond, cons = pairs[a], pairs[b]
             if (cond, cons) in found or any((scope[:d], cond, cons) in present for d in range(len(scope) + 1)):
                 continue
-            if not _can_adopt(rules, ontology, scope, cond, cons):
-                continue
             found.add((cond, cons))
             out.append(Suggestion("implies", scope, cons[0], f"if {cond[0]} = {cond[1]} then {cons[0]} is {cons[1]}",
                                   int(s), float(k / s), ("implies", "--if", f"{cond[0]}={cond[1]}",
                                                          "--then", f"{cons[0]}={cons[1]}", *_scope_args(scope))))
     return out
-
-
-def _can_adopt(rules, ontology, scope, cond, cons) -> bool:
-    """Whether no category under ``scope`` allows the condition but not the consequence (lint would refuse it)."""
-    for path in ontology.categories:
-        if path[:len(scope)] != scope:
-            continue
-        if rules.check(path, *cond) is None and rules.applicable(path, cons[0]) is None and \
-                rules.check(path, *cons) is not None:
-            return False
-    return True
 
 
 def _category_rules(catalog, rules, min_support, min_confidence) -> list[Suggestion]:

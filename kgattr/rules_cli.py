@@ -85,9 +85,7 @@ def rules_add(kind: str = typer.Argument(..., help="allowed | required | not-app
     """Add one rule as a commented SHACL block at the end of the ontology file; it applies at the next
     complete/impute of models trained with that file, without training again.
 
-    Examples:
-      kgattr rules add excludes --if "gender=Boys" --then-not "age_group=Adults-Men" --ontology ontology/sample.ttl
-      kgattr rules add allowed --category Shirts --attribute Fit --values "Regular Fit,Slim Fit" --ontology ontology/sample.ttl
+    Example: kgattr rules add excludes --if "gender=Boys" --then-not "age_group=Adults-Men" --ontology ontology/sample.ttl
     """
     from .authoring import add_rule, make_rule
     from .ontology import Ontology
@@ -96,9 +94,11 @@ def rules_add(kind: str = typer.Argument(..., help="allowed | required | not-app
     rule = make_rule(Ontology.load(ontology), kind, category=category, attribute=attribute,
                      values=values.split(",") if values else None, regex=regex, low=low, high=high,
                      condition=condition, consequence=then_not if kind == "excludes" else then, origin=origin)
-    add_rule(ontology, rule)
+    warnings = add_rule(ontology, rule)
     block = conditional_block(rule) if kind in ("implies", "excludes") else shape_block(rule)
     typer.echo(f"added {rule.id} to {ontology}:\n{block}")
+    for w in warnings:
+        typer.echo(str(w), err=True)
 
 
 @rules_app.command("remove")
