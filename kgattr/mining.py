@@ -39,7 +39,7 @@ def _scope_args(path: tuple[str, ...]) -> tuple[str, ...]:
     return ("--category", " > ".join(path)) if path else ()
 
 
-def suggest(catalog, ontology: Ontology | None = None, *, min_support: int = 50, min_confidence: float = 0.98,
+def suggest(catalog, ontology: Ontology | None = None, *, min_support: int = 50, min_confidence: float = 0.999,
             max_base_rate: float = 0.9) -> list[Suggestion]:
     """Rules the data of ``catalog`` support (implications, then allowed sets, then attributes that do not apply;
     best supported first), less those ``ontology`` already has.

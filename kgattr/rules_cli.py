@@ -186,7 +186,7 @@ def rules_suggest(catalog: Path = typer.Argument(..., help="Catalog to mine."),
                   ontology: Optional[list[Path]] = typer.Option(None, "--ontology", help="Rules already adopted "
                                                                 "(and the file the commands will edit)."),
                   min_support: int = typer.Option(50, help="Products a rule must speak about."),
-                  min_confidence: float = typer.Option(0.98, help="Share of them that must follow it already."),
+                  min_confidence: float = typer.Option(0.999, help="Share of them that must follow it already."),
                   kind: Optional[str] = typer.Option(None, help="Only implies, allowed or not-applicable."),
                   top: int = typer.Option(30, help="Suggestions to show, best supported first."),
                   as_json: bool = JsonOpt):
