@@ -66,7 +66,7 @@ def _table(result) -> None:
     for pc in result:
         known = ", ".join(f"{k}={v}" for k, v in pc.known.items())
         console.print(f"[bold]{pc.sku}[/bold]  known: {known}")
-        table = Table("attribute", "value", "confidence", "evidence", "alternatives / rejected / rules checked")
+        table = Table("attribute", "value", "confidence", "evidence", "alternatives / rejected")
         for c in sorted(pc.completions, key=lambda c: -c.confidence):
             ev = c.evidence or {}
             parts = []
@@ -78,9 +78,12 @@ def _table(result) -> None:
                 parts.append(f"text: {ev['text']!r}")
             other = [f"{a['value']} {a['confidence']:.2f}" for a in c.alternatives]
             other += [f"✗ {r['value']} ({r['rule']})" for r in c.rejected]
-            other += [f"{'✓' if r['passed'] else '✗'} {r['rule']}: {r['says']}" for r in c.checked]
             table.add_row(c.attribute, c.value or "— abstain", f"{c.confidence:.2f}", "\n".join(parts), "\n".join(other))
         console.print(table)
+        for c in pc.completions:
+            for r in c.checked:
+                console.print(f"  {c.attribute} = {c.value}: {'✓' if r['passed'] else '✗'} {r['rule']}: {r['says']}",
+                              markup=False, highlight=False)
 
 
 @app.command()

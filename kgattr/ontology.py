@@ -70,14 +70,17 @@ class Property:
     low: float | None = None                   # sh:minInclusive
     high: float | None = None                  # sh:maxInclusive
 
-    def describe(self) -> str:
+    def describe(self, limit: int | None = None) -> str:
+        """In words; ``limit``: name at most this many allowed values."""
         parts = []
         if self.max_count == 0:
             parts.append("does not apply")
         if self.min_count:
             parts.append("required")
         if self.values is not None:
-            parts.append("one of " + ", ".join(sorted(self.values)))
+            shown = sorted(self.values)[:limit]
+            more = f", … ({len(self.values)} in all)" if len(shown) < len(self.values) else ""
+            parts.append("one of " + ", ".join(shown) + more)
         if self.pattern is not None:
             parts.append(f"matches /{self.pattern}/")
         if self.low is not None or self.high is not None:

@@ -117,7 +117,7 @@ class RuleSet:
         c = self._compiled(category)
         broken = {rule for rule, _ in self._breaks(category, attribute, value, known)}
         checked = [(s.id, "applicable") for s in c.closed]
-        checked += [(p.id, p.describe()) for p in c.props.get(attribute, ())]
+        checked += [(p.id, p.describe(limit=8)) for p in c.props.get(attribute, ())]
         checked += [(r.id, r.describe()) for r in c.conditionals.get(attribute, ())] if known is not None else []
         return [{"rule": rid, "says": says, "passed": rid not in broken} for rid, says in checked]
 

@@ -21,11 +21,22 @@ def test_reads_whole_catalog(real):
 
 
 def test_compiled_rules_agree_with_pyshacl_on_real_products(real):
+    """Induced rules from part of the catalog plus the implications `rules suggest` mines, on more of it."""
+    from kgattr.authoring import make_rule
+    from kgattr.mining import suggest
+
     part = Catalog(real.products[:3000])
     onto = Ontology.induce(Catalog(real.products[:2000]))
-    compiled = {(v.sku, v.attribute, v.value, v.rule) for v in RuleSet(onto).violations(part)}
+    for s in [s for s in suggest(part, onto, min_support=30, min_confidence=0.98) if s.kind == "implies"][:30]:
+        opts = dict(zip(s.args[1::2], s.args[2::2]))
+        rule = make_rule(onto, "implies", condition=opts["--if"], consequence=opts["--then"],
+                         category=opts.get("--category"))
+        onto = onto.merge(Ontology(conditionals=[rule]))
+    rules = RuleSet(onto)
+    compiled = {(v.sku, v.attribute, v.value, v.rule) for v in rules.violations(part)}
     reference = {(v.sku, v.attribute, v.value, v.rule) for v in shacl_violations(part, onto)}
     assert compiled == reference and compiled
+    assert any(rule.startswith("implies/") for *_, rule in compiled)
 
 
 def test_end_to_end_on_a_slice(real, tmp_path):
