@@ -2,24 +2,12 @@ import json
 import random
 
 import pytest
-from typer.testing import CliRunner
 
 from kgattr import Catalog, Ontology, Product, RuleSet, write_catalog
 from kgattr.authoring import RuleError, add_rule, lint_files, make_rule, remove_rule
-from kgattr.cli import app
 from kgattr.ontology import Conditional, Property, Shape
 from kgattr.rules import shacl_violations
-
-runner = CliRunner()
-
-
-def run(*args):
-    from kgattr.exceptions import KgattrError
-
-    try:
-        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-    except KgattrError as e:              # main() maps these to exit 2; the runner calls app directly
-        return type("R", (), {"exit_code": 2, "output": f"kgattr: error: {e}"})()
+from test_cli import run                 # the in-process CLI runner, exit 2 for KgattrError as in main()
 
 
 @pytest.fixture()
