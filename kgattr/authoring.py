@@ -153,13 +153,13 @@ def _signature(onto: Ontology) -> set[str]:
     return {json.dumps(x, sort_keys=True) for x in d["shapes"] + d["conditionals"] + d["uncompiled"]}
 
 
-def _write_checked(path: Path, old_text: str, new_text: str, expect_added: Ontology | None,
+def _write_checked(path: Path, before: Ontology, new_text: str, expect_added: Ontology | None,
                    expect_removed: set[str]) -> list[Finding]:
-    """Write ``new_text`` to ``path`` if it reads back as the old rules plus ``expect_added`` minus the rules with
-    ids in ``expect_removed`` and lints without new errors; returns the new warnings."""
+    """Write ``new_text`` to ``path`` if it reads back as ``before`` (the file's rules now) plus ``expect_added``
+    minus the rules with ids in ``expect_removed`` and lints without new errors; returns the new warnings."""
     from .catalog import atomic_write
 
-    before, after = _reads_as(path, old_text), _reads_as(path, new_text)
+    after = _reads_as(path, new_text)
     kept = Ontology(shapes=[s for s in before.shapes if s.id not in expect_removed],
                     conditionals=[c for c in before.conditionals if c.id not in expect_removed],
                     uncompiled=[u for u in before.uncompiled if u[0] not in expect_removed])
@@ -178,14 +178,13 @@ def _write_checked(path: Path, old_text: str, new_text: str, expect_added: Ontol
 def add_rule(path, rule: Shape | Conditional) -> list[Finding]:
     """Append ``rule`` to the Turtle file ``path`` as one commented block; the rest of the file is kept byte for byte.
     Returns the lint warnings the rule brings."""
-    from .shacl import conditional_block, shape_block
+    from .shacl import rule_block
 
     path = Path(path)
     text = _read(path) if path.exists() else PREFIXES + "\n# kgattr rules\n"
-    block = conditional_block(rule) if isinstance(rule, Conditional) else shape_block(rule)
-    new_text = text.rstrip("\n") + "\n\n" + block
+    new_text = text.rstrip("\n") + "\n\n" + rule_block(rule)
     added = Ontology(conditionals=[rule]) if isinstance(rule, Conditional) else Ontology(shapes=[rule])
-    return _write_checked(path, text, new_text, added, set())
+    return _write_checked(path, _reads_as(path, text), new_text, added, set())
 
 
 def remove_rule(path, rule_id: str) -> None:
@@ -211,7 +210,7 @@ def remove_rule(path, rule_id: str) -> None:
     if start > 0 and not lines[start - 1].strip():
         start -= 1                                  # the blank line that separated the block
     removed = {rule_id} | {p.id for s in onto.shapes if s.id == rule_id for p in s.properties.values()}
-    _write_checked(path, text, "\n".join(lines[:start] + lines[end:]), None, removed)
+    _write_checked(path, onto, "\n".join(lines[:start] + lines[end:]), None, removed)
 
 
 def without(ontology: Ontology, rule_id: str) -> Ontology:
@@ -240,20 +239,19 @@ class Finding:
 
 def lint_files(paths) -> list[Finding]:
     """Syntax errors (file and line), then :func:`lint_ontology` of the files read as one ontology."""
-    from rdflib import RDF, URIRef
+    from rdflib import RDF, Graph, URIRef
 
     from .ontology import KG
     from .shacl import GraphReader, parse_turtle
 
-    findings = []
+    graph, findings = Graph(), []
     for path in paths:
         try:
-            parse_turtle(path)
+            parse_turtle(path, graph=graph)
         except OntologyError as e:
             findings.append(Finding("error", str(e)))
     if findings:
         return findings
-    graph = parse_turtle(*paths)
     reader = GraphReader(graph, ", ".join(map(str, paths)))
     declared = {reader.path_of(c) for c in graph.subjects(RDF.type, URIRef(KG + "Category"))}
     return lint_ontology(reader.ontology(), declared)

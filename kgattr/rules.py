@@ -39,7 +39,7 @@ def _regex(pattern: str) -> re.Pattern:
 class _Compiled:
     """The rules that bear on one category: closed shapes, per-attribute property constraints, conditionals."""
 
-    def __init__(self, ontology: Ontology, category: tuple[str, ...], scopes: dict):
+    def __init__(self, category: tuple[str, ...], scopes: dict):
         shapes, conditionals = [], []
         for depth in range(len(category) + 1):
             found = scopes.get(category[:depth], ([], []))
@@ -74,7 +74,7 @@ class RuleSet:
     def _compiled(self, category) -> _Compiled:
         category = tuple(category)
         if category not in self._cache:
-            self._cache[category] = _Compiled(self.ontology, category, self._scopes)
+            self._cache[category] = _Compiled(category, self._scopes)
         return self._cache[category]
 
     def _breaks(self, category, attribute: str, value: str, known: dict | None = None):

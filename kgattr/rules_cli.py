@@ -89,14 +89,13 @@ def rules_add(kind: str = typer.Argument(..., help="allowed | required | not-app
     """
     from .authoring import add_rule, make_rule
     from .ontology import Ontology
-    from .shacl import conditional_block, shape_block
+    from .shacl import rule_block
 
     rule = make_rule(Ontology.load(ontology), kind, category=category, attribute=attribute,
                      values=values.split(",") if values else None, regex=regex, low=low, high=high,
                      condition=condition, consequence=then_not if kind == "excludes" else then, origin=origin)
     warnings = add_rule(ontology, rule)
-    block = conditional_block(rule) if kind in ("implies", "excludes") else shape_block(rule)
-    typer.echo(f"added {rule.id} to {ontology}:\n{block}")
+    typer.echo(f"added {rule.id} to {ontology}:\n{rule_block(rule)}")
     for w in warnings:
         typer.echo(str(w), err=True)
 

@@ -29,11 +29,12 @@ def value_n3(value: str) -> str:
     return value if NUMBER.fullmatch(value) else Literal(value).n3()
 
 
-def parse_turtle(*paths):
-    """One rdflib graph of the Turtle files ``paths``; a syntax error is an OntologyError naming file and line."""
+def parse_turtle(*paths, graph=None):
+    """One rdflib graph of the Turtle files ``paths`` (added to ``graph`` when given); a syntax error is an
+    OntologyError naming file and line."""
     from rdflib import Graph
 
-    graph = Graph()
+    graph = Graph() if graph is None else graph
     for path in paths:
         try:
             graph.parse(str(path), format="turtle")
@@ -113,6 +114,11 @@ def conditional_block(rule: Conditional) -> str:
             f"<{RULE}{rule.id}> a sh:NodeShape ;\n"
             f"    kg:origin {Literal(rule.origin).n3()} ; kg:added {Literal(rule.added).n3()} ;\n"
             f"    {_target(rule.category)} ;\n    {body} .\n")
+
+
+def rule_block(rule: Shape | Conditional) -> str:
+    """The Turtle block of any rule (see :func:`shape_block` and :func:`conditional_block`)."""
+    return conditional_block(rule) if isinstance(rule, Conditional) else shape_block(rule)
 
 
 class GraphReader:
