@@ -20,7 +20,9 @@ demo: install
 	$(BIN)/kgattr sample -o data/sample.jsonl
 	$(BIN)/kgattr ontology induce data/sample.jsonl -o ontology/sample.ttl
 	$(BIN)/kgattr graph build data/sample.jsonl -o graphs/sample --graphml
-	$(BIN)/kgattr train data/sample.jsonl --ontology ontology/sample.ttl --out models/sample
+	$(BIN)/kgattr extract train data/sample.jsonl --out models/sample-extractor
+	$(BIN)/kgattr extract run --model models/sample-extractor --text "Roadster Men Navy Blue Slim Fit Cotton Shirt"
+	$(BIN)/kgattr train data/sample.jsonl --ontology ontology/sample.ttl --extractor models/sample-extractor --out models/sample
 	$(BIN)/kgattr complete --model models/sample --sku S00002
 	$(BIN)/kgattr impute data/sample.jsonl --model models/sample -o out/sample.jsonl --min-confidence 0.6
 

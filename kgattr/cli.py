@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 
+from .extract_cli import extract_app
 from .rules_cli import completeness, rules_app
 
 app = typer.Typer(help="Complete missing product attributes: ontology + graph + GNN/BERT fusion + FAISS + rules.",
@@ -21,6 +22,7 @@ graph_app = typer.Typer(help="Build and export the co-occurrence graph.", no_arg
 app.add_typer(ontology_app, name="ontology")
 app.add_typer(graph_app, name="graph")
 app.add_typer(rules_app, name="rules")
+app.add_typer(extract_app, name="extract")
 
 ModelOpt = typer.Option(..., "--model", "-m", help="Model directory written by `kgattr train`.")
 OntologyOpt = typer.Option(None, "--ontology", help="Ontology Turtle file(s) whose rules apply instead of the model's "
@@ -38,6 +40,7 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
           text_model: Optional[Path] = typer.Option(None, "--text-model", help="Local Hugging Face model directory."),
           epochs: Optional[int] = typer.Option(None, help="Training epochs of the GNN [default: 3]."),
           max_length: int = typer.Option(48, help="BERT tokens per product."),
+          extractor: Optional[Path] = typer.Option(None, "--extractor", help="Text extractor (`kgattr extract train`) whose spans become a score of the mix and evidence."),
           seed: int = typer.Option(0, help="Random seed.")):
     """Learn ontology, graph, text features and the GNN from a catalog.
 
@@ -51,6 +54,7 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
     onto = Ontology.load(ontology) if ontology else None
     completer = AttributeCompleter(text_model=str(text_model) if text_model else None,
                                    max_length=max_length, seed=seed, progress=_progress(),
+                                   extractor=str(extractor.resolve()) if extractor else None,
                                    **({"epochs": epochs} if epochs else {}))
     completer.fit(cat, onto)
     completer.save(out)
@@ -74,7 +78,10 @@ def _table(result) -> None:
                 parts.append("similar: " + ", ".join(f"{s['sku']}={s['value']}" for s in ev["similar_skus"][:3]))
             if ev.get("graph"):
                 parts.append("with: " + ", ".join(f"{g['attribute']}={g['value']}" for g in ev["graph"][:2]))
-            if ev.get("text"):
+            if ev.get("extracted"):
+                x = ev["extracted"]
+                parts.append(f"read in the {x['field']} ({x['confidence']:.2f}): {ev['text']!r}")
+            elif ev.get("text"):
                 parts.append(f"text: {ev['text']!r}")
             other = [f"{a['value']} {a['confidence']:.2f}" for a in c.alternatives]
             other += [f"✗ {r['value']} ({r['rule']})" for r in c.rejected]

@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
-from pathlib import Path
 
 import numpy as np
 
-from .catalog import Catalog, atomic_write, content_hashes
-from .completion import Completion, EvidenceFinder, ProductCompletion, decide
+from .catalog import Catalog, content_hashes
+from .completion import Completion, EvidenceFinder, ProductCompletion, decide, passage
 from .exceptions import KgattrError, NotFittedError, UnknownSKUError
-from .graph import CatalogGraph, build_graph, category_attributes
+from .graph import build_graph, category_attributes
 from .ontology import Ontology
 from .rules import RuleSet
 from .text import LexicalFeatures, TextEncoder
@@ -38,6 +36,8 @@ class AttributeCompleter:
         top_k: candidates kept per gap.
         seed: for every random choice.
         cache_dir: text-embedding cache (see :class:`~kgattr.text.TextEncoder`).
+        extractor: directory of a trained text extractor (``kgattr extract train``): the values it reads in a
+            product's text become a third score of the mix, and their spans evidence (None: not used).
         read_text: False gives the graph-only ablation of the benchmark (GRAPE-style): no BERT, tf-idf or
             mentions, neighbours by shared known values; it completes only the products it was fitted on.
         progress: show progress bars.
@@ -48,7 +48,7 @@ class AttributeCompleter:
                  svm_c: float = 0.5, mask_rate: float = 0.25, neighbours: int = 10, sharpness: float = 0.05,
                  category_weight: float = 0.5,
                  min_attribute_count: int = 20, calibration_share: float = 0.05, top_k: int = 10, seed: int = 0,
-                 read_text: bool = True, cache_dir=None, progress: bool = False):
+                 extractor: str | None = None, read_text: bool = True, cache_dir=None, progress: bool = False):
         self.text_model = text_model
         self.max_length = max_length
         self.hidden_channels = hidden_channels
@@ -65,13 +65,15 @@ class AttributeCompleter:
         self.calibration_share = calibration_share
         self.top_k = top_k
         self.seed = seed
+        self.extractor = extractor
         self.read_text = read_text
         self.cache_dir = cache_dir
         self.progress = progress
 
     PARAMS = ("text_model", "max_length", "hidden_channels", "epochs", "batch_size", "lr", "lexical_lr", "svm_c",
               "mask_rate", "neighbours",
-              "sharpness", "category_weight", "min_attribute_count", "calibration_share", "top_k", "seed", "read_text")
+              "sharpness", "category_weight", "min_attribute_count", "calibration_share", "top_k", "seed", "extractor",
+              "read_text")
 
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in self.PARAMS}
@@ -82,14 +84,13 @@ class AttributeCompleter:
     # ---- fitting -------------------------------------------------------------------------------
     def fit(self, catalog: Catalog, ontology: Ontology | None = None) -> "AttributeCompleter":
         """Learn everything from ``catalog`` (the ontology is induced from it unless given)."""
-        import torch
-
         from .index import NeighbourIndex, value_profile
         from .linear import LinearTextScorer
         from .model import FusionGNN
         from .train import Pool, calibration_logits, calibration_outcomes, fit_mixture, fit_model, pool_states
 
-        for cache in ("_value_matcher", "_evidence_cache", "_pool_values_csr", "_pool_row_map", "_rule_caches"):
+        for cache in ("_value_matcher", "_evidence_cache", "_pool_values_csr", "_pool_row_map", "_rule_caches",
+                      "_fresh_extracted"):
             self.__dict__.pop(cache, None)
         self.products_ = list(catalog.products)
         self.ontology_ = ontology or Ontology.induce(catalog)
@@ -111,6 +112,8 @@ class AttributeCompleter:
         else:
             text = np.zeros((len(catalog), 1), dtype=np.float32)
         inputs = self._inputs(catalog, text)
+        self.extracted_ = self._extract(catalog.products)
+        extracted = self.extracted_.matrix(len(catalog), len(graph.values)) if self.extracted_ else None
         log.info("text features: %s BERT, %d tf-idf terms", text.shape, self.lexical_.size)
         vectors = self._vectors(text if self.read_text else value_profile(inputs.values, self.seed), catalog)
         self.index_ = NeighbourIndex().add(vectors)
@@ -137,7 +140,8 @@ class AttributeCompleter:
         self.linear_ = LinearTextScorer(C=self.svm_c).fit(inputs.lexical, coo.row[trained], coo.col[trained],
                                                           self.value_attribute_, self.lexical_.title_size_)
         log.info("trained: losses %s", [round(x, 4) for x in self.history_])
-        # mix weights (2, num_attributes, 2): [products with known values, products without any], [GNN, linear]
+        # mix weights (2, num_attributes, S): [products with known values, products without any],
+        # [GNN, linear, extractor (with one)]
         mixes = []
         for rows, truth, logits in calibration_logits(self.model_, inputs, self.knn_, edges, calibration,
                                                       mask_rate=self.mask_rate, sharpness=self.sharpness,
@@ -145,6 +149,8 @@ class AttributeCompleter:
             allowed = np.stack([self._allowed_mask(catalog.products[r].category) for r in rows]) if len(rows) \
                 else np.zeros((0, len(graph.values)), bool)
             scores = [logits, self.linear_.decision(inputs.lexical[rows])]
+            if extracted is not None:
+                scores.append(extracted[rows].toarray())
             mixes.append(fit_mixture(scores, truth, allowed, self.value_attribute_, len(self.attributes_)))
             if len(mixes) == 1:
                 confidence, correct = calibration_outcomes(scores, mixes[0], truth, allowed, self.value_attribute_)
@@ -152,7 +158,7 @@ class AttributeCompleter:
                                      "correct": correct.astype(np.uint8)}
         self.mix_ = np.stack(mixes)
         self.pool_ = Pool(pool_states(self.model_, inputs, inputs.values, edges), inputs.values, self.value_attribute_)
-        self.cells_ = self._score(catalog, inputs, self.knn_)
+        self.cells_ = self._score(catalog, inputs, self.knn_, extracted)
         log.info("calibrated and scored %d gaps", len(self.cells_["product"]))
         return self
 
@@ -187,6 +193,18 @@ class AttributeCompleter:
 
         return build_inputs(catalog, self.graph_, text, self.lexical_, self._matcher(), self.read_text)
 
+    def _extract(self, products):
+        """The extractor's spans in ``products`` that name a value node (None without an extractor)."""
+        if not self.extractor:
+            return None
+        from .extraction import ExtractedValues
+        from .tagger import Extractor
+
+        if not hasattr(self, "_extractor_model"):
+            self._extractor_model = Extractor.load(self.extractor)
+        self._extractor_model.progress = self.progress
+        return ExtractedValues.read(self._extractor_model, products, self.graph_.value_index())
+
     def _matcher(self):
         from .text import ValueMatcher
 
@@ -208,19 +226,23 @@ class AttributeCompleter:
                                if i in seen and a in targets and self.rules_.applicable(category, a) is None]
         return [i for i in cache[category] if self.attributes_[i] not in product.attributes]
 
-    def _score(self, catalog, inputs, knn) -> dict[str, np.ndarray]:
-        """Top-k candidates of every gap: product row (M,), attribute (M,), values (M, k), logits (M, k)."""
+    def _score(self, catalog, inputs, knn, extracted=None) -> dict[str, np.ndarray]:
+        """Top-k candidates of every gap: product row (M,), attribute (M,), values (M, k), logits (M, k).
+        ``extracted``: (n, num_values) CSR of the extractor's confidences, when the model uses one."""
         from .train import predict_logits
 
         k = self.top_k
         starts = np.searchsorted(self.value_attribute_, np.arange(len(self.attributes_) + 1))
-        weight = self.mix_[:, self.value_attribute_]                      # (2, num_values, 2): see fit
+        weight = self.mix_[:, self.value_attribute_]                      # (2, num_values, S): see fit
         known = np.diff(inputs.values.indptr)
         parts = []
         for rows, logits in predict_logits(self.model_, inputs, knn, self.pool_, (self.graph_.cooccurs, self.graph_.pmi),
                                            sharpness=self.sharpness, progress=self.progress):
-            w = weight[(known[rows] == 0).astype(np.int64)]                   # (len(rows), num_values, 2)
-            logits = logits * w[..., 0] + self.linear_.decision(inputs.lexical[rows]) * w[..., 1]
+            w = weight[(known[rows] == 0).astype(np.int64)]                   # (len(rows), num_values, S)
+            scores = [logits, self.linear_.decision(inputs.lexical[rows])]
+            if extracted is not None:
+                scores.append(extracted[rows].toarray())
+            logits = sum(score * w[..., j] for j, score in enumerate(scores))
             gap_row, gap_attr = [], []
             for i, r in enumerate(rows):
                 for a in self.gaps(catalog.products[r]):
@@ -280,7 +302,10 @@ class AttributeCompleter:
                 hits = self.index_.search(self._vectors(text[new], [sub.products[i] for i in new]),
                                           self.neighbours, exclude=known[new])
                 index[fresh[new]], score[new] = hits.index, hits.score
-            cells = self._score(sub, self._inputs(sub, text), (index[fresh], score))
+            self._fresh_extracted = ({p.sku: i for i, p in enumerate(sub)}, self._extract(sub.products))
+            extracted = self._fresh_extracted[1]
+            cells = self._score(sub, self._inputs(sub, text), (index[fresh], score),
+                                extracted.matrix(len(sub), len(self.graph_.values)) if extracted else None)
             cells["product"] = fresh[cells["product"]]
             parts.append(cells)
         cells = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -407,7 +432,17 @@ class AttributeCompleter:
     def _evidence(self, product, attribute: int, value: str, neighbours: np.ndarray) -> dict:
         if not hasattr(self, "_evidence_cache"):
             self._evidence_cache = EvidenceFinder(self.graph_, self.attributes_, self.value_attribute_)
-        return self._evidence_cache(product, attribute, value, neighbours)
+        evidence = self._evidence_cache(product, attribute, value, neighbours)
+        if self.extracted_:
+            rows, extracted = self.__dict__.get("_fresh_extracted", ({}, None))
+            at, found = (rows[product.sku], extracted) if product.sku in rows else \
+                (self._pool_row().get(product.sku), self.extracted_)
+            span = found.evidence(at, self._evidence_cache.vindex[self.attributes_[attribute], value], product) \
+                if at is not None and found else None
+            if span:
+                evidence["extracted"] = span
+                evidence["text"] = passage(getattr(product, span["field"]), span["start"], span["end"])
+        return evidence
 
     def _pool_products(self, rows) -> list:
         from .modeldir import read_products

@@ -118,6 +118,11 @@ def text_evidence(value: str, title: str, description: str, width: int = 40) -> 
     for text in (title, description):
         m = pattern.search(text)
         if m:
-            start, end = max(0, m.start() - width), min(len(text), m.end() + width)
-            return ("…" if start else "") + text[start:end].replace("\n", " ") + ("…" if end < len(text) else "")
+            return passage(text, m.start(), m.end(), width)
     return None
+
+
+def passage(text: str, start: int, end: int, width: int = 40) -> str:
+    """``text[start:end]`` with up to ``width`` characters either side, on one line."""
+    start, end = max(0, start - width), min(len(text), end + width)
+    return ("…" if start else "") + text[start:end].replace("\n", " ") + ("…" if end < len(text) else "")

@@ -26,6 +26,7 @@ import numpy as np
 
 from .catalog import Product
 from .exceptions import KgattrError
+from .extraction import ExtractedValues
 from .graph import CatalogGraph
 from .ontology import Ontology
 from .rules import RuleSet
@@ -74,6 +75,8 @@ def save(completer, path) -> None:
                  "pool_h1": c.pool_.h1.numpy()}
         state.update({f"cells_{k}": v for k, v in c.cells_.items()})
         state.update({f"calibration_{k}": v for k, v in c.calibration_.items()})
+        if c.extracted_:
+            state.update({f"extracted_{k}": v for k, v in c.extracted_.arrays.items()})
         save_numpy({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp / "state.safetensors"))
         save_numpy(c.linear_.get_state(), str(tmp / "linear.safetensors"))
         c.index_.save(tmp / "neighbours.faiss")
@@ -129,6 +132,8 @@ def load(cls, path, ontology: Path | None = None):
     self.pool_h1_ = state["pool_h1"]
     self.cells_ = {k[len("cells_"):]: state[k] for k in STATE if k.startswith("cells_")}
     self.calibration_ = {k[len("calibration_"):]: state[k] for k in STATE if k.startswith("calibration_")}
+    self.extracted_ = ExtractedValues({k: state[f"extracted_{k}"] for k in ExtractedValues.KEYS}) \
+        if "extracted_row" in state else None
     self.ontology_ = load_ontology(path, config.get("ontology_files", []), ontology)
     self.rules_ = RuleSet(self.ontology_)
     return self

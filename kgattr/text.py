@@ -210,13 +210,37 @@ class LexicalFeatures:
         return self
 
 
-class ValueMatcher:
-    """Which known attribute values a product's title and description state verbatim.
+_GAP = re.compile(r"[\s\-_]+")
 
-    Case-insensitive, on word boundaries, left to right, longest value first at each position (so
-    "Navy Blue" is one mention, not also "Blue") — the semantics of one regex alternation, but found by
-    looking values up by the word they start with, which is much faster over thousands of values.
-    Values that do not start with a letter or digit are never matched.
+
+def fold(text: str, offsets: bool = False):
+    """``text`` lower-cased, with each run of spaces, hyphens and underscores made one space, so that
+    "Navy-Blue", "navy  blue" and "NAVY BLUE" read alike. With ``offsets``: also, for each character of
+    the result, its position in ``text`` (characters whose lower case is longer are kept as they are,
+    so positions stay one to one)."""
+    low = text.lower()
+    if len(low) != len(text):
+        low = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+    if not offsets:
+        return _GAP.sub(" ", low)
+    parts, where, last = [], [], 0
+    for m in _GAP.finditer(low):
+        parts += [low[last:m.start()], " "]
+        where += [*range(last, m.start()), m.start()]
+        last = m.end()
+    parts.append(low[last:])
+    where += range(last, len(low))
+    return "".join(parts), where
+
+
+class ValueMatcher:
+    """Which known attribute values a text states verbatim.
+
+    Matching is on :func:`fold`-ed text (case, spaces and hyphens ignored), on word boundaries, left to
+    right, longest value first at each position (so "Navy Blue" is one mention, not also "Blue") — the
+    semantics of one regex alternation, but found by looking values up by the word they start with,
+    which is much faster over thousands of values. Values that do not start with a letter or digit are
+    never matched.
 
     Args:
         values: the value strings, in the order of the columns returned.
@@ -228,29 +252,36 @@ class ValueMatcher:
         self.values = values
         columns: dict[str, list[int]] = {}
         for i, v in enumerate(values):
-            columns.setdefault(v.lower(), []).append(i)
+            columns.setdefault(fold(v).strip(), []).append(i)
         self._columns = columns
         self._by_first: dict[str, list[str]] = {}
-        for text in sorted(columns, key=len, reverse=True):
-            first = self._word.match(text)
+        for key in sorted(columns, key=len, reverse=True):
+            first = self._word.match(key)
             if first:
-                self._by_first.setdefault(first.group(0), []).append(text)
+                self._by_first.setdefault(first.group(0), []).append(key)
 
-    def find(self, text: str) -> set[int]:
-        """Column indices of the values stated in ``text``."""
-        text = text.lower()
-        found, end = set(), 0
+    def _matches(self, text: str):
+        """(start, stop, key) of each mention in the folded ``text``."""
+        end = 0
         for m in self._word.finditer(text):
             start = m.start()
             if start < end:
                 continue
-            for value in self._by_first.get(m.group(0), ()):
-                stop = start + len(value)
-                if text.startswith(value, start) and not (stop < len(text) and (text[stop].isalnum() or text[stop] == "_")):
-                    found.update(self._columns[value])
+            for key in self._by_first.get(m.group(0), ()):
+                stop = start + len(key)
+                if text.startswith(key, start) and not (stop < len(text) and (text[stop].isalnum() or text[stop] == "_")):
+                    yield start, stop, key
                     end = stop
                     break
-        return found
+
+    def find(self, text: str) -> set[int]:
+        """Column indices of the values stated in ``text``."""
+        return {c for _, _, key in self._matches(fold(text)) for c in self._columns[key]}
+
+    def spans(self, text: str) -> list[tuple[int, int, list[int]]]:
+        """Each mention in ``text``: (start, end) character offsets in ``text`` and the columns it names."""
+        folded, where = fold(text, offsets=True)
+        return [(where[start], where[stop - 1] + 1, self._columns[key]) for start, stop, key in self._matches(folded)]
 
     def transform(self, texts: list[str]):
         """CSR (len(texts), len(values)) of 0/1: value stated in the text."""

@@ -1,0 +1,120 @@
+"""`kgattr extract ...`: train, run and evaluate the text extractor, as thin commands.
+
+Exit codes: 0 success; 2 bad input (an unreadable catalog, a missing extractor directory, a catalog whose
+text states too few known values to learn from).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+extract_app = typer.Typer(help="Read attribute values out of titles and descriptions (BERT token classifier).",
+                          no_args_is_help=True)
+
+
+def _extractor(text_model, max_windows, epochs, lora, lora_rank, seed):
+    from .tagger import Extractor
+
+    return Extractor(text_model=str(text_model) if text_model else None, max_windows=max_windows or None,
+                     epochs=epochs, lora=lora_rank if lora else 0, seed=seed, progress=sys.stderr.isatty())
+
+
+TextModelOpt = typer.Option(None, "--text-model", help="Local Hugging Face encoder directory [default: the shipped "
+                                                       "all-MiniLM-L6-v2].")
+MaxWindowsOpt = typer.Option(20_000, help="Training windows holding a tagged span, sampled down to this many "
+                                          "(0: all; about 30 a second on 2 CPU cores).")
+EpochsOpt = typer.Option(1, help="Passes over the sampled windows.")
+LoraOpt = typer.Option(False, "--lora", help="Train LoRA adapters (peft) instead of the whole encoder.")
+LoraRankOpt = typer.Option(8, help="LoRA rank, with --lora.")
+SeedOpt = typer.Option(0, help="Random seed.")
+
+
+@extract_app.command("train")
+def extract_train(catalog: Path = typer.Argument(..., help="Catalog whose known values are tagged in its own text."),
+                  out: Path = typer.Option(..., "--out", "-o", help="Extractor directory to write."),
+                  text_model: Optional[Path] = TextModelOpt, max_windows: int = MaxWindowsOpt,
+                  epochs: int = EpochsOpt, lora: bool = LoraOpt, lora_rank: int = LoraRankOpt, seed: int = SeedOpt):
+    """Fine-tune a token classifier on the spans where products' known values occur in their text.
+
+    Example: kgattr extract train data/sample.jsonl --out models/sample-extractor
+    """
+    from .catalog import read_catalog
+    from .exceptions import KgattrError
+
+    cat = read_catalog(catalog)
+    extractor = _extractor(text_model, max_windows, epochs, lora, lora_rank, seed)
+    try:
+        extractor.fit(cat.products)
+    except ValueError as e:
+        raise KgattrError(f"{catalog}: {e}") from e
+    extractor.save(out)
+    typer.echo(f"extractor for {len(extractor.attributes_)} attributes trained on {len(cat)} products -> {out}")
+
+
+@extract_app.command("run")
+def extract_run(catalog: Optional[Path] = typer.Argument(None, help="Catalog to read (or give --text)."),
+                model: Path = typer.Option(..., "--model", "-m", help="Extractor directory (`kgattr extract train`)."),
+                out: Optional[Path] = typer.Option(None, "--out", "-o", help="Spans, one JSON object a line."),
+                text: Optional[str] = typer.Option(None, "--text", help="Read this one text (as a title) instead.")):
+    """Spans stated in the text: attribute, value (the catalog's spelling, or a new-value suggestion when
+    `known` is false), field, start, end, confidence.
+
+    Example: kgattr extract run --model models/sample-extractor --text "Men Navy Blue Slim Fit Cotton Shirt"
+    """
+    from .catalog import Product, read_catalog, write_jsonl
+    from .tagger import Extractor
+
+    if (catalog is None) == (text is None):
+        raise typer.BadParameter("give a CATALOG or --text, not both", param_hint="CATALOG / --text")
+    if catalog is not None and out is None:
+        raise typer.BadParameter("where to write the spans of a catalog", param_hint="--out")
+    extractor = Extractor.load(model)
+    products = read_catalog(catalog).products if catalog else [Product("text", text)]
+    records = [{"sku": p.sku, **s.to_json()} for p, spans in zip(products, extractor.extract(products))
+               for s in spans]
+    if out is None:
+        for r in records:
+            typer.echo(json.dumps(r, ensure_ascii=False))
+        return
+    write_jsonl(records, out)
+    new = sum(not r["known"] for r in records)
+    typer.echo(f"{len(records)} spans in {len(products)} products ({new} new-value suggestions) -> {out}")
+
+
+@extract_app.command("evaluate")
+def extract_evaluate(catalog: Path = typer.Argument(..., help="Catalog with known values."),
+                     test_rate: float = typer.Option(0.1, help="Share of titles held out (all their variants)."),
+                     limit: Optional[int] = typer.Option(None, help="Sample this many products first."),
+                     text_model: Optional[Path] = TextModelOpt, max_windows: int = MaxWindowsOpt,
+                     epochs: int = EpochsOpt, lora: bool = LoraOpt, lora_rank: int = LoraRankOpt,
+                     seed: int = SeedOpt,
+                     report: Optional[Path] = typer.Option(None, help="Write report.json and report.md here.")):
+    """Train on products outside held-out titles; precision, recall and F1 over (sku, attribute, value) of
+    the held-out products, beside an exact-dictionary matcher.
+
+    Example: kgattr extract evaluate ../shared/data/myntra-fashion-styles/catalog.jsonl.gz --seed 0
+    """
+    import numpy as np
+
+    from .catalog import atomic_write, read_catalog
+    from .extraction import evaluate_extraction, markdown
+
+    products = read_catalog(catalog).products
+    if limit and limit < len(products):
+        keep = np.sort(np.random.default_rng(seed).choice(len(products), limit, replace=False))
+        products = [products[i] for i in keep]
+    result = evaluate_extraction(products, test_rate=test_rate, seed=seed,
+                                 extractor=_extractor(text_model, max_windows, epochs, lora, lora_rank, seed))
+    text = markdown(result)
+    typer.echo(text)
+    typer.echo(f"{result['products']['train']} products trained on, {result['products']['test']} held out; "
+               f"train {result['seconds']['train']} s, extract {result['seconds']['extract']} s")
+    if report:
+        report.mkdir(parents=True, exist_ok=True)
+        atomic_write(report / "report.json", lambda tmp: tmp.write_text(json.dumps(result, indent=1)))
+        atomic_write(report / "report.md", lambda tmp: tmp.write_text(text + "\n"))
+        typer.echo(f"report -> {report}")
