@@ -92,9 +92,11 @@ def extract_evaluate(catalog: Path = typer.Argument(..., help="Catalog with know
                      text_model: Optional[Path] = TextModelOpt, max_windows: int = MaxWindowsOpt,
                      epochs: int = EpochsOpt, lora: bool = LoraOpt, lora_rank: int = LoraRankOpt,
                      seed: int = SeedOpt,
+                     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A trained extractor to score on "
+                                                          "all of CATALOG (another catalog than its own) instead."),
                      report: Optional[Path] = typer.Option(None, help="Write report.json and report.md here.")):
     """Train on products outside held-out titles; precision, recall and F1 over (sku, attribute, value) of
-    the held-out products, beside an exact-dictionary matcher.
+    the held-out products, beside an exact-dictionary matcher; reading title and description, then titles only.
 
     Example: kgattr extract evaluate ../shared/data/myntra-fashion-styles/catalog.jsonl.gz --seed 0
     """
@@ -102,16 +104,17 @@ def extract_evaluate(catalog: Path = typer.Argument(..., help="Catalog with know
 
     from .catalog import atomic_write, read_catalog
     from .extraction import evaluate_extraction, markdown
+    from .tagger import Extractor
 
     products = read_catalog(catalog).products
     if limit and limit < len(products):
         keep = np.sort(np.random.default_rng(seed).choice(len(products), limit, replace=False))
         products = [products[i] for i in keep]
-    result = evaluate_extraction(products, test_rate=test_rate, seed=seed,
-                                 extractor=_extractor(text_model, max_windows, epochs, lora, lora_rank, seed))
+    extractor = Extractor.load(model) if model else _extractor(text_model, max_windows, epochs, lora, lora_rank, seed)
+    result = evaluate_extraction(products, test_rate=test_rate, seed=seed, extractor=extractor)
     text = markdown(result)
     typer.echo(text)
-    typer.echo(f"{result['products']['train']} products trained on, {result['products']['test']} held out; "
+    typer.echo(f"{result['products']['train']} products trained on, {result['products']['test']} scored; "
                f"train {result['seconds']['train']} s, extract {result['seconds']['extract']} s")
     if report:
         report.mkdir(parents=True, exist_ok=True)

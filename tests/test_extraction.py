@@ -163,5 +163,15 @@ def test_extract_commands_train_run_and_evaluate(tmp_path, tiny_bert):
                  "--report", tmp_path / "report")
     assert result.exit_code == 0 and "| dictionary |" in result.output
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert set(report["methods"]) == {"extractor", "dictionary"}
+    assert {"extractor", "dictionary", "extractor (titles only)"} <= set(report["methods"])
     assert report["products"]["train"] + report["products"]["test"] == 120
+
+
+def test_evaluate_a_trained_extractor_on_another_catalog(extractor, catalog):
+    from kgattr.extraction import evaluate_extraction
+    from kgattr.tagger import Extractor
+
+    report = evaluate_extraction(catalog.products, extractor=Extractor.load(extractor))
+    assert report["products"] == {"train": 0, "test": len(catalog)}
+    assert set(report["methods"]) == {"extractor", "dictionary", "extractor (titles only)", "dictionary (titles only)"}
+    assert report["methods"]["dictionary"]["tp"] > 0
