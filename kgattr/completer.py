@@ -89,7 +89,7 @@ class AttributeCompleter:
         from .model import FusionGNN
         from .train import Pool, calibration_logits, calibration_outcomes, fit_mixture, fit_model, pool_states
 
-        for cache in ("_value_matcher", "_evidence_cache", "_pool_values_csr", "_pool_row_map", "_rule_caches",
+        for cache in ("_value_matcher", "_evidence_cache", "_pool_row_map", "_rule_caches",
                       "_fresh_extracted"):
             self.__dict__.pop(cache, None)
         self.products_ = list(catalog.products)
@@ -418,16 +418,6 @@ class AttributeCompleter:
         if not hasattr(self, "_pool_row_map"):
             self._pool_row_map = {s: i for i, s in enumerate(self.graph_.skus)}
         return self._pool_row_map
-
-    def _pool_values(self):
-        """(pool size, num_values) CSR of the training catalog's known values."""
-        if not hasattr(self, "_pool_values_csr"):
-            import scipy.sparse as sp
-
-            hv = self.graph_.has_value
-            self._pool_values_csr = sp.csr_matrix((np.ones(hv.shape[1], np.float32), (hv[0], hv[1])),
-                                                  shape=(len(self.graph_.skus), len(self.graph_.values)))
-        return self._pool_values_csr
 
     def _evidence(self, product, attribute: int, value: str, neighbours: np.ndarray) -> dict:
         if not hasattr(self, "_evidence_cache"):

@@ -154,6 +154,7 @@ def load_ontology(path: Path, recorded: list[str], override=None) -> Ontology:
 
 def load_network(self) -> None:
     """Load what scoring new products needs: the network weights, pool states and the FAISS index."""
+    import scipy.sparse as sp
     import torch
     from safetensors.numpy import load_file as load_file_numpy
     from safetensors.torch import load_file
@@ -166,7 +167,10 @@ def load_network(self) -> None:
     self.model_ = FusionGNN(**self.network_config_)
     self.model_.load_state_dict(load_file(str(self.path_ / "network.safetensors")))
     self.model_.eval()
-    self.pool_ = Pool(torch.from_numpy(self.pool_h1_), self._pool_values(), self.value_attribute_)
+    hv = self.graph_.has_value                # the training catalog's known values: (pool size, num_values) CSR
+    values = sp.csr_matrix((np.ones(hv.shape[1], np.float32), (hv[0], hv[1])),
+                           shape=(len(self.graph_.skus), len(self.graph_.values)))
+    self.pool_ = Pool(torch.from_numpy(self.pool_h1_), values, self.value_attribute_)
     self.index_ = NeighbourIndex.load(self.path_ / "neighbours.faiss")
     self.linear_ = LinearTextScorer.from_state(load_file_numpy(str(self.path_ / "linear.safetensors")), C=self.svm_c)
 

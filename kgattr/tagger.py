@@ -37,6 +37,10 @@ def _tagger(encoder, num_attributes: int, dropout: float = 0.1):
             self.encoder = encoder
             self.dropout = nn.Dropout(dropout)
             self.head = nn.Linear(encoder.config.hidden_size, 3 * num_attributes)
+            # start from the prior (almost every token is O for almost every attribute): the first updates then
+            # go to the rare B and I tokens, not to learning that O is common
+            with torch.no_grad():
+                self.head.bias.copy_(torch.log(torch.tensor([0.98, 0.01, 0.01])).repeat(num_attributes))
 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
             hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -69,8 +73,8 @@ class Extractor:
     """
 
     def __init__(self, *, text_model: str | None = None, max_length: int = 64, stride: int = 16, epochs: int = 1,
-                 batch_size: int = 32, lr: float = 2e-4, max_windows: int | None = 20_000,
-                 negative_share: float = 0.2, positive_weight: float = 5.0, min_spans: int = 50, lora: int = 0, threshold: float = 0.5,
+                 batch_size: int = 32, lr: float = 1e-4, max_windows: int | None = 20_000,
+                 negative_share: float = 0.2, positive_weight: float = 3.0, min_spans: int = 50, lora: int = 0, threshold: float = 0.5,
                  device: str | None = None, seed: int = 0, progress: bool = False):
         self.text_model = text_model
         self.max_length = max_length
@@ -177,6 +181,7 @@ class Extractor:
                                                          weight=weight, ignore_index=-100)
                 optimiser.zero_grad()
                 loss.backward()
+                torch.nn.utils.clip_grad_norm_(body + head, 1.0)    # at 2e-4 without it, every token's state collapsed to one
                 optimiser.step()
                 schedule.step()
                 total, seen = total + loss.item() * len(batch), seen + len(batch)
