@@ -272,6 +272,7 @@ class AttributeCompleter:
         A product unchanged since training (same text, category and values) keeps the cells scored then;
         the others (new or changed) are scored now, reusing stored text and neighbours when only values changed.
         """
+        self._fresh_extracted = ({}, None)             # spans of the products scored now, by SKU, for evidence
         rows = np.array([self._pool_row().get(p.sku, -1) for p in catalog], dtype=np.int64)
         text_hash, record_hash = content_hashes(catalog)
         r = np.maximum(rows, 0)
@@ -400,6 +401,7 @@ class AttributeCompleter:
             rows.append(self._pool_row()[s])
         products = self._pool_products(rows)
         rows = np.array(rows, dtype=np.int64)
+        self._fresh_extracted = ({}, None)
         return self._completions(products, self._stored_cells(rows, products, np.arange(len(rows))), self.knn_[0][rows],
                                  explain=explain)
 
@@ -424,7 +426,7 @@ class AttributeCompleter:
             self._evidence_cache = EvidenceFinder(self.graph_, self.attributes_, self.value_attribute_)
         evidence = self._evidence_cache(product, attribute, value, neighbours)
         if self.extracted_:
-            rows, extracted = self.__dict__.get("_fresh_extracted", ({}, None))
+            rows, extracted = self._fresh_extracted
             at, found = (rows[product.sku], extracted) if product.sku in rows else \
                 (self._pool_row().get(product.sku), self.extracted_)
             span = found.evidence(at, self._evidence_cache.vindex[self.attributes_[attribute], value], product) \
