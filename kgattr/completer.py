@@ -89,8 +89,8 @@ class AttributeCompleter:
         from .model import FusionGNN
         from .train import Pool, calibration_logits, calibration_outcomes, fit_mixture, fit_model, pool_states
 
-        for cache in ("_value_matcher", "_evidence_cache", "_pool_row_map", "_rule_caches",
-                      "_fresh_extracted"):
+        for cache in ("_value_matcher", "_evidence_cache", "_pool_row_map", "_rule_caches", "_fresh_extracted",
+                      "_extractor_model"):
             self.__dict__.pop(cache, None)
         self.products_ = list(catalog.products)
         self.ontology_ = ontology or Ontology.induce(catalog)

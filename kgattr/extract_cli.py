@@ -36,6 +36,8 @@ SeedOpt = typer.Option(0, help="Random seed.")
 @extract_app.command("train")
 def extract_train(catalog: Path = typer.Argument(..., help="Catalog whose known values are tagged in its own text."),
                   out: Path = typer.Option(..., "--out", "-o", help="Extractor directory to write."),
+                  ontology: Optional[Path] = typer.Option(None, "--ontology", help="Ontology whose allowed values "
+                                                          "extracted forms are also normalised to."),
                   text_model: Optional[Path] = TextModelOpt, max_windows: int = MaxWindowsOpt,
                   epochs: int = EpochsOpt, lora: bool = LoraOpt, lora_rank: int = LoraRankOpt, seed: int = SeedOpt):
     """Fine-tune a token classifier on the spans where products' known values occur in their text.
@@ -44,11 +46,12 @@ def extract_train(catalog: Path = typer.Argument(..., help="Catalog whose known 
     """
     from .catalog import read_catalog
     from .exceptions import KgattrError
+    from .ontology import Ontology
 
     cat = read_catalog(catalog)
     extractor = _extractor(text_model, max_windows, epochs, lora, lora_rank, seed)
     try:
-        extractor.fit(cat.products)
+        extractor.fit(cat.products, Ontology.load(ontology) if ontology else None)
     except ValueError as e:
         raise KgattrError(f"{catalog}: {e}") from e
     extractor.save(out)

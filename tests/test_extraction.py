@@ -1,5 +1,6 @@
 """Span tagging by distant supervision, the extractor and its use inside completion."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,7 +150,8 @@ def test_extract_commands_train_run_and_evaluate(tmp_path, tiny_bert):
     path = tmp_path / "catalog.jsonl"
     write_catalog(make_catalog(120, seed=4), path)
     out = tmp_path / "ex"
-    result = run("extract", "train", path, "--out", out, "--text-model", tiny_bert, "--max-windows", 200)
+    result = run("extract", "train", path, "--out", out, "--text-model", tiny_bert, "--max-windows", 200,
+                 "--ontology", Path(__file__).parents[1] / "ontology" / "sample.ttl")
     assert result.exit_code == 0, result.output
     assert "attributes trained on 120 products" in result.output
     result = run("extract", "run", "--model", out, path, "-o", tmp_path / "spans.jsonl")
