@@ -43,6 +43,14 @@ def _title_key(title: str) -> str:
     return " ".join(title.lower().split())
 
 
+def drawn_titles(products, rate: float, seed: int) -> set[str]:
+    """A random share ``rate`` of the products' titles (as :func:`_title_key`), so that all the variants
+    of a title fall on one side of a split."""
+    titles = sorted({_title_key(p.title) for p in products})
+    drawn = np.random.default_rng(seed).random(len(titles)) < rate
+    return {t for t, d in zip(titles, drawn) if d}
+
+
 def split_catalog(catalog: Catalog, *, mask_rate: float, seed: int, attributes: list[str], cold_rate: float = 0.0,
                   limit: int | None = None) -> Split:
     """Hide each known cell of ``attributes`` with probability ``mask_rate``.
@@ -56,9 +64,7 @@ def split_catalog(catalog: Catalog, *, mask_rate: float, seed: int, attributes: 
     if limit is not None and limit < len(products):
         keep = np.sort(np.random.default_rng(seed + 2).choice(len(products), limit, replace=False))
         products = [products[i] for i in keep]
-    titles = sorted({_title_key(p.title) for p in products})
-    drawn = np.random.default_rng(seed + 1).random(len(titles)) < cold_rate
-    cold_titles = {t for t, d in zip(titles, drawn) if d}
+    cold_titles = drawn_titles(products, cold_rate, seed + 1)
     rng = np.random.default_rng(seed)
     targets = set(attributes)
     out, hidden, cold = [], [], set()

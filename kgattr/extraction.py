@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .text import ValueMatcher, fold
+from .text import ValueMatcher, fold, whole_word
 
 FIELDS = ("title", "description")
 O, B, I = 0, 1, 2                                     # tag ids, per attribute
@@ -47,12 +47,8 @@ def tag_spans(text: str, values: dict[str, str], min_length: int = 2) -> list[tu
         key = fold(value).strip()
         if len(key) < min_length or not key[0].isalnum():
             continue
-        for m in re.finditer(re.escape(key), folded):
-            s, e = m.start(), m.end()
-            if (s and (folded[s - 1].isalnum() or folded[s - 1] == "_")) or \
-                    (e < len(folded) and (folded[e].isalnum() or folded[e] == "_")):
-                continue
-            found.append((s, e, attribute))
+        found += [(m.start(), m.end(), attribute) for m in re.finditer(re.escape(key), folded)
+                  if whole_word(folded, m.start(), m.end())]
     found.sort(key=lambda x: (x[0] - x[1], x[0], x[2]))
     kept: list[tuple[int, int, str]] = []
     for s, e, a in found:
@@ -147,11 +143,9 @@ def best_values(spans: list[Span]) -> dict[str, Span]:
 
 def held_out(products, test_rate: float, seed: int) -> tuple[list, list]:
     """(train, test) products, whole titles on one side (variants share their title and most values)."""
-    from .evaluation import _title_key
+    from .evaluation import _title_key, drawn_titles
 
-    titles = sorted({_title_key(p.title) for p in products})
-    drawn = np.random.default_rng(seed).random(len(titles)) < test_rate
-    test_titles = {t for t, d in zip(titles, drawn) if d}
+    test_titles = drawn_titles(products, test_rate, seed)
     train, test = [], []
     for p in products:
         (test if _title_key(p.title) in test_titles else train).append(p)
@@ -251,13 +245,13 @@ def markdown(report: dict) -> str:
 class ExtractedValues:
     """The spans an extractor read in a list of products that name a known value, one per (product, value):
     arrays ``row``, ``value`` (value node index), ``field`` (index into FIELDS), ``start``, ``end``,
-    ``confidence``. This is the extractor's input to completion: a score per candidate, and evidence."""
+    ``confidence``, sorted by (row, value). This is the extractor's input to completion: a score per
+    candidate, and evidence."""
 
     KEYS = ("row", "value", "field", "start", "end", "confidence")
 
     def __init__(self, arrays: dict[str, np.ndarray]):
         self.arrays = arrays
-        self._at = {(int(r), int(v)): i for i, (r, v) in enumerate(zip(arrays["row"], arrays["value"]))}
 
     @classmethod
     def read(cls, extractor, products, value_index: dict[tuple[str, str], int]) -> "ExtractedValues":
@@ -284,10 +278,11 @@ class ExtractedValues:
 
     def evidence(self, row: int, value: int, product) -> dict | None:
         """The span stating ``value`` in product ``row``: field, start, end, text, confidence."""
-        i = self._at.get((row, value))
-        if i is None:
-            return None
         a = self.arrays
+        lo, hi = np.searchsorted(a["row"], [row, row + 1])
+        i = lo + np.searchsorted(a["value"][lo:hi], value)
+        if i >= hi or a["value"][i] != value:
+            return None
         field, start, end = FIELDS[a["field"][i]], int(a["start"][i]), int(a["end"][i])
         return {"field": field, "start": start, "end": end, "text": getattr(product, field)[start:end],
                 "confidence": round(float(a["confidence"][i]), 4)}

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
 from .extraction import B, FIELDS, I, O, Lexicon, Span, tag_spans, token_tags
-from .text import default_text_model
+from .text import default_text_model, load_encoder
 
 log = logging.getLogger(__name__)
 
@@ -17,13 +16,8 @@ FORMAT = 1
 
 
 def _load_encoder(path: str):
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).float()     # fp32 to train
+    tokenizer, model = load_encoder(path)
+    return tokenizer, model.float()                  # fp32 to train, whatever the checkpoint's dtype
 
 
 def _tagger(encoder, num_attributes: int, dropout: float = 0.1):

