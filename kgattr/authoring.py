@@ -16,7 +16,7 @@ from pathlib import Path
 from .exceptions import OntologyError
 from .ontology import PREFIXES, RULE, Conditional, Ontology, Property, Shape, category_label, slug
 
-KINDS = ("allowed", "required", "not-applicable", "pattern", "range", "implies", "excludes")
+KINDS = ("allowed", "required", "not-applicable", "pattern", "range", "differs", "implies", "excludes")
 
 
 class RuleError(OntologyError):
@@ -85,7 +85,7 @@ def _unique(ontology: Ontology, base: str) -> str:
 def make_rule(ontology: Ontology, kind: str, *, category: str | None = None, attribute: str | None = None,
               values: list[str] | None = None, regex: str | None = None, low: float | None = None,
               high: float | None = None, condition: str | None = None, consequence: str | None = None,
-              origin: str | None = None) -> Shape | Conditional:
+              other: str | None = None, origin: str | None = None) -> Shape | Conditional:
     """A new rule of ``kind`` (one of :data:`KINDS`), its names checked against ``ontology``."""
     if kind not in KINDS:
         raise RuleError(f"unknown kind of rule {kind!r} (choose from {', '.join(KINDS)})")
@@ -109,6 +109,11 @@ def make_rule(ontology: Ontology, kind: str, *, category: str | None = None, att
         prop = Property(rid, min_count=1)
     elif kind == "not-applicable":
         prop = Property(rid, max_count=0)
+    elif kind == "differs":
+        second = _attribute(ontology, other, "--from")
+        if second == name:
+            raise RuleError(f"--attribute and --from name the same attribute {name!r}")
+        prop = Property(rid, disjoint=frozenset({second}))
     elif kind == "pattern":
         try:
             re.compile(regex or "")
@@ -267,7 +272,8 @@ def lint_ontology(onto: Ontology, declared: set | None = None) -> list[Finding]:
     for r in rules:
         if r.category and r.category not in categories:
             out.append(Finding("error", f"{r.id}: unknown category {category_label(r.category)!r}"))
-        names = list(r.properties) if isinstance(r, Shape) else [r.condition[0], r.consequence[0]]
+        names = [*r.properties, *(b for p in r.properties.values() for b in sorted(p.disjoint))] \
+            if isinstance(r, Shape) else [r.condition[0], r.consequence[0]]
         out += [Finding("error", f"{r.id}: unknown attribute {a!r}") for a in names if a not in onto.attributes]
         for p in r.properties.values() if isinstance(r, Shape) else ():
             try:

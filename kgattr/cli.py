@@ -76,6 +76,8 @@ def _table(result) -> None:
             parts = []
             if ev.get("similar_skus"):
                 parts.append("similar: " + ", ".join(f"{s['sku']}={s['value']}" for s in ev["similar_skus"][:3]))
+            if ev.get("listed_near"):
+                parts.append("listed near: " + ", ".join(f"{s['sku']}={s['value']}" for s in ev["listed_near"][:3]))
             if ev.get("graph"):
                 parts.append("with: " + ", ".join(f"{g['attribute']}={g['value']}" for g in ev["graph"][:2]))
             if ev.get("extracted"):
@@ -183,8 +185,9 @@ def ontology_induce(catalog: Path = typer.Argument(..., help="Catalog to read.")
     cat = read_catalog(catalog)
     onto = Ontology.induce(cat, min_support=min_support, max_unseen=max_unseen)
     onto.save(output, source=catalog.name)
+    differs = sum(1 for s in onto.shapes if not s.closed)
     typer.echo(f"{len(onto.categories)} categories, {len(onto.attributes)} attributes, "
-               f"{len(onto.shapes)} category shapes -> {output}")
+               f"{len(onto.shapes) - differs} category shapes, {differs} pairs of attributes that differ -> {output}")
 
 
 @graph_app.command("build")

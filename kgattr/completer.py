@@ -28,6 +28,8 @@ class AttributeCompleter:
         svm_c: inverse regularisation of the linear text scorer's SVMs.
         mask_rate: share of known values hidden from the graph in each epoch (the training targets).
         neighbours: similar products retrieved per product.
+        sequence_window: products either side in SKU order whose values vote (0: none); see
+            :class:`~kgattr.index.SequenceIndex`.
         sharpness: temperature of similarity weights; small values let near-duplicates dominate.
         category_weight: retrieval bonus for a neighbour of the same leaf category.
         min_attribute_count: attributes known fewer times are not completed.
@@ -45,7 +47,8 @@ class AttributeCompleter:
 
     def __init__(self, *, text_model: str | None = None, max_length: int = 48, hidden_channels: int = 256,
                  epochs: int = 3, batch_size: int = 512, lr: float = 3e-3, lexical_lr: float = 1e-2,
-                 svm_c: float = 0.5, mask_rate: float = 0.25, neighbours: int = 10, sharpness: float = 0.05,
+                 svm_c: float = 0.5, mask_rate: float = 0.25, neighbours: int = 10, sequence_window: int = 10,
+                 sharpness: float = 0.05,
                  category_weight: float = 0.5,
                  min_attribute_count: int = 20, calibration_share: float = 0.05, top_k: int = 10, seed: int = 0,
                  extractor: str | None = None, read_text: bool = True, cache_dir=None, progress: bool = False):
@@ -59,6 +62,7 @@ class AttributeCompleter:
         self.svm_c = svm_c
         self.mask_rate = mask_rate
         self.neighbours = neighbours
+        self.sequence_window = sequence_window
         self.sharpness = sharpness
         self.category_weight = category_weight
         self.min_attribute_count = min_attribute_count
@@ -71,7 +75,7 @@ class AttributeCompleter:
         self.progress = progress
 
     PARAMS = ("text_model", "max_length", "hidden_channels", "epochs", "batch_size", "lr", "lexical_lr", "svm_c",
-              "mask_rate", "neighbours",
+              "mask_rate", "neighbours", "sequence_window",
               "sharpness", "category_weight", "min_attribute_count", "calibration_share", "top_k", "seed", "extractor",
               "read_text")
 
@@ -87,10 +91,10 @@ class AttributeCompleter:
         from .index import NeighbourIndex, value_profile
         from .linear import LinearTextScorer
         from .model import FusionGNN
-        from .train import Pool, calibration_logits, calibration_outcomes, fit_mixture, fit_model, pool_states
+        from .train import Neighbours, Pool, calibration_logits, calibration_outcomes, fit_mixture, fit_model, pool_states
 
         for cache in ("_value_matcher", "_evidence_cache", "_pool_row_map", "_rule_caches", "_fresh_extracted",
-                      "_extractor_model"):
+                      "_extractor_model", "_sequence_index"):
             self.__dict__.pop(cache, None)
         self.products_ = list(catalog.products)
         self.ontology_ = ontology or Ontology.induce(catalog)
@@ -119,7 +123,8 @@ class AttributeCompleter:
         self.index_ = NeighbourIndex().add(vectors)
         hits = self.index_.search(vectors, self.neighbours, exclude=np.arange(len(catalog)))
         self.knn_ = (hits.index, hits.score)
-        log.info("neighbours: %s", hits.index.shape)
+        near = Neighbours(hits.index, hits.score, self._listed_near(graph.skus))
+        log.info("neighbours: %s similar, %s listed nearby", hits.index.shape, near.sequence.shape)
 
         coo = inputs.values.tocoo()
         target_attr = np.isin(self.value_attribute_[coo.col], [aindex[a] for a in self.targets_])
@@ -131,7 +136,7 @@ class AttributeCompleter:
                                 num_attributes=len(self.attributes_), value_attribute=self.value_attribute_.tolist(),
                                 hidden_channels=self.hidden_channels)
         edges = (graph.cooccurs, graph.pmi)
-        self.history_ = fit_model(self.model_, inputs, self.knn_, edges, target_attr, calibration,
+        self.history_ = fit_model(self.model_, inputs, near, edges, target_attr, calibration,
                                   # small catalogs still get several updates per epoch
                                   epochs=self.epochs, batch_size=min(self.batch_size, max(32, len(catalog) // 8)),
                                   lr=self.lr, mask_rate=self.mask_rate, sharpness=self.sharpness, seed=self.seed,
@@ -143,7 +148,7 @@ class AttributeCompleter:
         # mix weights (2, num_attributes, S): [products with known values, products without any],
         # [GNN, linear, extractor (with one)]
         mixes = []
-        for rows, truth, logits in calibration_logits(self.model_, inputs, self.knn_, edges, calibration,
+        for rows, truth, logits in calibration_logits(self.model_, inputs, near, edges, calibration,
                                                       mask_rate=self.mask_rate, sharpness=self.sharpness,
                                                       seed=self.seed):
             allowed = np.stack([self._allowed_mask(catalog.products[r].category) for r in rows]) if len(rows) \
@@ -158,7 +163,7 @@ class AttributeCompleter:
                                      "correct": correct.astype(np.uint8)}
         self.mix_ = np.stack(mixes)
         self.pool_ = Pool(pool_states(self.model_, inputs, inputs.values, edges), inputs.values, self.value_attribute_)
-        self.cells_ = self._score(catalog, inputs, self.knn_, extracted)
+        self.cells_ = self._score(catalog, inputs, near, extracted)
         log.info("calibrated and scored %d gaps", len(self.cells_["product"]))
         return self
 
@@ -177,6 +182,14 @@ class AttributeCompleter:
         if category not in cache:
             cache[category] = np.array([self.rules_.check(category, a, v) is None for a, v in self.graph_.values])
         return cache[category]
+
+    def _listed_near(self, skus: list[str]) -> np.ndarray:
+        """(n, 2 * sequence_window) pool rows listed next to each SKU; see :meth:`SequenceIndex.search`."""
+        from .index import SequenceIndex
+
+        if not hasattr(self, "_sequence_index"):
+            self._sequence_index = SequenceIndex(self.graph_.skus)
+        return self._sequence_index.search(skus, self.sequence_window)
 
     def _encoder(self) -> TextEncoder:
         return TextEncoder(self.text_model, max_length=self.max_length, cache_dir=self.cache_dir)
@@ -226,8 +239,9 @@ class AttributeCompleter:
                                if i in seen and a in targets and self.rules_.applicable(category, a) is None]
         return [i for i in cache[category] if self.attributes_[i] not in product.attributes]
 
-    def _score(self, catalog, inputs, knn, extracted=None) -> dict[str, np.ndarray]:
+    def _score(self, catalog, inputs, near, extracted=None) -> dict[str, np.ndarray]:
         """Top-k candidates of every gap: product row (M,), attribute (M,), values (M, k), logits (M, k).
+        ``near``: :class:`~kgattr.train.Neighbours` of the catalog's products in the pool.
         ``extracted``: (n, num_values) CSR of the extractor's confidences, when the model uses one."""
         from .train import predict_logits
 
@@ -236,7 +250,7 @@ class AttributeCompleter:
         weight = self.mix_[:, self.value_attribute_]                      # (2, num_values, S): see fit
         known = np.diff(inputs.values.indptr)
         parts = []
-        for rows, logits in predict_logits(self.model_, inputs, knn, self.pool_, (self.graph_.cooccurs, self.graph_.pmi),
+        for rows, logits in predict_logits(self.model_, inputs, near, self.pool_, (self.graph_.cooccurs, self.graph_.pmi),
                                            sharpness=self.sharpness, progress=self.progress):
             w = weight[(known[rows] == 0).astype(np.int64)]                   # (len(rows), num_values, S)
             scores = [logits, self.linear_.decision(inputs.lexical[rows])]
@@ -305,7 +319,10 @@ class AttributeCompleter:
                 index[fresh[new]], score[new] = hits.index, hits.score
             self._fresh_extracted = ({p.sku: i for i, p in enumerate(sub)}, self._extract(sub.products))
             extracted = self._fresh_extracted[1]
-            cells = self._score(sub, self._inputs(sub, text), (index[fresh], score),
+            from .train import Neighbours
+
+            near = Neighbours(index[fresh], score, self._listed_near([p.sku for p in sub]))
+            cells = self._score(sub, self._inputs(sub, text), near,
                                 extracted.matrix(len(sub), len(self.graph_.values)) if extracted else None)
             cells["product"] = fresh[cells["product"]]
             parts.append(cells)
@@ -348,6 +365,7 @@ class AttributeCompleter:
         ``explain`` lists every rule checked for each chosen value.
         """
         out = {p.sku: ProductCompletion(p.sku, dict(p.attributes), []) for p in products}
+        listed = self._listed_near([p.sku for p in products]) if evidence_floor <= 1 and len(cells["product"]) else None
         vals = cells["values"]
         names = np.array([v for _, v in self.graph_.values] + [None], dtype=object)[vals]    # -1 pads -> None
         categories = [tuple(products[r].category) for r in cells["product"]]
@@ -368,8 +386,8 @@ class AttributeCompleter:
         for m, (r, a, attr, (value, conf, alts, rejected)) in enumerate(zip(cells["product"], cells["attribute"],
                                                                            attributes, decisions)):
             p = products[r]
-            evidence = self._evidence(p, a, value, neighbours[r]) if value is not None and conf >= evidence_floor \
-                else {}
+            evidence = self._evidence(p, a, value, neighbours[r], listed[r]) \
+                if value is not None and conf >= evidence_floor else {}
             checked = rules.explain(categories[m], attr, value, known[m]) if explain and value is not None else []
             out[p.sku].completions.append(Completion(p.sku, attr, value, round(conf, 4), alts, rejected, evidence,
                                                      checked))
@@ -421,10 +439,10 @@ class AttributeCompleter:
             self._pool_row_map = {s: i for i, s in enumerate(self.graph_.skus)}
         return self._pool_row_map
 
-    def _evidence(self, product, attribute: int, value: str, neighbours: np.ndarray) -> dict:
+    def _evidence(self, product, attribute: int, value: str, neighbours: np.ndarray, listed: np.ndarray) -> dict:
         if not hasattr(self, "_evidence_cache"):
             self._evidence_cache = EvidenceFinder(self.graph_, self.attributes_, self.value_attribute_)
-        evidence = self._evidence_cache(product, attribute, value, neighbours)
+        evidence = self._evidence_cache(product, attribute, value, neighbours, listed)
         if self.extracted_:
             rows, extracted = self._fresh_extracted
             at, found = (rows[product.sku], extracted) if product.sku in rows else \

@@ -71,8 +71,9 @@ def decide(why, names: np.ndarray, logits: np.ndarray, allowed: np.ndarray, alte
 
 
 class EvidenceFinder:
-    """What backs a completion: similar products holding a value of its attribute, the product's known values
-    that co-occur most with it (PMI), and the passage of the product's own text that states it.
+    """What backs a completion: similar products holding a value of its attribute, the products listed next to it
+    (by SKU) holding one, the product's known values that co-occur most with it (PMI), and the passage of the
+    product's own text that states it.
 
     Args:
         graph: the trained :class:`~kgattr.graph.CatalogGraph`.
@@ -89,12 +90,12 @@ class EvidenceFinder:
         self.vindex = graph.value_index()
         self.graph, self.attributes = graph, attributes
 
-    def __call__(self, product, attribute: int, value: str, neighbours: np.ndarray) -> dict:
-        """Evidence for ``value`` of ``attribute`` (index) of ``product``; ``neighbours`` are pool rows, -1 padded."""
-        neighbours = neighbours[neighbours >= 0]
-        held = self.held[neighbours, attribute]
-        similar = [{"sku": self.graph.skus[j], "value": self.graph.values[v][1]}
-                   for j, v in zip(neighbours[held >= 0][:5].tolist(), held[held >= 0][:5].tolist())]
+    def __call__(self, product, attribute: int, value: str, neighbours: np.ndarray, listed: np.ndarray) -> dict:
+        """Evidence for ``value`` of ``attribute`` (index) of ``product``. ``neighbours``: similar products, most
+        similar first; ``listed``: products listed nearby, as from :meth:`~kgattr.index.SequenceIndex.search`;
+        both pool rows, -1 padded."""
+        half = len(listed) // 2
+        nearest_first = np.stack([listed[:half], listed[half:]], 1).ravel()     # before 1, after 1, before 2, ...
         target = self.vindex.get((self.attributes[attribute], value))
         pairs = []
         for item in product.attributes.items():
@@ -103,8 +104,16 @@ class EvidenceFinder:
                 pairs.append((w, item))
         pairs.sort(key=lambda x: -x[0])
         graph = [{"attribute": a, "value": v, "pmi": round(w, 3)} for w, (a, v) in pairs[:3]]
-        return {"similar_skus": similar, "graph": graph,
+        return {"similar_skus": self._holding(neighbours, attribute, 5),
+                "listed_near": self._holding(nearest_first, attribute, 4), "graph": graph,
                 "text": text_evidence(value, product.title, product.description)}
+
+    def _holding(self, rows: np.ndarray, attribute: int, limit: int) -> list[dict]:
+        """The first ``limit`` of ``rows`` that hold a value of ``attribute``: [{sku, value}]."""
+        rows = rows[rows >= 0]
+        held = self.held[rows, attribute]
+        return [{"sku": self.graph.skus[j], "value": self.graph.values[v][1]}
+                for j, v in zip(rows[held >= 0][:limit].tolist(), held[held >= 0][:limit].tolist())]
 
 
 @lru_cache(maxsize=4096)

@@ -1,5 +1,6 @@
-"""Rules mined from a catalog for experts to adopt: implications between values, allowed sets, attributes that do
-not apply to a category; each with its support, confidence and the one command that adopts it."""
+"""Rules mined from a catalog for experts to adopt: implications between values, attributes that must differ,
+allowed sets, attributes that do not apply to a category; each with its support, confidence and the one command
+that adopts it."""
 from __future__ import annotations
 
 import shlex
@@ -14,7 +15,7 @@ from .rules import RuleSet
 
 @dataclass(frozen=True)
 class Suggestion:
-    kind: str                           # implies | allowed | not-applicable
+    kind: str                           # implies | differs | allowed | not-applicable
     category: tuple[str, ...]
     attribute: str
     detail: str
@@ -41,8 +42,8 @@ def _scope_args(path: tuple[str, ...]) -> tuple[str, ...]:
 
 def suggest(catalog, ontology: Ontology | None = None, *, min_support: int = 50, min_confidence: float = 0.999,
             max_base_rate: float = 0.9) -> list[Suggestion]:
-    """Rules the data of ``catalog`` support (implications, then allowed sets, then attributes that do not apply;
-    best supported first), less those ``ontology`` already has.
+    """Rules the data of ``catalog`` support (implications, attributes that differ, allowed sets, attributes that
+    do not apply; best supported first), less those ``ontology`` already has.
 
     Args:
         min_support: products a rule must speak about (for an implication: holding the condition and a value of
@@ -54,9 +55,55 @@ def suggest(catalog, ontology: Ontology | None = None, *, min_support: int = 50,
     ontology = ontology or Ontology.induce(catalog)
     rules = RuleSet(ontology)
     out = _implications(catalog, ontology, min_support, min_confidence, max_base_rate)
+    present = {(a, b) for s in ontology.shapes if not s.category for a, p in s.properties.items() for b in p.disjoint}
+    out += [Suggestion("differs", (), d.attribute, f"{d.attribute} differs from {d.other} (equal by chance: "
+                       f"{d.chance:.1%})", d.support, 1 - d.equal, ("differs", "--attribute", d.attribute, "--from", d.other))
+            for d in differing_attributes(catalog, min_support=min_support)
+            if (d.attribute, d.other) not in present and (d.other, d.attribute) not in present]
     out += _category_rules(catalog, rules, min_support, min_confidence)
-    order = {"implies": 0, "allowed": 1, "not-applicable": 2}
+    order = {"implies": 0, "differs": 1, "allowed": 2, "not-applicable": 3}
     return sorted(out, key=lambda s: (order[s.kind], -s.support, s.category, s.attribute, s.detail))
+
+
+@dataclass(frozen=True)
+class Differing:
+    """Two attributes whose values (drawn from one vocabulary) a product almost never shares."""
+    attribute: str                      # the one filled less often
+    other: str
+    support: int                        # products holding both
+    equal: float                        # share of them where the two are equal
+    chance: float                       # share expected if the two were independent
+
+
+def differing_attributes(catalog, *, min_support: int = 100, max_equal: float = 0.02, max_ratio: float = 1 / 3,
+                         min_chance: float = 0.02) -> list[Differing]:
+    """Pairs of attributes that take the same values but differ within a product: a secondary colour is not the
+    base colour. A pair qualifies when at least ``min_support`` products hold both, at most ``max_equal`` of them
+    hold the same value in both, and that share is at most ``max_ratio`` of the share expected by chance
+    (from each attribute's value frequencies), which is at least ``min_chance`` (else the rule would say little)."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for p in catalog:
+        for a, v in p.attributes.items():
+            counts[a][v] += 1
+    names = sorted(counts)
+    shared = {(a, b) for i, a in enumerate(names) for b in names[i + 1:] if counts[a].keys() & counts[b].keys()}
+    both, equal = Counter(), Counter()
+    for p in catalog:
+        held = sorted(p.attributes)
+        for i, a in enumerate(held):
+            for b in held[i + 1:]:
+                if (a, b) in shared:
+                    both[a, b] += 1
+                    equal[a, b] += p.attributes[a] == p.attributes[b]
+    out = []
+    for (a, b), n in sorted(both.items()):
+        na, nb = sum(counts[a].values()), sum(counts[b].values())
+        chance = sum(counts[a][v] * counts[b][v] for v in counts[a].keys() & counts[b].keys()) / (na * nb)
+        share = equal[a, b] / n
+        if n >= min_support and share <= max_equal and chance >= min_chance and share <= max_ratio * chance:
+            first, second = (a, b) if (na, a) <= (nb, b) else (b, a)
+            out.append(Differing(first, second, n, share, chance))
+    return out
 
 
 def _implications(catalog, ontology, min_support, min_confidence, max_base_rate) -> list[Suggestion]:

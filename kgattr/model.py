@@ -4,7 +4,8 @@ Layer 0 (value graph): value embeddings refined along PMI-weighted co-occurrence
 Layer 1 (value, category -> product): a product's text (BERT projection + tf-idf embedding bag) is
 the root; its visible attribute values and its category path send messages (GraphSAGE, mean).
 Layer 2 (product -> product): similar products found by FAISS send their layer-1 states (weighted).
-Decoder: one logit per candidate value, plus learned per-attribute weights on candidate features.
+Decoder: one logit per candidate value, plus learned per-attribute weights on candidate features (neighbours'
+votes, among them those of the products listed next to it in SKU order; values stated in the text).
 Its scores are mixed with those of :class:`~kgattr.linear.LinearTextScorer` per attribute after training.
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ class FusionGNN(nn.Module):
         dropout: on inputs and hidden states, during training only.
     """
 
-    NUM_FEATURES = 4
+    NUM_FEATURES = 6
 
     def __init__(self, *, text_dim: int, lexical_size: int, num_categories: int, num_values: int,
                  num_attributes: int, value_attribute: list[int], hidden_channels: int = 256,
@@ -55,7 +56,8 @@ class FusionGNN(nn.Module):
         self.value_out = nn.Linear(h, h)
         self.out = nn.Embedding(num_values, h)       # free output embedding beside the graph-derived one
         self.bias = nn.Parameter(torch.zeros(num_values))
-        # candidate features: similarity-sharpened and plain neighbour vote shares, stated in title / description
+        # candidate features: vote shares of similar products (similarity-sharpened, plain) and of products listed
+        # nearby (1/distance, 1/distance²), stated in title / description
         self.feature_weight = nn.Parameter(torch.ones(num_attributes, self.NUM_FEATURES))
         self.dropout = nn.Dropout(dropout)
         for emb in (self.lexical, self.category, self.value, self.out):
@@ -102,8 +104,8 @@ class FusionGNN(nn.Module):
         Args:
             similar: (2, S) edges, neighbour row of ``h1`` -> target row (< num_targets).
             similar_weight: (S,) edge weights, summing to 1 per target.
-            features: (num_targets, num_values, 4) per candidate value: neighbour vote shares (2), stated in
-                the title, stated in the description.
+            features: (num_targets, num_values, 6) per candidate value: vote shares of similar products (2) and
+                of products listed nearby (2), stated in the title, stated in the description.
         """
         h2 = h1[:num_targets] + torch.relu(self.layer2((h1, h1[:num_targets]), similar, similar_weight))
         q = self.head(self.dropout(h2))                                   # (t, h)

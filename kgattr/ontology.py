@@ -7,8 +7,8 @@ each read back into a :class:`Shape` or a :class:`Conditional`:
 - a category block (``sh:NodeShape``, usually ``sh:closed``): the attributes that apply to the category, each a
   property shape with its allowed values (``sh:in``) and ``sh:maxCount 1``; ``kgattr ontology induce`` writes these;
 - a one-attribute rule (``sh:PropertyShape`` with its own target): allowed values, required (``sh:minCount 1``),
-  not applicable (``sh:maxCount 0``), a pattern (``sh:pattern``) or a numeric range (``sh:minInclusive`` /
-  ``sh:maxInclusive``);
+  not applicable (``sh:maxCount 0``), a pattern (``sh:pattern``), a numeric range (``sh:minInclusive`` /
+  ``sh:maxInclusive``), or a value that must differ from another attribute's (``sh:disjoint``);
 - an implication (``sh:or`` of "not the condition" and "the consequence") or an exclusion (``sh:not`` of both).
 
 A rule targets a category class (and so its subcategories) or, with ``sh:targetSubjectsOf kg:sku``, every product.
@@ -69,6 +69,7 @@ class Property:
     pattern: str | None = None                 # sh:pattern, a regular expression searched in the value
     low: float | None = None                   # sh:minInclusive
     high: float | None = None                  # sh:maxInclusive
+    disjoint: frozenset[str] = frozenset()     # sh:disjoint: attributes whose value this one must differ from
 
     def describe(self, limit: int | None = None) -> str:
         """In words; ``limit``: name at most this many allowed values."""
@@ -86,6 +87,8 @@ class Property:
         if self.low is not None or self.high is not None:
             parts.append(f"a number in [{'' if self.low is None else number_text(self.low)}, "
                          f"{'' if self.high is None else number_text(self.high)}]")
+        if self.disjoint:
+            parts.append("differs from " + ", ".join(sorted(self.disjoint)))
         if self.max_count == 1:
             parts.append("at most one value")
         return ", ".join(parts) or "any value"
@@ -148,8 +151,10 @@ class Ontology:
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
-    def induce(cls, catalog, *, min_support: int = 1, max_unseen: float = 0.005) -> "Ontology":
-        """Bootstrap from data: every observed category, the attributes seen in it, the values seen with it.
+    def induce(cls, catalog, *, min_support: int = 1, max_unseen: float = 0.005,
+               max_equal: float = 0.02) -> "Ontology":
+        """Bootstrap from data: every observed category, the attributes seen in it, the values seen with it,
+        and the pairs of attributes whose values differ (see :func:`~kgattr.mining.differing_attributes`).
 
         Args:
             catalog: the :class:`~kgattr.catalog.Catalog` to read.
@@ -157,7 +162,11 @@ class Ontology:
             max_unseen: an allowed set is written only where the data say it is closed: when the Good-Turing
                 estimate of the chance that the next value is an unseen one (values seen once / cells) is at
                 most this. Otherwise the attribute applies with any value.
+            max_equal: two attributes must differ when they are equal in at most this share of the products
+                holding both.
         """
+        from .mining import differing_attributes
+
         categories: set[tuple[str, ...]] = set()
         seen: dict[tuple[str, ...], dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
         for p in catalog:
@@ -177,6 +186,10 @@ class Ontology:
                 values = frozenset(v for v, c in counts.items() if c >= min_support) if closed else None
                 shape.properties[name] = Property(f"allowed/{slug('.'.join(path))}/{slug(name)}", values, max_count=1)
             onto.shapes.append(shape)
+        for found in differing_attributes(catalog, max_equal=max_equal):
+            rid = f"differs/all/{slug(found.attribute)}/{slug(found.other)}"
+            onto.shapes.append(Shape(rid, (), properties={found.attribute: Property(rid, disjoint=frozenset({found.other}))},
+                                     origin="induced", added=today))
         return onto
 
     def rule_ids(self) -> set[str]:
@@ -239,7 +252,7 @@ class Ontology:
             except FileNotFoundError:
                 raise OntologyError(f"{path}: no such file") from None
         sources = tuple(str(Path(p).resolve()) for p in paths)
-        cached = default_cache_dir() / f"ontology-v2-{digest.hexdigest()}.json"
+        cached = default_cache_dir() / f"ontology-v3-{digest.hexdigest()}.json"
         if cached.exists():
             return dataclasses.replace(cls.from_json(json.loads(cached.read_text())), sources=sources)
         onto = dataclasses.replace(cls.from_graph(parse_turtle(*paths), ", ".join(map(str, paths))), sources=sources)
@@ -254,7 +267,8 @@ class Ontology:
 
     def to_json(self) -> dict:
         def prop(p: Property) -> dict:
-            return {**p.__dict__, "values": None if p.values is None else sorted(p.values)}
+            return {**p.__dict__, "values": None if p.values is None else sorted(p.values),
+                    "disjoint": sorted(p.disjoint)}
 
         return {"categories": sorted(map(list, self.categories)), "attributes": sorted(self.attributes),
                 "shapes": [{**s.__dict__, "properties": {a: prop(p) for a, p in s.properties.items()}}
@@ -264,7 +278,8 @@ class Ontology:
     @classmethod
     def from_json(cls, d: dict) -> "Ontology":
         def prop(p: dict) -> Property:
-            return Property(**{**p, "values": None if p["values"] is None else frozenset(p["values"])})
+            return Property(**{**p, "values": None if p["values"] is None else frozenset(p["values"]),
+                               "disjoint": frozenset(p.get("disjoint", ()))})
 
         shapes = [Shape(**{**s, "category": tuple(s["category"]),
                            "properties": {a: prop(p) for a, p in s["properties"].items()}}) for s in d["shapes"]]

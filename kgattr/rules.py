@@ -4,7 +4,8 @@ Semantics (the same in both): a product is checked against the rules of its cate
 category and of every product. A closed shape makes attributes it does not list inapplicable, as does
 ``sh:maxCount 0``; ``sh:in`` restricts values, ``sh:pattern`` and ``sh:minInclusive``/``sh:maxInclusive`` check
 them; ``sh:minCount 1`` makes an attribute required (a gap, reported by :meth:`RuleSet.missing`, not a broken
-value); implications and exclusions relate two values of one product. A category without rules is unconstrained.
+value); implications and exclusions relate two values of one product, and ``sh:disjoint`` makes two attributes of
+one product differ (either may be the one that breaks it). A category without rules is unconstrained.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ class Violation:
     attribute: str
     value: str
     rule: str
-    kind: str  # not-applicable | not-allowed | pattern | out-of-range | implies | excludes | missing
+    kind: str  # not-applicable | not-allowed | pattern | out-of-range | implies | excludes | differs | missing
 
     def __str__(self) -> str:
         if self.kind == "missing":
@@ -57,6 +58,12 @@ class _Compiled:
                 self.conditionals[c.consequence[0]].append(c)
         self.all_conditionals = conditionals
         self.required = {name: p.id for name, ps in self.props.items() for p in ps if p.min_count >= 1}
+        # sh:disjoint, from both sides: attribute -> [(rule id, the attribute it must differ from)]
+        self.disjoint = [(p.id, name, other) for name, ps in self.props.items() for p in ps for other in p.disjoint]
+        self.differs: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for rid, a, b in self.disjoint:
+            self.differs[a].append((rid, b))
+            self.differs[b].append((rid, a))
 
 
 class RuleSet:
@@ -100,6 +107,9 @@ class RuleSet:
             for rule in c.conditionals.get(attribute, ()):
                 if rule.broken_by(values):
                     yield rule.id, rule.kind
+            for rid, other in c.differs.get(attribute, ()):
+                if other != attribute and known.get(other) == value:
+                    yield rid, "differs"
 
     def check(self, category, attribute: str, value: str, known: dict | None = None) -> Violation | None:
         """The first rule that ``attribute = value`` breaks for a product of ``category`` (holding ``known``
@@ -110,7 +120,8 @@ class RuleSet:
 
     def conditional(self, category, attribute: str) -> bool:
         """Whether a value of ``attribute`` in ``category`` can depend on the product's other values."""
-        return bool(self._compiled(category).conditionals.get(attribute))
+        c = self._compiled(category)
+        return bool(c.conditionals.get(attribute) or c.differs.get(attribute))
 
     def explain(self, category, attribute: str, value: str, known: dict | None = None) -> list[dict]:
         """Every rule checked for ``attribute = value``: [{rule, kind, passed}]."""
@@ -118,7 +129,9 @@ class RuleSet:
         broken = {rule for rule, _ in self._breaks(category, attribute, value, known)}
         checked = [(s.id, "applicable") for s in c.closed]
         checked += [(p.id, p.describe(limit=8)) for p in c.props.get(attribute, ())]
-        checked += [(r.id, r.describe()) for r in c.conditionals.get(attribute, ())] if known is not None else []
+        if known is not None:
+            checked += [(r.id, r.describe()) for r in c.conditionals.get(attribute, ())]
+            checked += [(rid, f"differs from {other}") for rid, other in c.differs.get(attribute, ())]
         return [{"rule": rid, "says": says, "passed": rid not in broken} for rid, says in checked]
 
     def applicable(self, category, attribute: str) -> str | None:
@@ -153,10 +166,13 @@ class RuleSet:
         for p in catalog:
             for name, value in p.attributes.items():
                 out += [Violation(p.sku, name, value, rule, kind) for rule, kind in self._breaks(p.category, name, value)]
-            for rule in self._compiled(p.category).all_conditionals:
+            c = self._compiled(p.category)
+            for rule in c.all_conditionals:
                 if rule.broken_by(p.attributes):
                     name = rule.consequence[0]
                     out.append(Violation(p.sku, name, p.attributes[name], rule.id, rule.kind))
+            out += [Violation(p.sku, a, p.attributes[a], rid, "differs") for rid, a, b in c.disjoint
+                    if a in p.attributes and p.attributes.get(b) == p.attributes[a]]
         return out
 
     def missing(self, catalog) -> list[Violation]:
@@ -169,7 +185,8 @@ class RuleSet:
 class RuleInfo:
     """One rule as an expert reads it."""
     id: str
-    kind: str       # applicable | not-applicable | required | allowed | pattern | range | single-valued | implies | excludes
+    kind: str       # applicable | not-applicable | required | allowed | pattern | range | differs | single-valued
+                    # | implies | excludes
     category: tuple[str, ...]
     attribute: str | None
     detail: str
@@ -193,6 +210,8 @@ def _kind(p) -> str:
         return "pattern"
     if p.low is not None or p.high is not None:
         return "range"
+    if p.disjoint:
+        return "differs"
     return "single-valued"
 
 
@@ -253,7 +272,7 @@ def to_rdf(catalog, ontology: Ontology):
 
 _COMPONENT_KIND = {"Closed": "not-applicable", "MaxCount": "not-applicable", "In": "not-allowed",
                    "Pattern": "pattern", "MinInclusive": "out-of-range", "MaxInclusive": "out-of-range",
-                   "Or": "implies", "Not": "excludes", "MinCount": "missing"}
+                   "Or": "implies", "Not": "excludes", "Disjoint": "differs", "MinCount": "missing"}
 
 
 def shacl_violations(catalog, ontology: Ontology, shapes_graph=None) -> list[Violation]:

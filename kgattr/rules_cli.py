@@ -70,7 +70,7 @@ def rules_check(catalog: Path = typer.Argument(..., help="Catalog whose existing
 
 @rules_app.command("add")
 def rules_add(kind: str = typer.Argument(..., help="allowed | required | not-applicable | pattern | range | "
-                                                   "implies | excludes"),
+                                                   "differs | implies | excludes"),
               ontology: Path = EditOpt,
               category: Optional[str] = typer.Option(None, help="Category (path A > B, or name); default every product."),
               attribute: Optional[str] = typer.Option(None, help="The attribute (all kinds but implies/excludes)."),
@@ -81,6 +81,8 @@ def rules_add(kind: str = typer.Argument(..., help="allowed | required | not-app
               condition: Optional[str] = typer.Option(None, "--if", help="implies/excludes: ATTRIBUTE=VALUE."),
               then: Optional[str] = typer.Option(None, "--then", help="implies: ATTRIBUTE=VALUE."),
               then_not: Optional[str] = typer.Option(None, "--then-not", help="excludes: ATTRIBUTE=VALUE."),
+              other: Optional[str] = typer.Option(None, "--from", help="differs: the attribute whose value it must "
+                                                                       "differ from."),
               origin: Optional[str] = typer.Option(None, help="Who adds it [default: expert: $USER].")):
     """Add one rule as a commented SHACL block at the end of the ontology file; it applies at the next
     complete/impute of models trained with that file, without training again.
@@ -93,7 +95,8 @@ def rules_add(kind: str = typer.Argument(..., help="allowed | required | not-app
 
     rule = make_rule(Ontology.load(ontology), kind, category=category, attribute=attribute,
                      values=values.split(",") if values else None, regex=regex, low=low, high=high,
-                     condition=condition, consequence=then_not if kind == "excludes" else then, origin=origin)
+                     condition=condition, consequence=then_not if kind == "excludes" else then, other=other,
+                     origin=origin)
     warnings = add_rule(ontology, rule)
     typer.echo(f"added {rule.id} to {ontology}:\n{rule_block(rule)}")
     for w in warnings:
@@ -186,7 +189,7 @@ def rules_suggest(catalog: Path = typer.Argument(..., help="Catalog to mine."),
                                                                 "(and the file the commands will edit)."),
                   min_support: int = typer.Option(50, help="Products a rule must speak about."),
                   min_confidence: float = typer.Option(0.999, help="Share of them that must follow it already."),
-                  kind: Optional[str] = typer.Option(None, help="Only implies, allowed or not-applicable."),
+                  kind: Optional[str] = typer.Option(None, help="Only implies, differs, allowed or not-applicable."),
                   top: int = typer.Option(30, help="Suggestions to show, best supported first."),
                   as_json: bool = JsonOpt):
     """Rules the data support, each with support, confidence, exceptions and the command that adopts it.

@@ -74,6 +74,7 @@ def _constraints(name: str, p: Property) -> list[str]:
         out.append(f"sh:minInclusive {number_text(p.low)}")
     if p.high is not None:
         out.append(f"sh:maxInclusive {number_text(p.high)}")
+    out += [f"sh:disjoint <{attribute_iri(other)}>" for other in sorted(p.disjoint)]
     return out
 
 
@@ -125,7 +126,7 @@ class GraphReader:
     """Reads the rule forms of the module docstring out of an rdflib graph; other shapes are listed as uncompiled."""
 
     # predicates the compiled checks understand (or that carry no constraint)
-    PROPERTY_KEYS = {"path", "in", "minCount", "maxCount", "pattern", "minInclusive", "maxInclusive",
+    PROPERTY_KEYS = {"path", "in", "minCount", "maxCount", "pattern", "minInclusive", "maxInclusive", "disjoint",
                      "name", "description", "message", "severity", "targetClass", "targetSubjectsOf", "order"}
 
     def __init__(self, graph, where: str):
@@ -182,7 +183,8 @@ class GraphReader:
             frozenset(str(v) for v in Collection(g, in_list)) if in_list is not None else None,
             int(g.value(node, SH.minCount) or 0), None if count is None else int(count),
             None if g.value(node, SH.pattern) is None else str(g.value(node, SH.pattern)),
-            number("minInclusive"), number("maxInclusive"))
+            number("minInclusive"), number("maxInclusive"),
+            frozenset(self.name_of(o) for o in g.objects(node, SH.disjoint)))
 
     def path_value(self, node, key) -> tuple[str, str]:
         from rdflib.collection import Collection

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -71,13 +72,20 @@ def attribute_onehot(value_attribute: np.ndarray, num_attributes: int) -> sp.csr
     return sp.csr_matrix((np.ones(n, np.float32), (np.arange(n), value_attribute)), shape=(n, num_attributes))
 
 
-def neighbour_votes(index: np.ndarray, score: np.ndarray, values: sp.csr_matrix, value_attribute: np.ndarray,
-                    sharpness: float) -> torch.Tensor:
-    """(n, num_values, 2): share of neighbours holding each value, among those that have its attribute.
+class Neighbours(NamedTuple):
+    """Each product's neighbours, as rows of the pool: similar products (FAISS) and products listed next to it."""
+    index: np.ndarray       # (n, k) int64, most similar first, -1 padded
+    score: np.ndarray       # (n, k) float32 inner products
+    sequence: np.ndarray    # (n, 2w) int64 from SequenceIndex.search: w before (nearest first), w after
 
-    Feature 0 weighs neighbours by ``exp((score - 1) / sharpness)`` (near-duplicates dominate),
-    feature 1 weighs them equally. ``index`` is (n, k) into the rows of ``values``; -1 is padding.
-    """
+    def take(self, rows) -> "Neighbours":
+        return Neighbours(self.index[rows], self.score[rows], self.sequence[rows])
+
+
+def vote_shares(index: np.ndarray, weights: list[np.ndarray], values: sp.csr_matrix,
+                value_attribute: np.ndarray) -> np.ndarray:
+    """(n, num_values, len(weights)): weighted share of neighbours holding each value, among those that have its
+    attribute. ``index`` is (n, k) into the rows of ``values``, -1 padding; each weight is (n, k)."""
     n, k = index.shape
     valid = index >= 0
     rows = np.repeat(np.arange(n), k)[valid.ravel()]
@@ -85,12 +93,25 @@ def neighbour_votes(index: np.ndarray, score: np.ndarray, values: sp.csr_matrix,
     onehot = attribute_onehot(value_attribute, int(value_attribute.max()) + 1 if len(value_attribute) else 1)
     has_attr = values @ onehot                                             # (m, num_attributes)
     out = []
-    for w in (np.exp((score[valid] - 1.0) / sharpness), np.ones(valid.sum())):
-        a = sp.csr_matrix((w.astype(np.float32), (rows, cols)), shape=(n, values.shape[0]))
+    for w in weights:
+        a = sp.csr_matrix((w[valid].astype(np.float32), (rows, cols)), shape=(n, values.shape[0]))
         num = (a @ values).toarray()                                       # (n, num_values)
         den = (a @ has_attr).toarray()[:, value_attribute]                 # (n, num_values)
         out.append(np.divide(num, den, out=np.zeros_like(num), where=den > 0))
-    return torch.from_numpy(np.stack(out, -1).astype(np.float32))
+    return np.stack(out, -1).astype(np.float32)
+
+
+def neighbour_votes(near: Neighbours, values: sp.csr_matrix, value_attribute: np.ndarray,
+                    sharpness: float) -> torch.Tensor:
+    """(n, num_values, 4) vote shares: similar products weighed by ``exp((score - 1) / sharpness)``
+    (near-duplicates dominate) and equally; products listed nearby weighed by 1/distance and 1/distance²."""
+    distance = np.tile(np.arange(1, near.sequence.shape[1] // 2 + 1, dtype=np.float32), 2)
+    similar = vote_shares(near.index, [np.exp((near.score - 1.0) / sharpness), np.ones_like(near.score)],
+                          values, value_attribute)
+    listed = vote_shares(near.sequence, [np.broadcast_to(1 / distance, near.sequence.shape),
+                                         np.broadcast_to(1 / distance ** 2, near.sequence.shape)],
+                         values, value_attribute)
+    return torch.from_numpy(np.concatenate([similar, listed], -1))
 
 
 def similar_edges(index: np.ndarray, score: np.ndarray, position: np.ndarray, sharpness: float):
@@ -123,20 +144,21 @@ def _graph_tensors(cooccurs: np.ndarray, pmi: np.ndarray):
 
 
 def batch_logits(model: FusionGNN, x_value: torch.Tensor, inputs: Inputs, visible: sp.csr_matrix, rows: np.ndarray,
-                 index: np.ndarray, score: np.ndarray, pool: Pool, sharpness: float) -> torch.Tensor:
-    """(len(rows), num_values) logits of ``rows``; their neighbours (``index`` into ``pool``) send pool states.
+                 near: Neighbours, pool: Pool, sharpness: float) -> torch.Tensor:
+    """(len(rows), num_values) logits of ``rows``; their neighbours ``near`` (rows of ``pool``) send pool states
+    and votes.
 
     Training, calibration and inference all go through here; only the pool differs (states refreshed
     each epoch under that epoch's hidden edges, or the stored states of the trained catalog).
     """
-    used = np.unique(index[index >= 0])
+    used = np.unique(near.index[near.index >= 0])
     position = np.full(pool.h1.shape[0], -1, dtype=np.int64)
     position[used] = len(rows) + np.arange(len(used))
     h1 = torch.cat([encode_rows(model, x_value, inputs, visible, rows), pool.h1[torch.from_numpy(used)]])
-    similar, weight = similar_edges(index, score, position, sharpness)
-    votes = neighbour_votes(index, score, pool.values, pool.value_attribute, sharpness)
+    similar, weight = similar_edges(near.index, near.score, position, sharpness)
+    votes = neighbour_votes(near, pool.values, pool.value_attribute, sharpness)
     mentions = torch.from_numpy(inputs.mentions[rows].toarray()).view(len(rows), 2, -1).transpose(1, 2)
-    features = torch.cat([votes, mentions], -1)                             # (len(rows), num_values, 4)
+    features = torch.cat([votes, mentions], -1)                             # (len(rows), num_values, 6)
     return model(x_value, h1, similar, weight, len(rows), features)
 
 
@@ -144,14 +166,14 @@ def _visible(edges: np.ndarray, keep: np.ndarray, shape) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (edges[0][keep], edges[1][keep])), shape=shape)
 
 
-def fit_model(model: FusionGNN, inputs: Inputs, neighbours: tuple[np.ndarray, np.ndarray], graph_edges,
+def fit_model(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, graph_edges,
               targetable: np.ndarray, calibration: np.ndarray, *, epochs: int, batch_size: int, lr: float,
               mask_rate: float, sharpness: float, seed: int, lexical_lr: float | None = None,
               progress: bool = False) -> list[float]:
     """Train ``model`` in place; returns the mean loss of each epoch.
 
     Args:
-        neighbours: (index, score), each (n, k), similar products of each product (self excluded).
+        neighbours: of each product (self excluded).
         graph_edges: (cooccurs (2, P), pmi (P,)) of the value graph.
         targetable: (E,) bool over the known edges (``inputs.values`` in COO order) that may be targets.
         calibration: (E,) bool, edges kept out of training targets for calibration.
@@ -189,8 +211,7 @@ def fit_model(model: FusionGNN, inputs: Inputs, neighbours: tuple[np.ndarray, np
                 bar.update()
                 continue
             x_value = model.value_states(cooccurs, pmi)
-            logits = batch_logits(model, x_value, inputs, visible, batch, neighbours[0][batch], neighbours[1][batch],
-                                  pool, sharpness)
+            logits = batch_logits(model, x_value, inputs, visible, batch, neighbours.take(batch), pool, sharpness)
             row, val = torch.from_numpy(t.row.astype(np.int64)), torch.from_numpy(t.col.astype(np.int64))
             z = logits[row].masked_fill(~attr_mask[model.value_attribute[val]], float("-inf"))
             loss = F.cross_entropy(z, val)
@@ -227,7 +248,7 @@ def pool_states(model: FusionGNN, inputs: Inputs, visible: sp.csr_matrix, graph_
 
 
 @torch.no_grad()
-def predict_logits(model: FusionGNN, inputs: Inputs, neighbours: tuple[np.ndarray, np.ndarray], pool: Pool,
+def predict_logits(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, pool: Pool,
                    graph_edges, *, sharpness: float, batch_size: int = 2048, progress: bool = False):
     """Yield (rows, logits (len(rows), num_values) float32) for products of ``inputs``, batch by batch.
 
@@ -240,8 +261,7 @@ def predict_logits(model: FusionGNN, inputs: Inputs, neighbours: tuple[np.ndarra
     n = inputs.text.shape[0]
     for start in tqdm(range(0, n, batch_size), desc="scoring", unit="batch", disable=not progress):
         rows = np.arange(start, min(start + batch_size, n))
-        logits = batch_logits(model, x_value, inputs, inputs.values, rows, neighbours[0][rows], neighbours[1][rows],
-                              pool, sharpness)
+        logits = batch_logits(model, x_value, inputs, inputs.values, rows, neighbours.take(rows), pool, sharpness)
         yield rows, logits.numpy()
 
 
@@ -271,8 +291,7 @@ def calibration_logits(model: FusionGNN, inputs: Inputs, neighbours, graph_edges
         rows, truth, logits = [], [], []
         for start in range(0, len(chosen), batch_size):
             batch = chosen[start:start + batch_size]
-            z = batch_logits(model, x_value, inputs, seen, batch, neighbours[0][batch], neighbours[1][batch],
-                             pool, sharpness)
+            z = batch_logits(model, x_value, inputs, seen, batch, neighbours.take(batch), pool, sharpness)
             t = wanted[batch].tocoo()
             rows.append(batch[t.row])
             truth.append(t.col)

@@ -22,7 +22,7 @@ def test_fit_and_complete(fitted, catalog):
         assert c.attribute not in pc.known
         assert 0 <= c.confidence <= 1
         assert c.value is None or fitted.rules_.check(catalog[sku].category, c.attribute, c.value) is None
-        assert set(c.evidence) == {"similar_skus", "graph", "text"}
+        assert set(c.evidence) == {"similar_skus", "listed_near", "graph", "text"}
 
 
 def test_not_fitted_and_unknown_sku(fitted):
@@ -103,3 +103,25 @@ def test_decide_walks_past_rejected_candidates_and_abstains():
     assert alts0 == [{"value": "c", "confidence": round(1 / (1 + np.exp(1.0)), 4)}]
     assert (v1, c1, alts1) == (None, 0.0, [])
     assert [r["value"] for r in rej1] == ["x", "y"]
+
+
+def test_products_listed_nearby_vote(tiny_bert, tmp_path):
+    """Season follows the SKU order alone (listed in blocks, never in the text): the listing neighbours' vote
+    recovers it, and shows as evidence."""
+    from kgattr.datasets import make_catalog
+
+    seasons = ["Summer", "Winter", "Fall", "Spring"]
+    catalog = make_catalog(400, seed=1)
+    products, hidden = [], {}
+    for i, p in enumerate(catalog):
+        attrs = {**p.attributes, "season": seasons[i * len(seasons) // len(catalog)]}
+        if i % 5 == 2:
+            hidden[p.sku] = attrs.pop("season")
+        products.append(Product(p.sku, p.title, p.description.split(" Part of")[0], p.category, attrs))
+    # enough calibration cells (>= 50) for season to get its own mix weights
+    completer = AttributeCompleter(text_model=tiny_bert, hidden_channels=32, epochs=4, neighbours=5,
+                                   min_attribute_count=5, calibration_share=0.2, cache_dir=tmp_path).fit(Catalog(products))
+    found = {pc.sku: c for pc in completer.complete(list(hidden)) for c in pc.completions if c.attribute == "season"}
+    assert np.mean([found[s].value == v for s, v in hidden.items()]) >= 0.9
+    some = next(iter(hidden))
+    assert {x["value"] for x in found[some].evidence["listed_near"]} == {hidden[some]}

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from kgattr.graph import CatalogGraph, build_graph
-from kgattr.index import NeighbourIndex
+from kgattr.index import NeighbourIndex, SequenceIndex, sku_key
 from kgattr.text import LexicalFeatures, TextEncoder
 
 
@@ -113,3 +113,15 @@ def test_value_matcher_equals_regex_alternation(catalog):
 def test_neighbour_index_reconstruct():
     base = np.random.default_rng(1).normal(size=(6, 4)).astype(np.float32)
     assert np.array_equal(NeighbourIndex().add(base).reconstruct(np.array([4, 0])), base[[4, 0]])
+
+
+def test_sku_key_sorts_numbers_by_value():
+    assert sorted(["A10", "a9", "10", "9", "B1"], key=sku_key) == ["9", "10", "a9", "A10", "B1"]
+
+
+def test_sequence_index_neighbours_either_side_nearest_first():
+    skus = ["10", "2", "A9", "A10", "1", "3"]               # in order: 1 2 3 10 A9 A10
+    index = SequenceIndex(skus).search(["2", "5", "A10"], 2)
+    assert index.tolist() == [[4, -1, 5, 0],                # stored: itself left out
+                              [5, 1, 0, 2],                 # new: between 3 and 10
+                              [2, 0, -1, -1]]               # last in order: nothing after

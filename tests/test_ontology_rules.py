@@ -104,3 +104,23 @@ def test_rules_check_command_exit_codes(tmp_path, catalog):
     found = [json.loads(line) for line in bad.output.splitlines()]
     expected = RuleSet(Ontology.load(tmp_path / "strict.ttl")).violations(catalog)
     assert len(found) == len(expected) > 0 and set(found[0]) == {"sku", "attribute", "value", "rule", "kind"}
+
+
+def test_induced_differs_rule_checks_both_ways(tmp_path):
+    colours = ["Red", "Blue", "Black", "White"]
+    products = [Product(f"P{i}", "t", "d", ("Apparel",), {"base_colour": colours[i % 4], "colour1": colours[(i + 1 + i // 4) % 4]})
+                for i in range(200) if (i + 1 + i // 4) % 4 != i % 4]
+    products += [Product(f"B{i}", "t", "d", ("Apparel",), {"base_colour": "Red"}) for i in range(10)]
+    onto = Ontology.induce(Catalog(products))
+    [rule] = [s for s in onto.shapes if not s.closed]
+    assert rule.properties["colour1"].disjoint == frozenset({"base_colour"})
+    path = tmp_path / "o.ttl"
+    onto.save(path)
+    assert "sh:disjoint <https://kgattr.org/attribute/base_colour>" in path.read_text()
+    rules = RuleSet(Ontology.load(path))
+    assert rules.check(("Apparel",), "colour1", "Red", {"base_colour": "Red"}).kind == "differs"
+    assert rules.check(("Apparel",), "base_colour", "Red", {"colour1": "Red"}).kind == "differs"
+    assert rules.check(("Apparel",), "colour1", "Blue", {"base_colour": "Red"}) is None
+    assert rules.conditional(("Apparel",), "base_colour")
+    same = Product("Q", "t", "d", ("Apparel",), {"base_colour": "Red", "colour1": "Red"})
+    assert [(v.attribute, v.kind) for v in rules.violations([same])] == [("colour1", "differs")]

@@ -21,7 +21,8 @@ def test_reads_whole_catalog(real):
 
 
 def test_compiled_rules_agree_with_pyshacl_on_real_products(real):
-    """Induced rules from part of the catalog plus the implications `rules suggest` mines, on more of it."""
+    """Induced rules (allowed sets, attributes that differ) from part of the catalog plus the implications
+    `rules suggest` mines, on more of it."""
     from kgattr.authoring import make_rule
     from kgattr.mining import suggest
 
@@ -37,6 +38,7 @@ def test_compiled_rules_agree_with_pyshacl_on_real_products(real):
     reference = {(v.sku, v.attribute, v.value, v.rule) for v in shacl_violations(part, onto)}
     assert compiled == reference and compiled
     assert any(rule.startswith("implies/") for *_, rule in compiled)
+    assert any(rule.startswith("differs/") for *_, rule in compiled)       # colour1 = base_colour, induced
 
 
 def test_end_to_end_on_a_slice(real, tmp_path):

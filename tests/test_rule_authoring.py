@@ -31,6 +31,7 @@ def test_add_keeps_every_byte_and_remove_restores_the_file(onto_file):
              make_rule(onto, "pattern", attribute="brand", regex="^[A-Z]"),
              make_rule(onto, "range", attribute="year", low=2010, high=2020),
              make_rule(onto, "allowed", category="Shirts", attribute="Fit", values=["Slim Fit"]),
+             make_rule(onto, "differs", attribute="Strap Material", other="Material"),
              make_rule(onto, "implies", category="Apparel", condition="gender=Women",
                        consequence="age_group=Adults-Women")]
     for rule in rules:
@@ -41,6 +42,7 @@ def test_add_keeps_every_byte_and_remove_restores_the_file(onto_file):
     assert {r.id for r in rules} <= back.rule_ids()
     assert next(s for s in back.shapes if s.id == "hand/fit").properties["Fit"].values == {"Slim Fit", "Regular Fit"}
     assert next(c for c in back.conditionals if c.excludes).consequence == ("age_group", "Adults-Men")
+    assert RuleSet(back).check(("Accessories",), "Material", "Leather", {"Strap Material": "Leather"}).kind == "differs"
     for rule in reversed(rules):
         remove_rule(onto_file, rule.id)
     assert onto_file.read_bytes() == original
@@ -53,6 +55,8 @@ def test_bad_rule_input_is_exit_2_and_leaves_the_file_alone(onto_file):
              ["rules", "add", "implies", "--if", "gender=Menn", "--then", "age_group=Adults-Men"],
              ["rules", "add", "allowed", "--category", "Shrts", "--attribute", "Fit", "--values", "Slim Fit"],
              ["rules", "add", "sometimes", "--attribute", "brand"],
+             ["rules", "add", "differs", "--attribute", "usage", "--from", "usage"],
+             ["rules", "add", "differs", "--attribute", "usage"],
              ["rules", "remove", "no/such/rule"]]
     for args in cases:
         result = run(*args, "--ontology", onto_file)
@@ -115,6 +119,7 @@ def _random_rules(onto: Ontology, rng: random.Random) -> Ontology:
                 "pattern": Property(f"r{i}", pattern=rng.choice(["^[A-M]", "o", "^\\d+$"])),
                 "range": Property(f"r{i}", low=2011.0, high=2015.0)}[kind]
         shapes.append(Shape(f"r{i}", rng.choice(scopes), False, {a: prop}))
+    shapes.append(Shape("d0", (), False, {"colour1": Property("d0", disjoint=frozenset({"base_colour"}))}))
     for i in range(8):
         a1, a2 = rng.sample(attrs, 2)
         conditionals.append(Conditional(f"c{i}", rng.choice(scopes), (a1, rng.choice(sorted(values[a1]))),
@@ -129,6 +134,8 @@ def test_compiled_checks_agree_with_pyshacl_on_generated_rules(catalog, seed):
     products = []
     for p in catalog:
         attrs = {a: v for a, v in p.attributes.items() if rng.random() > 0.1}
+        if rng.random() < 0.3:                     # a second colour, sometimes the base colour again
+            attrs["colour1"] = rng.choice([attrs.get("base_colour", "Red"), "Red"])
         products.append(Product(p.sku, p.title, p.description, p.category, attrs))
     data = Catalog(products)
     rules = RuleSet(onto)
@@ -136,7 +143,7 @@ def test_compiled_checks_agree_with_pyshacl_on_generated_rules(catalog, seed):
     reference = {(v.sku, v.attribute, v.value, v.kind, v.rule) for v in shacl_violations(data, onto)}
     assert compiled == reference
     kinds = {k for *_, k, _ in compiled}
-    assert kinds >= {"not-allowed", "missing"} and kinds & {"implies", "excludes"}
+    assert kinds >= {"not-allowed", "missing", "differs"} and kinds & {"implies", "excludes"}
 
 
 def test_suggest_finds_implications_and_its_commands_adopt_them(tmp_path, catalog, onto_file):
