@@ -185,7 +185,7 @@ def ontology_induce(catalog: Path = typer.Argument(..., help="Catalog to read.")
     cat = read_catalog(catalog)
     onto = Ontology.induce(cat, min_support=min_support, max_unseen=max_unseen)
     onto.save(output, source=catalog.name)
-    differs = sum(1 for s in onto.shapes if not s.closed)
+    differs = sum(1 for s in onto.shapes if any(p.disjoint for p in s.properties.values()))
     typer.echo(f"{len(onto.categories)} categories, {len(onto.attributes)} attributes, "
                f"{len(onto.shapes) - differs} category shapes, {differs} pairs of attributes that differ -> {output}")
 

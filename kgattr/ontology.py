@@ -279,7 +279,7 @@ class Ontology:
     def from_json(cls, d: dict) -> "Ontology":
         def prop(p: dict) -> Property:
             return Property(**{**p, "values": None if p["values"] is None else frozenset(p["values"]),
-                               "disjoint": frozenset(p.get("disjoint", ()))})
+                               "disjoint": frozenset(p["disjoint"])})
 
         shapes = [Shape(**{**s, "category": tuple(s["category"]),
                            "properties": {a: prop(p) for a, p in s["properties"].items()}}) for s in d["shapes"]]

@@ -82,16 +82,15 @@ class Neighbours(NamedTuple):
         return Neighbours(self.index[rows], self.score[rows], self.sequence[rows])
 
 
-def vote_shares(index: np.ndarray, weights: list[np.ndarray], values: sp.csr_matrix,
+def vote_shares(index: np.ndarray, weights: list[np.ndarray], values: sp.csr_matrix, has_attr: sp.csr_matrix,
                 value_attribute: np.ndarray) -> np.ndarray:
     """(n, num_values, len(weights)): weighted share of neighbours holding each value, among those that have its
-    attribute. ``index`` is (n, k) into the rows of ``values``, -1 padding; each weight is (n, k)."""
+    attribute. ``index`` is (n, k) into the rows of ``values``, -1 padding; each weight is (n, k); ``has_attr`` is
+    (m, num_attributes), the attributes each row of ``values`` holds."""
     n, k = index.shape
     valid = index >= 0
     rows = np.repeat(np.arange(n), k)[valid.ravel()]
     cols = index[valid]
-    onehot = attribute_onehot(value_attribute, int(value_attribute.max()) + 1 if len(value_attribute) else 1)
-    has_attr = values @ onehot                                             # (m, num_attributes)
     out = []
     for w in weights:
         a = sp.csr_matrix((w[valid].astype(np.float32), (rows, cols)), shape=(n, values.shape[0]))
@@ -105,12 +104,14 @@ def neighbour_votes(near: Neighbours, values: sp.csr_matrix, value_attribute: np
                     sharpness: float) -> torch.Tensor:
     """(n, num_values, 4) vote shares: similar products weighed by ``exp((score - 1) / sharpness)``
     (near-duplicates dominate) and equally; products listed nearby weighed by 1/distance and 1/distance²."""
+    onehot = attribute_onehot(value_attribute, int(value_attribute.max()) + 1 if len(value_attribute) else 1)
+    has_attr = values @ onehot                                             # (m, num_attributes)
     distance = np.tile(np.arange(1, near.sequence.shape[1] // 2 + 1, dtype=np.float32), 2)
     similar = vote_shares(near.index, [np.exp((near.score - 1.0) / sharpness), np.ones_like(near.score)],
-                          values, value_attribute)
+                          values, has_attr, value_attribute)
     listed = vote_shares(near.sequence, [np.broadcast_to(1 / distance, near.sequence.shape),
                                          np.broadcast_to(1 / distance ** 2, near.sequence.shape)],
-                         values, value_attribute)
+                         values, has_attr, value_attribute)
     return torch.from_numpy(np.concatenate([similar, listed], -1))
 
 
