@@ -7,10 +7,11 @@ import numpy as np
 
 from .catalog import Catalog, content_hashes
 from .completion import Completion, EvidenceFinder, ProductCompletion, decide, passage
-from .exceptions import KgattrError, NotFittedError, UnknownSKUError
+from .exceptions import NotFittedError, UnknownSKUError
 from .graph import build_graph, category_attributes
 from .ontology import Ontology
 from .rules import RuleSet
+from .scoring import live_cells, score_gaps, stored_cells
 from .text import LexicalFeatures, TextEncoder
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class AttributeCompleter:
         from .train import Neighbours, Pool, calibration_logits, calibration_outcomes, fit_mixture, fit_model, pool_states
 
         for cache in ("_value_matcher", "_evidence_cache", "_pool_row_map", "_rule_caches", "_fresh_extracted",
-                      "_extractor_model", "_sequence_index"):
+                      "_extractor_model", "_sequence_index", "_category_index"):
             self.__dict__.pop(cache, None)
         self.products_ = list(catalog.products)
         self.ontology_ = ontology or Ontology.induce(catalog)
@@ -123,7 +124,7 @@ class AttributeCompleter:
         self.index_ = NeighbourIndex().add(vectors)
         hits = self.index_.search(vectors, self.neighbours, exclude=np.arange(len(catalog)))
         self.knn_ = (hits.index, hits.score)
-        near = Neighbours(hits.index, hits.score, self._listed_near(graph.skus))
+        near = Neighbours(hits.index, hits.score, self._listed_near(catalog.products))
         log.info("neighbours: %s similar, %s listed nearby", hits.index.shape, near.sequence.shape)
 
         coo = inputs.values.tocoo()
@@ -134,7 +135,7 @@ class AttributeCompleter:
         self.model_ = FusionGNN(text_dim=text.shape[1], lexical_size=self.lexical_.size,
                                 num_categories=len(graph.categories), num_values=len(graph.values),
                                 num_attributes=len(self.attributes_), value_attribute=self.value_attribute_.tolist(),
-                                hidden_channels=self.hidden_channels)
+                                hidden_channels=self.hidden_channels, num_features=4 + 2 * near.sequence.shape[1])
         edges = (graph.cooccurs, graph.pmi)
         self.history_ = fit_model(self.model_, inputs, near, edges, target_attr, calibration,
                                   # small catalogs still get several updates per epoch
@@ -163,7 +164,7 @@ class AttributeCompleter:
                                      "correct": correct.astype(np.uint8)}
         self.mix_ = np.stack(mixes)
         self.pool_ = Pool(pool_states(self.model_, inputs, inputs.values, edges), inputs.values, self.value_attribute_)
-        self.cells_ = self._score(catalog, inputs, near, extracted)
+        self.cells_ = score_gaps(self, catalog, inputs, near, extracted)
         log.info("calibrated and scored %d gaps", len(self.cells_["product"]))
         return self
 
@@ -183,13 +184,25 @@ class AttributeCompleter:
             cache[category] = np.array([self.rules_.check(category, a, v) is None for a, v in self.graph_.values])
         return cache[category]
 
-    def _listed_near(self, skus: list[str]) -> np.ndarray:
-        """(n, 2 * sequence_window) pool rows listed next to each SKU; see :meth:`SequenceIndex.search`."""
+    def _listed_near(self, products) -> np.ndarray:
+        """(n, 2, 2 * sequence_window) pool rows listed next to each product: among all products, then among those
+        of its leaf category; see :meth:`SequenceIndex.search`."""
         from .index import SequenceIndex
 
         if not hasattr(self, "_sequence_index"):
-            self._sequence_index = SequenceIndex(self.graph_.skus)
-        return self._sequence_index.search(skus, self.sequence_window)
+            leaf = np.full(len(self.graph_.skus), -1, dtype=np.int64)
+            leaf[self.graph_.in_category[0]] = self.graph_.in_category[1]
+            self._sequence_index = (SequenceIndex(self.graph_.skus), SequenceIndex(self.graph_.skus, leaf.tolist()))
+        everyone, by_category = self._sequence_index
+        skus = [p.sku for p in products]
+        return np.stack([everyone.search(skus, self.sequence_window),
+                         by_category.search(skus, self.sequence_window, self._leaf(products).tolist())], 1)
+
+    def _leaf(self, products) -> np.ndarray:
+        """(n,) int64 category node of each product's full category path (-1: a path the graph lacks)."""
+        if not hasattr(self, "_category_index"):
+            self._category_index = {c: i for i, c in enumerate(self.graph_.categories)}
+        return np.array([self._category_index.get(tuple(p.category), -1) for p in products], dtype=np.int64)
 
     def _encoder(self) -> TextEncoder:
         return TextEncoder(self.text_model, max_length=self.max_length, cache_dir=self.cache_dir)
@@ -197,9 +210,7 @@ class AttributeCompleter:
     def _vectors(self, text: np.ndarray, catalog) -> np.ndarray:
         from .index import product_vectors
 
-        cindex = {c: i for i, c in enumerate(self.graph_.categories)}
-        leaf = np.array([cindex.get(tuple(p.category), -1) for p in catalog], dtype=np.int64)
-        return product_vectors(text, leaf, len(self.graph_.categories), self.category_weight)
+        return product_vectors(text, self._leaf(catalog), len(self.graph_.categories), self.category_weight)
 
     def _inputs(self, catalog, text: np.ndarray):
         from .train import build_inputs
@@ -239,110 +250,6 @@ class AttributeCompleter:
                                if i in seen and a in targets and self.rules_.applicable(category, a) is None]
         return [i for i in cache[category] if self.attributes_[i] not in product.attributes]
 
-    def _score(self, catalog, inputs, near, extracted=None) -> dict[str, np.ndarray]:
-        """Top-k candidates of every gap: product row (M,), attribute (M,), values (M, k), logits (M, k).
-        ``near``: :class:`~kgattr.train.Neighbours` of the catalog's products in the pool.
-        ``extracted``: (n, num_values) CSR of the extractor's confidences, when the model uses one."""
-        from .train import predict_logits
-
-        k = self.top_k
-        starts = np.searchsorted(self.value_attribute_, np.arange(len(self.attributes_) + 1))
-        weight = self.mix_[:, self.value_attribute_]                      # (2, num_values, S): see fit
-        known = np.diff(inputs.values.indptr)
-        parts = []
-        for rows, logits in predict_logits(self.model_, inputs, near, self.pool_, (self.graph_.cooccurs, self.graph_.pmi),
-                                           sharpness=self.sharpness, progress=self.progress):
-            w = weight[(known[rows] == 0).astype(np.int64)]                   # (len(rows), num_values, S)
-            scores = [logits, self.linear_.decision(inputs.lexical[rows])]
-            if extracted is not None:
-                scores.append(extracted[rows].toarray())
-            logits = sum(score * w[..., j] for j, score in enumerate(scores))
-            gap_row, gap_attr = [], []
-            for i, r in enumerate(rows):
-                for a in self.gaps(catalog.products[r]):
-                    gap_row.append(i)
-                    gap_attr.append(a)
-            gap_row, gap_attr = np.array(gap_row, dtype=np.int64), np.array(gap_attr, dtype=np.int64)
-            for a in np.unique(gap_attr):
-                sel = gap_row[gap_attr == a]
-                seg = logits[sel, starts[a]:starts[a + 1]]                     # (m, values of a)
-                top = np.argsort(-seg, axis=1, kind="stable")[:, :k]
-                values = np.full((len(sel), k), -1, dtype=np.int64)
-                scores = np.zeros((len(sel), k), dtype=np.float32)
-                values[:, :top.shape[1]] = starts[a] + top
-                scores[:, :top.shape[1]] = np.take_along_axis(seg, top, 1)
-                parts.append((rows[sel], np.full(len(sel), a), values, scores))
-        if not parts:
-            return {"product": np.zeros(0, np.int64), "attribute": np.zeros(0, np.int64),
-                    "values": np.zeros((0, k), np.int64), "logits": np.zeros((0, k), np.float32)}
-        product, attribute, values, scores = (np.concatenate(x) for x in zip(*parts))
-        order = np.lexsort((attribute, product))
-        return {"product": product[order], "attribute": attribute[order], "values": values[order],
-                "logits": scores[order]}
-
-    def _live_cells(self, catalog: Catalog) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Cells of every gap of ``catalog`` and (n, k) neighbours of its products.
-
-        A product unchanged since training (same text, category and values) keeps the cells scored then;
-        the others (new or changed) are scored now, reusing stored text and neighbours when only values changed.
-        """
-        self._fresh_extracted = ({}, None)             # spans of the products scored now, by SKU, for evidence
-        rows = np.array([self._pool_row().get(p.sku, -1) for p in catalog], dtype=np.int64)
-        text_hash, record_hash = content_hashes(catalog)
-        r = np.maximum(rows, 0)
-        unchanged = (rows >= 0) & (self.record_hash_[r] == record_hash)
-        same_text = (rows >= 0) & (self.text_hash_[r] == text_hash)
-        index = np.full((len(catalog), self.neighbours), -1, dtype=np.int64)
-        index[same_text] = self.knn_[0][rows[same_text]]
-        kept = np.flatnonzero(unchanged)
-        parts = [self._stored_cells(rows[kept], [catalog.products[i] for i in kept], kept)]
-        fresh = np.flatnonzero(~unchanged)
-        if len(fresh) and not self.read_text:
-            raise KgattrError(f"{catalog.source}: a graph-only model (read_text=False) completes only the products "
-                              f"it was fitted on, unchanged; {catalog.products[fresh[0]].sku!r} is new or changed")
-        if len(fresh):
-            self._load_model()
-            sub = Catalog([catalog.products[i] for i in fresh], catalog.source)
-            same, known = same_text[fresh], rows[fresh]
-            dim = self.model_.config["text_dim"]
-            text = np.zeros((len(fresh), dim), dtype=np.float32)
-            if same.any():
-                text[same] = self.index_.reconstruct(known[same])[:, :dim]
-            new = np.flatnonzero(~same)
-            if len(new):
-                text[new] = self._encoder().encode([sub.products[i].text for i in new], progress=self.progress)
-            score = np.zeros((len(fresh), self.neighbours), dtype=np.float32)
-            score[same] = self.knn_[1][known[same]]
-            if len(new):
-                hits = self.index_.search(self._vectors(text[new], [sub.products[i] for i in new]),
-                                          self.neighbours, exclude=known[new])
-                index[fresh[new]], score[new] = hits.index, hits.score
-            self._fresh_extracted = ({p.sku: i for i, p in enumerate(sub)}, self._extract(sub.products))
-            extracted = self._fresh_extracted[1]
-            from .train import Neighbours
-
-            near = Neighbours(index[fresh], score, self._listed_near([p.sku for p in sub]))
-            cells = self._score(sub, self._inputs(sub, text), near,
-                                extracted.matrix(len(sub), len(self.graph_.values)) if extracted else None)
-            cells["product"] = fresh[cells["product"]]
-            parts.append(cells)
-        cells = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        order = np.lexsort((cells["attribute"], cells["product"]))
-        return {k: v[order] for k, v in cells.items()}, index
-
-    def _stored_cells(self, rows: np.ndarray, products, local: np.ndarray) -> dict[str, np.ndarray]:
-        """The cells scored at training time for pool ``rows``, as rows ``local`` of the caller's list, limited
-        to the gaps the current rules leave (a rule edited since may have made an attribute inapplicable)."""
-        position = np.full(len(self.graph_.skus), -1, dtype=np.int64)
-        position[rows] = np.arange(len(rows))
-        at = position[self.cells_["product"]]
-        sel = np.flatnonzero(at >= 0)
-        wanted = {(i, a) for i, p in enumerate(products) for a in self.gaps(p)}
-        sel = sel[[(int(at[j]), int(self.cells_["attribute"][j])) in wanted for j in sel]]
-        cells = {k: v[sel] for k, v in self.cells_.items()}
-        cells["product"] = local[at[sel]]
-        return cells
-
     def thresholds(self, precision: float) -> dict[str, float | None]:
         """Per attribute: the lowest confidence at which its completions were at least ``precision`` precise
         on the calibration cells (None: never that precise); see :func:`~kgattr.evaluation.precision_thresholds`."""
@@ -365,7 +272,7 @@ class AttributeCompleter:
         ``explain`` lists every rule checked for each chosen value.
         """
         out = {p.sku: ProductCompletion(p.sku, dict(p.attributes), []) for p in products}
-        listed = self._listed_near([p.sku for p in products]) if evidence_floor <= 1 and len(cells["product"]) else None
+        listed = self._listed_near(products)[:, 0] if evidence_floor <= 1 and len(cells["product"]) else None
         vals = cells["values"]
         names = np.array([v for _, v in self.graph_.values] + [None], dtype=object)[vals]    # -1 pads -> None
         categories = [tuple(products[r].category) for r in cells["product"]]
@@ -409,7 +316,7 @@ class AttributeCompleter:
             sub = Catalog([catalog[s] for s in inside], catalog.source)
             result = []
             if inside:
-                cells, index = self._live_cells(sub)
+                cells, index = live_cells(self, sub)
                 result = self._completions(sub.products, cells, index, explain=explain)
             return result + self.complete([s for s in skus if s not in catalog], explain=explain)
         rows = []
@@ -420,7 +327,7 @@ class AttributeCompleter:
         products = self._pool_products(rows)
         rows = np.array(rows, dtype=np.int64)
         self._fresh_extracted = ({}, None)
-        return self._completions(products, self._stored_cells(rows, products, np.arange(len(rows))), self.knn_[0][rows],
+        return self._completions(products, stored_cells(self, rows, products, np.arange(len(rows))), self.knn_[0][rows],
                                  explain=explain)
 
     def impute(self, catalog: Catalog, *, evidence_floor: float = 0.0) -> list[ProductCompletion]:
@@ -430,7 +337,7 @@ class AttributeCompleter:
             evidence_floor: gather evidence only for completions at least this confident (bulk speed).
         """
         self._check_fitted()
-        cells, index = self._live_cells(catalog)
+        cells, index = live_cells(self, catalog)
         return self._completions(catalog.products, cells, index, evidence_floor)
 
     # ---- evidence --------------------------------------------------------------------------------

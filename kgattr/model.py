@@ -26,19 +26,19 @@ class FusionGNN(nn.Module):
         num_categories, num_values, num_attributes: node counts of the catalog graph.
         value_attribute: (num_values,) attribute index of each value node.
         hidden_channels: width of every hidden state.
+        num_features: candidate features per value (see :meth:`forward`).
         dropout: on inputs and hidden states, during training only.
     """
 
-    NUM_FEATURES = 6
-
     def __init__(self, *, text_dim: int, lexical_size: int, num_categories: int, num_values: int,
                  num_attributes: int, value_attribute: list[int], hidden_channels: int = 256,
-                 dropout: float = 0.2):
+                 num_features: int = 8, dropout: float = 0.2):
         super().__init__()
         h = hidden_channels
         self.config = dict(text_dim=text_dim, lexical_size=lexical_size, num_categories=num_categories,
                            num_values=num_values, num_attributes=num_attributes,
-                           value_attribute=list(value_attribute), hidden_channels=h, dropout=dropout)
+                           value_attribute=list(value_attribute), hidden_channels=h, num_features=num_features,
+                           dropout=dropout)
         self.text = nn.Linear(text_dim, h)
         # sparse gradients: a batch touches a few thousand of the vocabulary's rows
         self.lexical = nn.EmbeddingBag(max(lexical_size, 1), h, mode="sum", sparse=True)
@@ -56,9 +56,7 @@ class FusionGNN(nn.Module):
         self.value_out = nn.Linear(h, h)
         self.out = nn.Embedding(num_values, h)       # free output embedding beside the graph-derived one
         self.bias = nn.Parameter(torch.zeros(num_values))
-        # candidate features: vote shares of similar products (similarity-sharpened, plain) and of products listed
-        # nearby (1/distance, 1/distance²), stated in title / description
-        self.feature_weight = nn.Parameter(torch.ones(num_attributes, self.NUM_FEATURES))
+        self.feature_weight = nn.Parameter(torch.ones(num_attributes, num_features))
         self.dropout = nn.Dropout(dropout)
         for emb in (self.lexical, self.category, self.value, self.out):
             nn.init.normal_(emb.weight, std=0.1)      # unit-variance rows would make 256-d dot products explode
@@ -104,8 +102,9 @@ class FusionGNN(nn.Module):
         Args:
             similar: (2, S) edges, neighbour row of ``h1`` -> target row (< num_targets).
             similar_weight: (S,) edge weights, summing to 1 per target.
-            features: (num_targets, num_values, 6) per candidate value: vote shares of similar products (2) and
-                of products listed nearby (2), stated in the title, stated in the description.
+            features: (num_targets, num_values, num_features) per candidate value: vote shares of similar
+                products (similarity-sharpened, plain), of products listed nearby (1/distance, 1/distance²; among
+                all products, then among those of the same leaf category), stated in the title, in the description.
         """
         h2 = h1[:num_targets] + torch.relu(self.layer2((h1, h1[:num_targets]), similar, similar_weight))
         q = self.head(self.dropout(h2))                                   # (t, h)

@@ -34,7 +34,7 @@ from .text import LexicalFeatures
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2            # 2: calibration outcomes for per-attribute precision thresholds
+FORMAT = 3            # 2: calibration outcomes for per-attribute precision thresholds; 3: listing votes per category
 STATE = ("knn_index", "knn_score", "text_hash", "record_hash", "value_attribute", "mix",
          "calibration_attribute", "calibration_confidence", "calibration_correct",
          "cells_product", "cells_attribute", "cells_values", "cells_logits")

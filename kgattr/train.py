@@ -76,7 +76,8 @@ class Neighbours(NamedTuple):
     """Each product's neighbours, as rows of the pool: similar products (FAISS) and products listed next to it."""
     index: np.ndarray       # (n, k) int64, most similar first, -1 padded
     score: np.ndarray       # (n, k) float32 inner products
-    sequence: np.ndarray    # (n, 2w) int64 from SequenceIndex.search: w before (nearest first), w after
+    sequence: np.ndarray    # (n, L, 2w) int64, per listing (all products, same leaf category) from
+                            # SequenceIndex.search: w before (nearest first), w after
 
     def take(self, rows) -> "Neighbours":
         return Neighbours(self.index[rows], self.score[rows], self.sequence[rows])
@@ -102,17 +103,18 @@ def vote_shares(index: np.ndarray, weights: list[np.ndarray], values: sp.csr_mat
 
 def neighbour_votes(near: Neighbours, values: sp.csr_matrix, value_attribute: np.ndarray,
                     sharpness: float) -> torch.Tensor:
-    """(n, num_values, 4) vote shares: similar products weighed by ``exp((score - 1) / sharpness)``
-    (near-duplicates dominate) and equally; products listed nearby weighed by 1/distance and 1/distance²."""
+    """(n, num_values, 2 + 2L) vote shares: similar products weighed by ``exp((score - 1) / sharpness)``
+    (near-duplicates dominate) and equally; then, per listing, products listed nearby weighed by 1/distance
+    and 1/distance²."""
     onehot = attribute_onehot(value_attribute, int(value_attribute.max()) + 1 if len(value_attribute) else 1)
     has_attr = values @ onehot                                             # (m, num_attributes)
-    distance = np.tile(np.arange(1, near.sequence.shape[1] // 2 + 1, dtype=np.float32), 2)
-    similar = vote_shares(near.index, [np.exp((near.score - 1.0) / sharpness), np.ones_like(near.score)],
-                          values, has_attr, value_attribute)
-    listed = vote_shares(near.sequence, [np.broadcast_to(1 / distance, near.sequence.shape),
-                                         np.broadcast_to(1 / distance ** 2, near.sequence.shape)],
-                         values, has_attr, value_attribute)
-    return torch.from_numpy(np.concatenate([similar, listed], -1))
+    n, levels, width = near.sequence.shape
+    distance = np.broadcast_to(np.tile(np.arange(1, width // 2 + 1, dtype=np.float32), 2), (n, width))
+    votes = [vote_shares(near.index, [np.exp((near.score - 1.0) / sharpness), np.ones_like(near.score)],
+                         values, has_attr, value_attribute)]
+    votes += [vote_shares(near.sequence[:, level], [1 / distance, 1 / distance ** 2], values, has_attr,
+                          value_attribute) for level in range(levels)]
+    return torch.from_numpy(np.concatenate(votes, -1))
 
 
 def similar_edges(index: np.ndarray, score: np.ndarray, position: np.ndarray, sharpness: float):
@@ -159,7 +161,7 @@ def batch_logits(model: FusionGNN, x_value: torch.Tensor, inputs: Inputs, visibl
     similar, weight = similar_edges(near.index, near.score, position, sharpness)
     votes = neighbour_votes(near, pool.values, pool.value_attribute, sharpness)
     mentions = torch.from_numpy(inputs.mentions[rows].toarray()).view(len(rows), 2, -1).transpose(1, 2)
-    features = torch.cat([votes, mentions], -1)                             # (len(rows), num_values, 6)
+    features = torch.cat([votes, mentions], -1)                             # (len(rows), num_values, F)
     return model(x_value, h1, similar, weight, len(rows), features)
 
 

@@ -125,3 +125,13 @@ def test_sequence_index_neighbours_either_side_nearest_first():
     assert index.tolist() == [[4, -1, 5, 0],                # stored: itself left out
                               [5, 1, 0, 2],                 # new: between 3 and 10
                               [2, 0, -1, -1]]               # last in order: nothing after
+
+
+def test_sequence_index_stays_within_a_group():
+    skus = ["1", "2", "3", "4", "5"]
+    groups = ["a", "b", "a", "b", "a"]
+    index = SequenceIndex(skus, groups).search(["3", "4", "6", "2"], 1, ["a", "b", "a", "c"])
+    assert index.tolist() == [[0, 4],                       # 1 and 5: 2 and 4 are in another group
+                              [1, -1],
+                              [4, -1],                      # new in group a: after 5
+                              [-1, -1]]                     # a group with nothing stored

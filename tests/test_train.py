@@ -30,15 +30,18 @@ def test_neighbour_votes_share_among_neighbours_with_the_attribute():
     index = np.array([[0, 1, 2], [2, -1, -1]])
     score = np.ones((2, 3), dtype=np.float32)
     # listed nearby: row 0 has product 1 just before it and product 0 two places before, row 1 has product 1 after
-    sequence = np.array([[1, 0, -1, -1], [-1, -1, 1, -1]])
+    # a second listing (same category) where row 0 has no one nearby
+    sequence = np.stack([[[1, 0, -1, -1], [-1, -1, 1, -1]], [[-1] * 4, [2, -1, -1, -1]]], 1)
     votes = neighbour_votes(Neighbours(index, score, sequence), values, value_attribute, sharpness=0.05)
-    assert votes.shape == (2, 3, 4)
+    assert votes.shape == (2, 3, 6)
     assert torch.allclose(votes[0, :, 1], torch.tensor([2 / 3, 1 / 3, 1.0]))
     assert torch.allclose(votes[1, :, 1], torch.tensor([1.0, 0.0, 0.0]))
     # 1/distance: product 1 weighs 1, product 0 weighs 1/2; only product 0 has attribute 1
     assert torch.allclose(votes[0, :, 2], torch.tensor([1 / 3, 2 / 3, 1.0]))
     assert torch.allclose(votes[0, :, 3], torch.tensor([1 / 5, 4 / 5, 1.0]))
     assert torch.allclose(votes[1, :, 2], torch.tensor([0.0, 1.0, 0.0]))
+    assert torch.allclose(votes[0, :, 4:], torch.zeros(3, 2))
+    assert torch.allclose(votes[1, :, 4], torch.tensor([1.0, 0.0, 0.0]))
 
 
 def test_model_repr_and_config():
