@@ -15,7 +15,7 @@ import numpy as np
 
 from .catalog import Catalog
 from .evaluation import (PRECISIONS, Split, precision_coverage, reliability, score, split_catalog,
-                         target_attributes)
+                         target_attributes, twin_values)
 
 log = logging.getLogger(__name__)
 ALL_METHODS = ("majority", "tfidf", "knn", "text", "graph", "kgattr")
@@ -70,6 +70,9 @@ def run_benchmark(catalog: Catalog, *, mask_rate: float = 0.2, seed: int = 0, mi
     summary = {"split": {"products": len(train), "mask_rate": mask_rate, "seed": seed, "cold_rate": cold_rate,
                          "cold_products": len(split.cold), "attributes": sorted(wanted), "hidden": len(split.hidden)},
                "methods": {}}
+    twins = twin_values(split)
+    twin_cells = [c for c in split.hidden if c[:2] in twins]
+    summary["twins"] = score(twin_cells, twins)
     categories = {p.sku: tuple(p.category) for p in train}
     rules = RuleSet(Ontology.induce(train))
     text = None
@@ -88,7 +91,8 @@ def run_benchmark(catalog: Catalog, *, mask_rate: float = 0.2, seed: int = 0, mi
         guesses = {k: v for k, (v, _) in predictions[name].items()}
         confidences = {k: c for k, (_, c) in predictions[name].items()}
         summary["methods"][name] = dict(score(split.hidden, guesses, confidences, cold=split.cold, rules=rules,
-                                              categories=categories), seconds=seconds)
+                                              categories=categories), seconds=seconds,
+                                        twins=score(twin_cells, guesses))
         log.info("%s: micro %.4f macro %.4f (%.0f s)", name, summary["methods"][name]["micro"],
                  summary["methods"][name]["macro"], seconds)
     return Benchmark(summary, split, predictions)
@@ -119,7 +123,28 @@ def markdown(summary: dict) -> str:
     for a, r in first["per_attribute"].items():
         lines.append(f"| {a} | {r['cells']} | "
                      + " | ".join(f"{m['per_attribute'][a]['accuracy']:.3f}" for m in methods.values()) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _twin_lines(summary)) + "\n"
+
+
+def _twin_lines(summary: dict, min_cells: int = 50) -> list[str]:
+    """The section on hidden cells whose product has twins (same title and description) showing the attribute."""
+    twins, methods = summary.get("twins"), summary["methods"]
+    if not twins or not twins["cells"]:
+        return []
+    row = lambda name, cells, agree, accuracy: (f"| {name} | {cells} | {agree:.3f} | "
+                                                + " | ".join(f"{accuracy(m):.3f}" for m in methods.values()) + " |")
+    lines = ["", "## Cells whose product has twins", "",
+             f"{twins['cells']} hidden cells belong to products whose title and description other products share and "
+             f"show the attribute. The twins' (majority) value is the hidden one in {twins['micro']:.1%} of them: "
+             "where it is not, the labels differ where the text does not (mostly variants), and the text alone "
+             f"cannot tell which is meant. Attributes with at least {min_cells} such cells:", "",
+             "| attribute | cells | twins agree | " + " | ".join(methods) + " |",
+             "| --- | ---: | ---: |" + " ---: |" * len(methods),
+             row("all", twins["cells"], twins["micro"], lambda m: m["twins"]["micro"])]
+    for a, t in twins["per_attribute"].items():
+        if t["cells"] >= min_cells:
+            lines.append(row(a, t["cells"], t["accuracy"], lambda m: m["twins"]["per_attribute"][a]["accuracy"]))
+    return lines
 
 
 def _arrays(bench: Benchmark, name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -85,6 +85,25 @@ def split_catalog(catalog: Catalog, *, mask_rate: float, seed: int, attributes: 
     return Split(Catalog(out, catalog.source), hidden, cold)
 
 
+def twin_values(split: Split) -> dict[tuple[str, str], str]:
+    """Hidden cells of products whose title and description other products share and show the attribute: the
+    value most of those twins show (ties: the first in catalog order).
+
+    Twins are mostly variants of one item (another colour, season, year). Where their value is not the hidden
+    one, the labels differ where the text does not, and the text alone cannot tell which is meant.
+    """
+    key = {p.sku: (_title_key(p.title), _title_key(p.description)) for p in split.train}
+    twins = defaultdict(list)
+    for p in split.train:
+        twins[key[p.sku]].append(p)
+    out = {}
+    for sku, a, _ in split.hidden:
+        votes = Counter(q.attributes[a] for q in twins[key[sku]] if q.sku != sku and a in q.attributes)
+        if votes:
+            out[(sku, a)] = votes.most_common(1)[0][0]
+    return out
+
+
 def is_validation(sku: str) -> bool:
     """Half of the products, fixed by a hash of the SKU: where confidence thresholds are chosen."""
     return hashlib.sha1(sku.encode()).digest()[0] % 2 == 0

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from kgattr import Catalog, Ontology, Product, RuleSet
-from kgattr.evaluation import (coverage_at_precision, is_validation, precision_coverage, score, split_catalog,
-                               target_attributes)
+from kgattr.evaluation import (Split, coverage_at_precision, is_validation, precision_coverage, score,
+                               split_catalog, target_attributes, twin_values)
 
 
 def test_split_holds_out_title_groups_whole(catalog):
@@ -51,6 +51,16 @@ def test_score_counts_rule_breaking_and_cold_products():
     assert result["cold"]["cells"] == 1 and result["cold"]["micro"] == 0.0
 
 
+def test_twin_values_come_from_products_with_the_same_text():
+    shirt = lambda sku, attrs, title="Red Shirt": Product(sku, title, "Cotton", ("Apparel",), attrs)
+    train = Catalog([shirt("A", {}), shirt("B", {"colour": "Red"}), shirt("C", {"colour": "Red"}),
+                     shirt("D", {"colour": "Blue"}), shirt("E", {}, "Blue Shirt"), shirt("F", {"colour": "Blue"}, "Blue Shirt ")])
+    hidden = [("A", "colour", "Blue"), ("B", "size", "M"), ("E", "colour", "Blue")]
+    twins = twin_values(Split(train, hidden))
+    assert twins == {("A", "colour"): "Red", ("E", "colour"): "Blue"}    # majority of B, C, D; B has no twin size
+    assert score([c for c in hidden if c[:2] in twins], twins)["micro"] == 0.5
+
+
 def test_nothing_hidden_leaks_into_any_method(catalog, tiny_bert, tmp_path):
     """A value held only by hidden cells is never predicted: not by kgattr (ontology, graph, calibration all
     built from visible cells) nor by any baseline."""
@@ -74,3 +84,4 @@ def test_nothing_hidden_leaks_into_any_method(catalog, tiny_bert, tmp_path):
     assert {p.name for p in (tmp_path / "report").iterdir()} == {"report.json", "report.md", "accuracy.png",
                                                                    "precision_coverage.png", "reliability.png"}
     assert "| kgattr full" in (tmp_path / "report" / "report.md").read_text()
+    assert bench.summary["twins"]["cells"] == bench.summary["methods"]["kgattr"]["twins"]["cells"]
