@@ -184,19 +184,21 @@ class AttributeCompleter:
             cache[category] = np.array([self.rules_.check(category, a, v) is None for a, v in self.graph_.values])
         return cache[category]
 
-    def _listed_near(self, products) -> np.ndarray:
-        """(n, 2, 2 * sequence_window) pool rows listed next to each product: among all products, then among those
-        of its leaf category; see :meth:`SequenceIndex.search`."""
+    def _listed_near(self, products, levels: int = 2) -> np.ndarray:
+        """(n, levels, 2 * sequence_window) pool rows listed next to each product: among all products, then among
+        those of its leaf category; see :meth:`SequenceIndex.search`. Each listing is indexed on first use."""
         from .index import SequenceIndex
 
-        if not hasattr(self, "_sequence_index"):
+        built = self.__dict__.setdefault("_sequence_index", [])
+        if not built:
+            built.append(SequenceIndex(self.graph_.skus))
+        if levels > 1 and len(built) == 1:
             leaf = np.full(len(self.graph_.skus), -1, dtype=np.int64)
             leaf[self.graph_.in_category[0]] = self.graph_.in_category[1]
-            self._sequence_index = (SequenceIndex(self.graph_.skus), SequenceIndex(self.graph_.skus, leaf.tolist()))
-        everyone, by_category = self._sequence_index
+            built.append(SequenceIndex(self.graph_.skus, leaf.tolist()))
         skus = [p.sku for p in products]
-        return np.stack([everyone.search(skus, self.sequence_window),
-                         by_category.search(skus, self.sequence_window, self._leaf(products).tolist())], 1)
+        groups = [None] + ([self._leaf(products).tolist()] if levels > 1 else [])
+        return np.stack([built[i].search(skus, self.sequence_window, groups[i]) for i in range(levels)], 1)
 
     def _leaf(self, products) -> np.ndarray:
         """(n,) int64 category node of each product's full category path (-1: a path the graph lacks)."""
@@ -272,7 +274,7 @@ class AttributeCompleter:
         ``explain`` lists every rule checked for each chosen value.
         """
         out = {p.sku: ProductCompletion(p.sku, dict(p.attributes), []) for p in products}
-        listed = self._listed_near(products)[:, 0] if evidence_floor <= 1 and len(cells["product"]) else None
+        listed = self._listed_near(products, levels=1)[:, 0] if evidence_floor <= 1 and len(cells["product"]) else None
         vals = cells["values"]
         names = np.array([v for _, v in self.graph_.values] + [None], dtype=object)[vals]    # -1 pads -> None
         categories = [tuple(products[r].category) for r in cells["product"]]
