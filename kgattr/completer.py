@@ -92,10 +92,11 @@ class AttributeCompleter:
         from .index import NeighbourIndex, value_profile
         from .linear import LinearTextScorer
         from .model import FusionGNN
-        from .train import Neighbours, Pool, calibration_logits, calibration_outcomes, fit_mixture, fit_model, pool_states
+        from .train import (Neighbours, Pool, calibration_logits, calibration_outcomes, fit_mixture, fit_model,
+                            num_features, pool_states)
 
         for cache in ("_value_matcher", "_evidence_cache", "_pool_row_map", "_rule_caches", "_fresh_extracted",
-                      "_extractor_model", "_sequence_index", "_category_index"):
+                      "_extractor_model", "_sequence_index", "_category_sequence_index", "_category_index"):
             self.__dict__.pop(cache, None)
         self.products_ = list(catalog.products)
         self.ontology_ = ontology or Ontology.induce(catalog)
@@ -135,7 +136,7 @@ class AttributeCompleter:
         self.model_ = FusionGNN(text_dim=text.shape[1], lexical_size=self.lexical_.size,
                                 num_categories=len(graph.categories), num_values=len(graph.values),
                                 num_attributes=len(self.attributes_), value_attribute=self.value_attribute_.tolist(),
-                                hidden_channels=self.hidden_channels, num_features=4 + 2 * near.sequence.shape[1])
+                                hidden_channels=self.hidden_channels, num_features=num_features(near))
         edges = (graph.cooccurs, graph.pmi)
         self.history_ = fit_model(self.model_, inputs, near, edges, target_attr, calibration,
                                   # small catalogs still get several updates per epoch
@@ -184,21 +185,23 @@ class AttributeCompleter:
             cache[category] = np.array([self.rules_.check(category, a, v) is None for a, v in self.graph_.values])
         return cache[category]
 
-    def _listed_near(self, products, levels: int = 2) -> np.ndarray:
-        """(n, levels, 2 * sequence_window) pool rows listed next to each product: among all products, then among
-        those of its leaf category; see :meth:`SequenceIndex.search`. Each listing is indexed on first use."""
+    def _listed_near(self, products, by_category: bool = True) -> np.ndarray:
+        """(n, L, 2 * sequence_window) pool rows listed next to each product: among all products, then (with
+        ``by_category``, L = 2) among those of its leaf category; see :meth:`SequenceIndex.search`."""
         from .index import SequenceIndex
 
-        built = self.__dict__.setdefault("_sequence_index", [])
-        if not built:
-            built.append(SequenceIndex(self.graph_.skus))
-        if levels > 1 and len(built) == 1:
-            leaf = np.full(len(self.graph_.skus), -1, dtype=np.int64)
-            leaf[self.graph_.in_category[0]] = self.graph_.in_category[1]
-            built.append(SequenceIndex(self.graph_.skus, leaf.tolist()))
         skus = [p.sku for p in products]
-        groups = [None] + ([self._leaf(products).tolist()] if levels > 1 else [])
-        return np.stack([built[i].search(skus, self.sequence_window, groups[i]) for i in range(levels)], 1)
+        if not hasattr(self, "_sequence_index"):
+            self._sequence_index = SequenceIndex(self.graph_.skus)
+        listings = [self._sequence_index.search(skus, self.sequence_window)]
+        if by_category:
+            if not hasattr(self, "_category_sequence_index"):
+                leaf = np.full(len(self.graph_.skus), -1, dtype=np.int64)
+                leaf[self.graph_.in_category[0]] = self.graph_.in_category[1]
+                self._category_sequence_index = SequenceIndex(self.graph_.skus, leaf.tolist())
+            listings.append(self._category_sequence_index.search(skus, self.sequence_window,
+                                                                 self._leaf(products).tolist()))
+        return np.stack(listings, 1)
 
     def _leaf(self, products) -> np.ndarray:
         """(n,) int64 category node of each product's full category path (-1: a path the graph lacks)."""
@@ -274,7 +277,7 @@ class AttributeCompleter:
         ``explain`` lists every rule checked for each chosen value.
         """
         out = {p.sku: ProductCompletion(p.sku, dict(p.attributes), []) for p in products}
-        listed = self._listed_near(products, levels=1)[:, 0] if evidence_floor <= 1 and len(cells["product"]) else None
+        listed = self._listed_near(products, by_category=False)[:, 0] if evidence_floor <= 1 and len(cells["product"]) else None
         vals = cells["values"]
         names = np.array([v for _, v in self.graph_.values] + [None], dtype=object)[vals]    # -1 pads -> None
         categories = [tuple(products[r].category) for r in cells["product"]]

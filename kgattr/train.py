@@ -117,6 +117,12 @@ def neighbour_votes(near: Neighbours, values: sp.csr_matrix, value_attribute: np
     return torch.from_numpy(np.concatenate(votes, -1))
 
 
+def num_features(near: Neighbours) -> int:
+    """Candidate features per value that :func:`batch_logits` builds for ``near``: the similar products' votes (2),
+    each listing's (2 per listing, see :func:`neighbour_votes`), stated in the title, in the description."""
+    return 2 + 2 * near.sequence.shape[1] + 2
+
+
 def similar_edges(index: np.ndarray, score: np.ndarray, position: np.ndarray, sharpness: float):
     """Edges neighbour -> target for layer 2: (2, S) long with rows of the h1 matrix, and (S,) weights."""
     n, k = index.shape
