@@ -18,15 +18,16 @@ class LinearTextScorer:
     Args:
         C: inverse regularisation strength of each SVM.
         description_values: attributes with at most this many values read title and description terms;
-            larger ones (brands, colours) read title terms only, which is where they are stated and keeps
-            the (terms x values) weights small.
+            larger ones (brands) read title terms only, which is where they are stated and keeps the
+            (terms x values) weights small. At 150, the article type (121 values) reads the description
+            too: 311 errors instead of 398 of 1,989 held-out cells on the real catalog, SVM alone.
         unseen_score: score of a value that no training cell holds.
         min_weight: weights smaller in magnitude are dropped. Half of liblinear's weights are below 1e-3
             here; dropping those under 0.01 kept held-out accuracy on the real catalog (0.9328) and left
             3.5x fewer weights, which makes scoring and the saved model that much lighter.
     """
 
-    def __init__(self, *, C: float = 0.5, description_values: int = 50, unseen_score: float = -5.0,
+    def __init__(self, *, C: float = 0.5, description_values: int = 150, unseen_score: float = -5.0,
                  min_weight: float = 0.01):
         self.C = C
         self.description_values = description_values

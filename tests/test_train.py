@@ -22,6 +22,21 @@ def test_mixture_recovers_overconfidence_and_ignores_noise():
     assert np.abs(weights[:, 1]).max() < 0.1
 
 
+def test_mixture_keeps_an_attribute_with_few_cells_near_the_shared_weights():
+    rng = np.random.default_rng(1)
+    value_attribute = np.array([0, 0, 0, 1, 1, 1])
+    signal, noise = (rng.normal(size=(2020, 6)).astype(np.float32) for _ in range(2))
+    attr = np.r_[np.zeros(2000, np.int64), np.ones(20, np.int64)]
+    # attribute 0 (2,000 cells) follows the signal; attribute 1 (20 cells) happens to follow the noise
+    truth = np.array([np.flatnonzero(value_attribute == a)[(signal if a == 0 else noise)[i, 3 * a:3 * a + 3].argmax()]
+                      for i, a in enumerate(attr)])
+    allowed = np.ones_like(signal, dtype=bool)
+    pulled = fit_mixture([signal, noise], truth, allowed, value_attribute, 2)
+    alone = fit_mixture([signal, noise], truth, allowed, value_attribute, 2, prior_strength=0.0)
+    assert pulled[0, 0] > 3 * pulled[0, 1]
+    assert np.abs(pulled[1] - pulled[0]).sum() < 0.5 * np.abs(alone[1] - alone[0]).sum()
+
+
 def test_neighbour_votes_share_among_neighbours_with_the_attribute():
     import scipy.sparse as sp
 
