@@ -84,8 +84,8 @@ class Neighbours(NamedTuple):
 
 
 def vote_shares(index: np.ndarray, weights: list[np.ndarray], values: sp.csr_matrix, has_attr: sp.csr_matrix,
-                value_attribute: np.ndarray) -> np.ndarray:
-    """(n, num_values, len(weights)): weighted share of neighbours holding each value, among those that have its
+                value_attribute: np.ndarray) -> list[np.ndarray]:
+    """Per weight, (n, num_values) float32: the weighted share of neighbours holding each value, among those that have its
     attribute. ``index`` is (n, k) into the rows of ``values``, -1 padding; each weight is (n, k); ``has_attr`` is
     (m, num_attributes), the attributes each row of ``values`` holds."""
     n, k = index.shape
@@ -95,10 +95,12 @@ def vote_shares(index: np.ndarray, weights: list[np.ndarray], values: sp.csr_mat
     out = []
     for w in weights:
         a = sp.csr_matrix((w[valid].astype(np.float32), (rows, cols)), shape=(n, values.shape[0]))
+        den = (a @ has_attr).toarray()                                     # (n, num_attributes)
+        # a value's weight is zero wherever its attribute's is: dividing by zero weights is never needed
         num = (a @ values).toarray()                                       # (n, num_values)
-        den = (a @ has_attr).toarray()[:, value_attribute]                 # (n, num_values)
-        out.append(np.divide(num, den, out=np.zeros_like(num), where=den > 0))
-    return np.stack(out, -1).astype(np.float32)
+        num *= np.divide(1.0, den, out=np.zeros_like(den), where=den > 0)[:, value_attribute]
+        out.append(num.astype(np.float32, copy=False))
+    return out
 
 
 def neighbour_votes(near: Neighbours, values: sp.csr_matrix, value_attribute: np.ndarray,
@@ -110,11 +112,12 @@ def neighbour_votes(near: Neighbours, values: sp.csr_matrix, value_attribute: np
     has_attr = values @ onehot                                             # (m, num_attributes)
     n, levels, width = near.sequence.shape
     distance = np.broadcast_to(np.tile(np.arange(1, width // 2 + 1, dtype=np.float32), 2), (n, width))
-    votes = [vote_shares(near.index, [np.exp((near.score - 1.0) / sharpness), np.ones_like(near.score)],
-                         values, has_attr, value_attribute)]
-    votes += [vote_shares(near.sequence[:, level], [1 / distance, 1 / distance ** 2], values, has_attr,
-                          value_attribute) for level in range(levels)]
-    return torch.from_numpy(np.concatenate(votes, -1))
+    votes = vote_shares(near.index, [np.exp((near.score - 1.0) / sharpness), np.ones_like(near.score)],
+                        values, has_attr, value_attribute)
+    for level in range(levels):
+        votes += vote_shares(near.sequence[:, level], [1 / distance, 1 / distance ** 2], values, has_attr,
+                             value_attribute)
+    return torch.from_numpy(np.stack(votes, -1))
 
 
 def num_features(near: Neighbours) -> int:
