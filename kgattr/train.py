@@ -85,9 +85,9 @@ class Neighbours(NamedTuple):
 
 def vote_shares(index: np.ndarray, weights: list[np.ndarray], values: sp.csr_matrix, has_attr: sp.csr_matrix,
                 value_attribute: np.ndarray) -> list[np.ndarray]:
-    """Per weight, (n, num_values) float32: the weighted share of neighbours holding each value, among those that have its
-    attribute. ``index`` is (n, k) into the rows of ``values``, -1 padding; each weight is (n, k); ``has_attr`` is
-    (m, num_attributes), the attributes each row of ``values`` holds."""
+    """Per weight, (n, num_values) float32: the weighted share of neighbours holding each value, among those that
+    have its attribute. ``index`` is (n, k) into the rows of ``values``, -1 padding; each weight is (n, k), positive;
+    ``has_attr`` is (m, num_attributes), the attributes each row of ``values`` holds."""
     n, k = index.shape
     valid = index >= 0
     rows = np.repeat(np.arange(n), k)[valid.ravel()]
@@ -96,7 +96,7 @@ def vote_shares(index: np.ndarray, weights: list[np.ndarray], values: sp.csr_mat
     for w in weights:
         a = sp.csr_matrix((w[valid].astype(np.float32), (rows, cols)), shape=(n, values.shape[0]))
         den = (a @ has_attr).toarray()                                     # (n, num_attributes)
-        # a value's weight is zero wherever its attribute's is: dividing by zero weights is never needed
+        # with positive weights, a value's sum is zero wherever its attribute's is: only den > 0 is divided by
         num = (a @ values).toarray()                                       # (n, num_values)
         num *= np.divide(1.0, den, out=np.zeros_like(den), where=den > 0)[:, value_attribute]
         out.append(num.astype(np.float32, copy=False))
