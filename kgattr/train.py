@@ -112,11 +112,11 @@ def neighbour_votes(near: Neighbours, values: sp.csr_matrix, value_attribute: np
     has_attr = values @ onehot                                             # (m, num_attributes)
     n, levels, width = near.sequence.shape
     distance = np.broadcast_to(np.tile(np.arange(1, width // 2 + 1, dtype=np.float32), 2), (n, width))
+    listed = [1 / distance, 1 / distance ** 2]                             # the same for every listing
     votes = vote_shares(near.index, [np.exp((near.score - 1.0) / sharpness), np.ones_like(near.score)],
                         values, has_attr, value_attribute)
     for level in range(levels):
-        votes += vote_shares(near.sequence[:, level], [1 / distance, 1 / distance ** 2], values, has_attr,
-                             value_attribute)
+        votes += vote_shares(near.sequence[:, level], listed, values, has_attr, value_attribute)
     return torch.from_numpy(np.stack(votes, -1))
 
 
