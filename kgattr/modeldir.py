@@ -202,7 +202,7 @@ def load(cls, path, ontology: Path | None = None):
     _check_config(config_file, config, cls)
     params = config["params"]
     self = cls(**{**params, **{k: _resolve(params[k], path) for k in PATH_PARAMS}})
-    self.path_ = path
+    self.path_, self.manifest_ = path, files
     for line in _missing_paths(self):
         log.warning("%s; products not seen in training cannot be scored", line)
     self.attributes_, self.targets_, self.history_ = config["attributes"], config["targets"], config["history"]
@@ -259,6 +259,8 @@ def load_network(self) -> None:
     missing = _missing_paths(self)
     if missing:
         raise ModelError(missing[0])
+    if read_manifest(self.path_) != self.manifest_:
+        raise ModelError(f"{self.path_}: replaced by another model while this one was in use; run again")
     with reading(self.path_ / "config.json", "its 'network' cannot be built"):
         model = FusionGNN(**self.network_config_)
     with reading(self.path_ / "network.safetensors", "does not hold the network config.json describes"):

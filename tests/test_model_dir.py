@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kgattr import AttributeCompleter, write_catalog
+from kgattr import AttributeCompleter, read_catalog, write_catalog
 from kgattr.exceptions import ModelError
 from kgattr.modelfiles import FILES, MANIFEST
 
@@ -159,6 +159,15 @@ def test_save_swaps_a_model_in_and_leaves_nothing_beside_it(fitted, saved, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
     assert snapshot(target).keys() == snapshot(saved / "model").keys()
     assert run("model", "verify", target).exit_code == 0
+
+
+def test_a_model_replaced_while_in_use_is_not_mixed_with_it(fitted, model, saved):
+    loaded = AttributeCompleter.load(model)
+    changed = copy.copy(fitted)
+    changed.history_ = fitted.history_ + [0.0]
+    changed.save(model)
+    with pytest.raises(ModelError, match="replaced by another model while this one was in use"):
+        loaded.impute(read_catalog(saved / "changed.jsonl"))
 
 
 def test_paths_are_recorded_relative_to_the_model(fitted, tmp_path, caplog):
