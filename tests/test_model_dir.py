@@ -161,6 +161,20 @@ def test_save_swaps_a_model_in_and_leaves_nothing_beside_it(fitted, saved, tmp_p
     assert run("model", "verify", target).exit_code == 0
 
 
+def test_an_interrupted_save_removes_its_directory_and_keeps_the_model(fitted, model, monkeypatch):
+    from kgattr import modeldir
+
+    before = snapshot(model)
+
+    def interrupt(directory):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(modeldir, "write_manifest", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        fitted.save(model)
+    assert snapshot(model) == before and sorted(p.name for p in model.parent.iterdir()) == ["model"]
+
+
 def test_a_model_replaced_while_in_use_is_not_mixed_with_it(fitted, model, saved):
     loaded = AttributeCompleter.load(model)
     changed = copy.copy(fitted)
