@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 
 from .extract_cli import extract_app
+from .model_cli import model_app
 from .rules_cli import completeness, rules_app
 
 app = typer.Typer(help="Complete missing product attributes: ontology + graph + GNN/BERT fusion + FAISS + rules.",
@@ -23,6 +24,7 @@ app.add_typer(ontology_app, name="ontology")
 app.add_typer(graph_app, name="graph")
 app.add_typer(rules_app, name="rules")
 app.add_typer(extract_app, name="extract")
+app.add_typer(model_app, name="model")
 
 ModelOpt = typer.Option(..., "--model", "-m", help="Model directory written by `kgattr train`.")
 OntologyOpt = typer.Option(None, "--ontology", help="Ontology Turtle file(s) whose rules apply instead of the model's "
@@ -48,8 +50,10 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
     """
     from .catalog import read_catalog
     from .completer import AttributeCompleter
+    from .modelfiles import check_target
     from .ontology import Ontology
 
+    check_target(out)                          # before training, not after
     cat = read_catalog(catalog)
     onto = Ontology.load(ontology) if ontology else None
     completer = AttributeCompleter(text_model=str(text_model) if text_model else None,
@@ -139,6 +143,8 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
     cat = read_catalog(catalog)
     if output.resolve() == catalog.resolve():
         raise typer.BadParameter("the output must not be the input catalog", param_hint="--output")
+    if output.resolve().parent == model.resolve():
+        raise typer.BadParameter("the output must not go into the model directory", param_hint="--output")
     completer = AttributeCompleter.load(model, ontology=ontology)
     completer.progress = _progress()
     floor = {}                                 # attribute -> confidence threshold, with --precision

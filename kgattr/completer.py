@@ -381,7 +381,10 @@ class AttributeCompleter:
             load_network(self)
 
     def save(self, path) -> None:
-        """Write the model directory: config.json, safetensors, the FAISS index, id maps, products."""
+        """Write the model directory: config.json, safetensors, the FAISS index, id maps, products, a manifest.
+
+        The directory is written whole beside ``path`` and then swapped in; ``path`` must be absent, empty or a
+        model directory holding nothing else (see :func:`~kgattr.modelfiles.check_target`)."""
         from .modeldir import save
 
         self._check_fitted()
@@ -392,7 +395,8 @@ class AttributeCompleter:
         """Load a model directory; torch and FAISS are loaded only when new products must be scored.
 
         The rules are read afresh from the ontology files the model was trained with, so edits to them take
-        effect without training again; where a file is gone, the copy saved with the model is used.
+        effect without training again; where a file is gone, the copy saved with the model is used. A missing,
+        truncated or unreadable file is a :class:`~kgattr.exceptions.ModelError` naming it.
 
         Args:
             ontology: Turtle file(s) whose rules replace those.

@@ -19,3 +19,7 @@ class UnknownSKUError(KgattrError):
 
 class NotFittedError(KgattrError):
     """A completer used before `fit` or `load`."""
+
+
+class ModelError(KgattrError):
+    """A model directory that is missing, damaged or cannot be written; the message names the file."""

@@ -80,9 +80,13 @@ class NeighbourIndex:
 
     @classmethod
     def load(cls, path) -> "NeighbourIndex":
+        """The index saved at ``path``; one that FAISS cannot read is a :class:`~kgattr.exceptions.ModelError`."""
         import faiss
 
-        return cls(faiss.read_index(str(path)))
+        from .modelfiles import reading
+
+        with reading(path, "not a readable FAISS index"):
+            return cls(faiss.read_index(str(path)))
 
 
 def sku_key(sku: str) -> tuple:

@@ -11,12 +11,19 @@ state.safetensors      neighbours, pool states, scored gaps of the training cata
 neighbours.faiss       product vectors for similar-product search
 ontology.ttl           a copy of the ontology the model was trained with (used when its files are gone)
 products.sqlite        the training catalog's products by SKU (for `complete` and evidence)
+manifest.json          size and sha256 of each file above, written last
 ```
+
+A directory is written whole beside its final name, then swapped in; loading checks every file's size against
+the manifest and each file's header, and reads the contents of those it needs, naming the file at fault
+(:func:`verify` also compares hashes). Paths config.json records (ontology files, text model and extractor
+directories) are relative to the model directory when they start with ``./`` or ``../``.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -24,20 +31,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .catalog import Product
-from .exceptions import KgattrError
+from .catalog import Product, _umask
+from .exceptions import ModelError
 from .extraction import ExtractedValues
 from .graph import CatalogGraph
+from .modelfiles import (FORMAT, STATE, check_files, check_format, check_target, json_object, read_manifest,
+                         reading, remove_leftovers, write_manifest)
 from .ontology import Ontology
 from .rules import RuleSet
 from .text import LexicalFeatures
 
 log = logging.getLogger(__name__)
 
-FORMAT = 3            # 2: calibration outcomes for per-attribute precision thresholds; 3: listing votes per category
-STATE = ("knn_index", "knn_score", "text_hash", "record_hash", "value_attribute", "mix",
-         "calibration_attribute", "calibration_confidence", "calibration_correct",
-         "cells_product", "cells_attribute", "cells_values", "cells_logits")
+PATH_PARAMS = ("text_model", "extractor")          # directories; text_model may also name a Hugging Face model
 
 
 def _versions() -> dict:
@@ -52,57 +58,135 @@ def _versions() -> dict:
     return out
 
 
+def _relative(target: str, home: Path) -> str:
+    """``target``, an existing path, as config.json records it: relative to the model directory ``home``
+    (starting with ./ or ../), or absolute where no relative path leads there (another drive)."""
+    try:
+        rel = Path(os.path.relpath(Path(target).resolve(), home)).as_posix()
+    except ValueError:
+        return str(Path(target).resolve())
+    return rel if rel.startswith("../") else "./" + rel
+
+
+def _resolve(recorded: str | None, home: Path) -> str | None:
+    """A path config.json records, made absolute; other strings (a Hugging Face model name) as they are."""
+    if recorded and recorded.startswith(("./", "../")):
+        return str((home / recorded).resolve())
+    return recorded
+
+
 def save(completer, path) -> None:
+    """Write the model directory ``path`` whole, then swap it in for what is there (see :func:`check_target`).
+
+    The files go to a temporary directory beside ``path`` (removed on any error); the previous model, if any,
+    is renamed aside, the new one renamed in, and the previous one removed.
+    """
+    path = Path(path)
+    check_target(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        home = path.parent.resolve() / path.name
+        remove_leftovers(path)
+        stem = f".{path.name}."
+        tmp = Path(tempfile.mkdtemp(prefix=f"{stem}partial-{os.getpid()}-", dir=path.parent))
+    except OSError as e:
+        raise ModelError(f"{path}: cannot write the model here ({e.strerror or e})") from e
+    old = tmp.with_name(f"{stem}old-" + tmp.name[len(f"{stem}partial-"):])          # .NAME.old-PID-XXXX
+    try:
+        _write(completer, tmp, home)
+        write_manifest(tmp)
+        tmp.chmod(0o777 & ~_umask())                      # mkdtemp creates 0700
+        moved = False
+        try:
+            if path.exists():
+                path.rename(old)
+                moved = True
+            tmp.rename(path)
+        except BaseException:
+            if moved and not path.exists():
+                old.rename(path)
+            raise
+    except OSError as e:
+        raise ModelError(f"{path}: cannot write the model ({e.strerror or e})") from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)            # nothing left there after the swap
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write(c, tmp: Path, home: Path) -> None:
+    """Every file of the model but the manifest, into ``tmp``; paths recorded relative to ``home``."""
     from safetensors.numpy import save_file as save_numpy
     from safetensors.torch import save_file as save_torch
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        c = completer
-        config = {"format": FORMAT, "params": c.get_params(), "network": c.model_.get_config(),
-                  "attributes": c.attributes_, "targets": c.targets_, "history": c.history_,
-                  "ontology_files": list(c.ontology_.sources), "versions": _versions()}
-        (tmp / "config.json").write_text(json.dumps(config, indent=1))
-        c.graph_.save(tmp)
-        vocab = {"lexical": c.lexical_.get_state(),
-                 "category_attributes": [[list(k), sorted(v)] for k, v in c.category_attributes_.items()]}
-        (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
-        save_torch({k: v.contiguous() for k, v in c.model_.state_dict().items()}, str(tmp / "network.safetensors"))
-        state = {"knn_index": c.knn_[0], "knn_score": c.knn_[1], "text_hash": c.text_hash_, "record_hash": c.record_hash_,
-                 "value_attribute": c.value_attribute_, "mix": c.mix_,
-                 "pool_h1": c.pool_.h1.numpy()}
-        state.update({f"cells_{k}": v for k, v in c.cells_.items()})
-        state.update({f"calibration_{k}": v for k, v in c.calibration_.items()})
-        if c.extracted_:
-            state.update({f"extracted_{k}": v for k, v in c.extracted_.arrays.items()})
-        save_numpy({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp / "state.safetensors"))
-        save_numpy(c.linear_.get_state(), str(tmp / "linear.safetensors"))
-        c.index_.save(tmp / "neighbours.faiss")
-        (tmp / "ontology.ttl").write_text(c.ontology_.to_turtle(origin="model snapshot"), encoding="utf-8")
-        db = sqlite3.connect(tmp / "products.sqlite")
-        with db:
-            db.execute("CREATE TABLE products (sku TEXT PRIMARY KEY, record TEXT)")
-            db.executemany("INSERT INTO products VALUES (?, ?)",
-                           [(p.sku, json.dumps(p.to_json(), ensure_ascii=False)) for p in c.products_])
-        db.close()
-        from .catalog import _umask
+    params = c.get_params()
+    for name in PATH_PARAMS:
+        if params[name] and Path(params[name]).is_dir():
+            params[name] = _relative(params[name], home)
+    config = {"format": FORMAT, "params": params, "network": c.model_.get_config(),
+              "attributes": c.attributes_, "targets": c.targets_, "history": c.history_,
+              "ontology_files": [_relative(f, home) for f in c.ontology_.sources], "versions": _versions()}
+    (tmp / "config.json").write_text(json.dumps(config, indent=1))
+    c.graph_.save(tmp)
+    vocab = {"lexical": c.lexical_.get_state(),
+             "category_attributes": [[list(k), sorted(v)] for k, v in c.category_attributes_.items()]}
+    (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    save_torch({k: v.contiguous() for k, v in c.model_.state_dict().items()}, str(tmp / "network.safetensors"))
+    state = {"knn_index": c.knn_[0], "knn_score": c.knn_[1], "text_hash": c.text_hash_, "record_hash": c.record_hash_,
+             "value_attribute": c.value_attribute_, "mix": c.mix_,
+             "pool_h1": c.pool_.h1.numpy()}
+    state.update({f"cells_{k}": v for k, v in c.cells_.items()})
+    state.update({f"calibration_{k}": v for k, v in c.calibration_.items()})
+    if c.extracted_:
+        state.update({f"extracted_{k}": v for k, v in c.extracted_.arrays.items()})
+    save_numpy({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp / "state.safetensors"))
+    save_numpy(c.linear_.get_state(), str(tmp / "linear.safetensors"))
+    c.index_.save(tmp / "neighbours.faiss")
+    (tmp / "ontology.ttl").write_text(c.ontology_.to_turtle(origin="model snapshot"), encoding="utf-8")
+    db = sqlite3.connect(tmp / "products.sqlite")
+    with db:
+        db.execute("CREATE TABLE products (sku TEXT PRIMARY KEY, record TEXT)")
+        db.executemany("INSERT INTO products VALUES (?, ?)",
+                       [(p.sku, json.dumps(p.to_json(), ensure_ascii=False)) for p in c.products_])
+    db.close()
+    for f in tmp.iterdir():
+        f.chmod(0o666 & ~_umask())
 
-        tmp.chmod(0o777 & ~_umask())                      # mkdtemp creates 0700
-        for f in tmp.iterdir():
-            f.chmod(0o666 & ~_umask())
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            path.rename(old)
-        tmp.rename(path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+def _check_config(file: Path, config: dict, cls) -> None:
+    """Raise a :class:`ModelError` naming the first key or parameter of ``config`` that ``cls`` cannot take."""
+    import inspect
+
+    for key, kind in (("params", dict), ("network", dict), ("attributes", list), ("targets", list),
+                      ("history", list), ("ontology_files", list)):
+        if not isinstance(config.get(key), kind):
+            raise ModelError(f"{file}: {key!r} must be a JSON {'object' if kind is dict else 'array'}")
+    for key in ("attributes", "targets", "ontology_files"):
+        if not all(isinstance(x, str) for x in config[key]):
+            raise ModelError(f"{file}: {key!r} must hold strings only")
+    defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()}
+    params = config["params"]
+    for name, value in params.items():
+        if name not in cls.PARAMS:
+            raise ModelError(f"{file}: unknown parameter {name!r}")
+        kind = type(defaults[name])
+        if defaults[name] is None:
+            fits = value is None or isinstance(value, str)
+        else:                                    # an int where a float is expected is fine; JSON true is no int
+            fits = isinstance(value, (int, float) if kind is float else kind) and \
+                (kind is bool) == isinstance(value, bool)
+        if not fits:
+            wanted = {bool: "true or false", int: "an integer", float: "a number"}.get(kind, "a path or null")
+            raise ModelError(f"{file}: parameter {name!r} must be {wanted}, not {json.dumps(value)}")
+    absent = [name for name in cls.PARAMS if name not in params]
+    if absent:
+        raise ModelError(f"{file}: parameter {absent[0]!r} is missing")
+
+
+def _missing_paths(self) -> list[str]:
+    """The text model and extractor directories the model records but that are gone, one line each."""
+    recorded = [(name, getattr(self, name)) for name in PATH_PARAMS if getattr(self, name)]
+    return [f"{self.path_ / 'config.json'}: {name} {where}: no such directory"
+            for name, where in recorded if Path(where).is_absolute() and not Path(where).is_dir()]
 
 
 def load(cls, path, ontology: Path | None = None):
@@ -110,31 +194,37 @@ def load(cls, path, ontology: Path | None = None):
     from safetensors.numpy import load_file
 
     path = Path(path)
-    if not (path / "config.json").exists():
-        raise KgattrError(f"{path}: not a kgattr model directory (no config.json)")
-    config = json.loads((path / "config.json").read_text())
-    if config.get("format") != FORMAT:
-        raise KgattrError(f"{path}: model format {config.get('format')} was written by another version of kgattr "
-                          f"(this one reads format {FORMAT}); train it again")
-    self = cls(**config["params"])
-    self.path_ = path
+    files = read_manifest(path)
+    config_file = path / "config.json"
+    config = json_object(config_file, files["config.json"])
+    check_format(config_file, config)
+    check_files(path, files)
+    _check_config(config_file, config, cls)
+    params = config["params"]
+    self = cls(**{**params, **{k: _resolve(params[k], path) for k in PATH_PARAMS}})
+    self.path_, self.manifest_ = path, files
+    for line in _missing_paths(self):
+        log.warning("%s; products not seen in training cannot be scored", line)
     self.attributes_, self.targets_, self.history_ = config["attributes"], config["targets"], config["history"]
     self.network_config_ = config["network"]
-    self.graph_ = CatalogGraph.load(path)
-    vocab = json.loads((path / "vocab.json").read_text())
-    self.lexical_ = LexicalFeatures.from_state(vocab["lexical"])
-    self.category_attributes_ = {tuple(k): set(v) for k, v in vocab["category_attributes"]}
-    state = load_file(str(path / "state.safetensors"))
-    self.knn_ = (state["knn_index"], state["knn_score"])
-    self.text_hash_, self.record_hash_ = state["text_hash"], state["record_hash"]
-    self.value_attribute_ = state["value_attribute"]
-    self.mix_ = state["mix"]
-    self.pool_h1_ = state["pool_h1"]
-    self.cells_ = {k[len("cells_"):]: state[k] for k in STATE if k.startswith("cells_")}
-    self.calibration_ = {k[len("calibration_"):]: state[k] for k in STATE if k.startswith("calibration_")}
-    self.extracted_ = ExtractedValues({k: state[f"extracted_{k}"] for k in ExtractedValues.KEYS}) \
-        if "extracted_row" in state else None
-    self.ontology_ = load_ontology(path, config.get("ontology_files", []), ontology)
+    with reading(path / "nodes.json"):                   # edges.safetensors: its header is checked already
+        self.graph_ = CatalogGraph.load(path)
+    with reading(path / "vocab.json"):
+        vocab = json_object(path / "vocab.json")
+        self.lexical_ = LexicalFeatures.from_state(vocab["lexical"])
+        self.category_attributes_ = {tuple(k): set(v) for k, v in vocab["category_attributes"]}
+    with reading(path / "state.safetensors"):
+        state = load_file(str(path / "state.safetensors"))
+        self.knn_ = (state["knn_index"], state["knn_score"])
+        self.text_hash_, self.record_hash_ = state["text_hash"], state["record_hash"]
+        self.value_attribute_ = state["value_attribute"]
+        self.mix_ = state["mix"]
+        self.pool_h1_ = state["pool_h1"]
+        self.cells_ = {k[len("cells_"):]: state[k] for k in STATE if k.startswith("cells_")}
+        self.calibration_ = {k[len("calibration_"):]: state[k] for k in STATE if k.startswith("calibration_")}
+        self.extracted_ = ExtractedValues({k: state[f"extracted_{k}"] for k in ExtractedValues.KEYS}) \
+            if "extracted_row" in state else None
+    self.ontology_ = load_ontology(path, [_resolve(f, path) for f in config["ontology_files"]], ontology)
     self.rules_ = RuleSet(self.ontology_)
     return self
 
@@ -145,11 +235,13 @@ def load_ontology(path: Path, recorded: list[str], override=None) -> Ontology:
     if override:
         return Ontology.load(*([override] if isinstance(override, (str, Path)) else override))
     if recorded and all(Path(f).exists() for f in recorded):
+        log.info("%s: rules read from %s", path, ", ".join(recorded))
         return Ontology.load(*recorded)
     if recorded:
-        log.warning("%s: %s is gone; using the rules saved with the model", path,
+        log.warning("%s: %s is gone; using the rules saved with the model", path / "config.json",
                     next(f for f in recorded if not Path(f).exists()))
-    return Ontology.load(path / "ontology.ttl")
+    with reading(path / "ontology.ttl"):
+        return Ontology.load(path / "ontology.ttl")
 
 
 def load_network(self) -> None:
@@ -164,22 +256,44 @@ def load_network(self) -> None:
     from .model import FusionGNN
     from .train import Pool
 
-    self.model_ = FusionGNN(**self.network_config_)
-    self.model_.load_state_dict(load_file(str(self.path_ / "network.safetensors")))
-    self.model_.eval()
+    missing = _missing_paths(self)
+    if missing:
+        raise ModelError(missing[0])
+    if read_manifest(self.path_) != self.manifest_:
+        raise ModelError(f"{self.path_}: replaced by another model while this one was in use; run again")
+    with reading(self.path_ / "config.json", "its 'network' cannot be built"):
+        model = FusionGNN(**self.network_config_)
+    with reading(self.path_ / "network.safetensors", "does not hold the network config.json describes"):
+        model.load_state_dict(load_file(str(self.path_ / "network.safetensors")))
+    model.eval()
     hv = self.graph_.has_value                # the training catalog's known values: (pool size, num_values) CSR
     values = sp.csr_matrix((np.ones(hv.shape[1], np.float32), (hv[0], hv[1])),
                            shape=(len(self.graph_.skus), len(self.graph_.values)))
     self.pool_ = Pool(torch.from_numpy(self.pool_h1_), values, self.value_attribute_)
     self.index_ = NeighbourIndex.load(self.path_ / "neighbours.faiss")
-    self.linear_ = LinearTextScorer.from_state(load_file_numpy(str(self.path_ / "linear.safetensors")), C=self.svm_c)
+    with reading(self.path_ / "linear.safetensors"):
+        self.linear_ = LinearTextScorer.from_state(load_file_numpy(str(self.path_ / "linear.safetensors")),
+                                                   C=self.svm_c)
+    self.model_ = model
 
 
 def read_products(path, skus: list[str]) -> list[Product]:
-    db = sqlite3.connect(Path(path) / "products.sqlite")
+    """The products ``skus`` of the training catalog, from products.sqlite (opened read-only)."""
+    file = Path(path) / "products.sqlite"
     found = {}
-    for sku, record in db.execute(f"SELECT sku, record FROM products WHERE sku IN ({','.join('?' * len(skus))})", skus):
-        r = json.loads(record)
-        found[sku] = Product(r["sku"], r["title"], r["description"], tuple(r["category"]), r["attributes"])
-    db.close()
+    with reading(file):
+        db = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            for start in range(0, len(skus), 900):                     # SQLite's bound-variable limit
+                chunk = skus[start:start + 900]
+                for sku, record in db.execute(f"SELECT sku, record FROM products WHERE sku IN "
+                                              f"({','.join('?' * len(chunk))})", chunk):
+                    r = json.loads(record)
+                    found[sku] = Product(r["sku"], r["title"], r["description"], tuple(r["category"]), r["attributes"])
+        finally:
+            db.close()
+    absent = [s for s in skus if s not in found]
+    if absent:
+        raise ModelError(f"{file}: SKU {absent[0]!r} is missing (the file does not match nodes.json)")
     return [found[s] for s in skus]
+

