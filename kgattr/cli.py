@@ -161,7 +161,8 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
 
 def _model_inputs(model: Path, completer) -> list[tuple[str, Path]]:
     """What a loaded model reads besides its directory: its extractor and ontology files."""
-    return [("the model directory", model), ("the extractor", completer.extractor and Path(completer.extractor)),
+    extractor = Path(completer.extractor) if completer.extractor else None
+    return [("the model directory", model), ("the extractor", extractor),
             *(("the ontology", Path(f)) for f in completer.ontology_.sources)]
 
 

@@ -129,7 +129,13 @@ def locked(paths: Iterable[Path], *, wait: bool = True):
 @contextlib.contextmanager
 def claim(outputs: Iterable[tuple[str, Path]], inputs: Iterable[tuple[str, Path | None]] = (), *,
           wait: bool = False):
-    """:func:`check_outputs`, then hold the outputs' locks (:func:`locked`) for the block that computes and writes them."""
+    """Check the outputs (:func:`check_outputs`), then hold their locks (:func:`locked`) for the block that
+    computes and writes them.
+
+    Args:
+        outputs, inputs: as for :func:`check_outputs`.
+        wait: wait for another command writing one of the outputs; else refuse at once (:class:`OutputError`).
+    """
     outputs = list(outputs)
     check_outputs(outputs, inputs)
     with locked([p for _, p in outputs], wait=wait):
