@@ -17,7 +17,7 @@ from typer.core import TyperGroup
 
 from .exceptions import KgattrError
 
-try:                                   # typer vendors click since 0.2x; before, it used click itself
+try:                                   # recent typer vendors click; older releases used click itself
     from typer._click import exceptions as _click
 except ImportError:
     from click import exceptions as _click
@@ -35,6 +35,10 @@ def one_line(error: BaseException) -> str:
         text = f"{where}: {error.strerror or error}"
     else:
         text = f"{type(error).__name__}: {error} (run with --debug for the traceback)"
+    return _flat(text)
+
+
+def _flat(text: str) -> str:
     return re.sub(r"\s*\n\s*", " ", text.strip())
 
 
@@ -56,7 +60,7 @@ class KgattrGroup(TyperGroup):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (_click.ClickException, typer.Exit, typer.Abort):
+        except (_click.ClickException, typer.Exit, typer.Abort, BrokenPipeError):     # a closed pipe: typer exits 1
             raise
         except Exception as e:
             if ctx.meta.get(DEBUG) or os.environ.get("KGATTR_DEBUG", "") not in ("", "0"):
@@ -73,10 +77,10 @@ class KgattrGroup(TyperGroup):
                 typer.echo(help_text)
             code = e.exit_code
         except _click.UsageError as e:
-            typer.echo(f"kgattr: error: {_place(e.ctx)}: {one_line(KgattrError(e.format_message()))}", err=True)
+            typer.echo(f"kgattr: error: {_place(e.ctx)}: {_flat(e.format_message())}", err=True)
             code = e.exit_code
         except _click.ClickException as e:
-            typer.echo(f"kgattr: error: {e.format_message()}", err=True)
+            typer.echo(f"kgattr: error: {_flat(e.format_message())}", err=True)
             code = e.exit_code
         except typer.Abort:
             typer.echo("kgattr: error: aborted", err=True)
@@ -89,7 +93,7 @@ class KgattrGroup(TyperGroup):
 def debug_option(ctx: typer.Context,
                  debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error "
                                                                    "(or set KGATTR_DEBUG=1).")) -> None:
-    """Complete missing product attributes: ontology + graph + GNN/BERT fusion + FAISS + rules."""
+    """The root of the command line: its global option (the app's help text is the Typer's)."""
     if debug:
         ctx.meta[DEBUG] = True
 

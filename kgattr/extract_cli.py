@@ -28,14 +28,15 @@ def _extractor(text_model, max_windows, epochs, lora, lora_rank, seed):
 
 TextModelOpt = typer.Option(None, "--text-model", help="Local Hugging Face encoder directory [default: the shipped "
                                                        "all-MiniLM-L6-v2].")
-MaxWindowsOpt = typer.Option(20_000, callback=natural, help="Training windows holding a tagged span, sampled down to this many "
-                                          "(0: all; about 30 a second on 2 CPU cores).")
+MaxWindowsOpt = typer.Option(20_000, callback=natural, help="Training windows holding a tagged span, sampled down "
+                                                             "to this many (0: all; about 30 a second on 2 CPU cores).")
 EpochsOpt = typer.Option(1, callback=count, help="Passes over the sampled windows.")
 LoraOpt = typer.Option(False, "--lora", help="Train LoRA adapters (peft) instead of the whole encoder.")
 LoraRankOpt = typer.Option(8, callback=count, help="LoRA rank, with --lora.")
 SeedOpt = typer.Option(0, callback=natural, help="Random seed.")
 # files `Extractor.save` writes into its directory (the encoder's tokenizer files vary with the model)
-EXTRACTOR_FILES = ("config.json", "lexicon.json", "head.safetensors", "encoder/config.json", "encoder/model.safetensors")
+EXTRACTOR_FILES = ("config.json", "lexicon.json", "head.safetensors", "encoder/config.json",
+                   "encoder/model.safetensors")
 
 
 @extract_app.command("train")
