@@ -137,6 +137,8 @@ def _read(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RuleError(f"{path}: no such file") from None
+    except UnicodeDecodeError as e:
+        raise RuleError(f"{path}: not UTF-8 text (byte {e.start})") from None
 
 
 def _reads_as(path: Path, text: str) -> Ontology:
@@ -161,8 +163,9 @@ def _signature(onto: Ontology) -> set[str]:
 def _write_checked(path: Path, before: Ontology, new_text: str, expect_added: Ontology | None,
                    expect_removed: set[str]) -> list[Finding]:
     """Write ``new_text`` to ``path`` if it reads back as ``before`` (the file's rules now) plus ``expect_added``
-    minus the rules with ids in ``expect_removed`` and lints without new errors; returns the new warnings."""
-    from .catalog import atomic_write
+    minus the rules with ids in ``expect_removed`` and lints without new errors; returns the new warnings.
+    The file keeps its mode (see :func:`kgattr.outputs.write_set`)."""
+    from .outputs import atomic_write
 
     after = _reads_as(path, new_text)
     kept = Ontology(shapes=[s for s in before.shapes if s.id not in expect_removed],
@@ -185,18 +188,28 @@ def add_rule(path, rule: Shape | Conditional) -> list[Finding]:
     Returns the lint warnings the rule brings."""
     from .shacl import rule_block
 
+    from .outputs import claim
+
     path = Path(path)
-    text = _read(path) if path.exists() else PREFIXES + "\n# kgattr rules\n"
-    new_text = text.rstrip("\n") + "\n\n" + rule_block(rule)
-    added = Ontology(conditionals=[rule]) if isinstance(rule, Conditional) else Ontology(shapes=[rule])
-    return _write_checked(path, _reads_as(path, text), new_text, added, set())
+    with claim([("", path)], wait=True):               # read, check and write as one: no concurrent edit is lost
+        text = _read(path) if path.exists() else PREFIXES + "\n# kgattr rules\n"
+        new_text = text.rstrip("\n") + "\n\n" + rule_block(rule)
+        added = Ontology(conditionals=[rule]) if isinstance(rule, Conditional) else Ontology(shapes=[rule])
+        return _write_checked(path, _reads_as(path, text), new_text, added, set())
 
 
 def remove_rule(path, rule_id: str) -> None:
     """Delete the block of rule ``rule_id`` (with its comment lines and, for a category block, its property
     shapes) from the Turtle file ``path``."""
+    from .outputs import claim
+
     path = Path(path)
-    text = _read(path)
+    with claim([("", path)], wait=True):               # read, check and write as one: no concurrent edit is lost
+        _remove(path, _read(path), rule_id)
+
+
+def _remove(path: Path, text: str, rule_id: str) -> None:
+    """Write ``path`` without the block of ``rule_id``; ``text`` is its content now."""
     lines = text.split("\n")
     head = f"<{RULE}{rule_id}> a "
     onto = _reads_as(path, text)

@@ -9,12 +9,12 @@ import gzip
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from .exceptions import CatalogError
+from .outputs import _umask, atomic_write  # noqa: F401  (writers elsewhere import them from here)
 
 CORE_FIELDS = ("sku", "title", "description", "category", "attributes")
 # Wide-form column that holds the category path, levels joined by this separator.
@@ -158,45 +158,29 @@ def read_catalog(path: str | os.PathLike) -> Catalog:
     return Catalog(products, str(path))
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)`` then rename into place, so readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())                # mkstemp creates 0600; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_jsonl(records: Iterable[dict], path: str | os.PathLike) -> None:
+def jsonl_writer(records: Iterable[dict], path: str | os.PathLike) -> Callable[[Path], None]:
+    """A function writing ``records`` as JSON Lines to the file it is given (gzipped when ``path`` ends in .gz)."""
     def write(tmp: Path) -> None:
         opener = gzip.open(tmp, "wt", encoding="utf-8") if str(path).endswith(".gz") else open(tmp, "w", encoding="utf-8")
         with opener as f:
             for r in records:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    atomic_write(path, write)
+    return write
 
 
-def write_catalog(catalog: Catalog, path: str | os.PathLike,
-                  attributes: dict[str, dict[str, str]] | None = None) -> None:
-    """Write ``catalog`` to ``path`` (format from the suffix); ``attributes`` overrides products' attributes by SKU."""
+def write_jsonl(records: Iterable[dict], path: str | os.PathLike) -> None:
+    atomic_write(path, jsonl_writer(records, path))
+
+
+def catalog_writer(catalog: Catalog, path: str | os.PathLike,
+                   attributes: dict[str, dict[str, str]] | None = None) -> Callable[[Path], None]:
+    """A function writing ``catalog`` to the file it is given, in the format of ``path``'s suffix; ``attributes``
+    overrides products' attributes by SKU."""
     attributes = attributes or {}
     records = [p.to_json(attributes.get(p.sku)) for p in catalog]
     suffix = Path(path).suffix
     if suffix not in (".csv", ".parquet"):
-        write_jsonl(records, path)
-        return
+        return jsonl_writer(records, path)
     import pandas as pd
 
     rows = []
@@ -206,8 +190,14 @@ def write_catalog(catalog: Catalog, path: str | os.PathLike,
         row.update(r["attributes"])
         rows.append(row)
     frame = pd.DataFrame(rows)
-    atomic_write(path, (lambda tmp: frame.to_parquet(tmp, index=False)) if suffix == ".parquet"
-                 else (lambda tmp: frame.to_csv(tmp, index=False)))
+    return (lambda tmp: frame.to_parquet(tmp, index=False)) if suffix == ".parquet" \
+        else (lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def write_catalog(catalog: Catalog, path: str | os.PathLike,
+                  attributes: dict[str, dict[str, str]] | None = None) -> None:
+    """Write ``catalog`` to ``path`` (format from the suffix); ``attributes`` overrides products' attributes by SKU."""
+    atomic_write(path, catalog_writer(catalog, path, attributes))
 
 
 def content_hashes(products) -> tuple:

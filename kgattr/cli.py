@@ -1,23 +1,28 @@
 """The kgattr command line: each command parses, calls one library function, formats the result.
 
-Exit codes: 0 success; 2 bad input or usage (a one-line error naming file, line and field).
+Exit codes: 0 success; 2 bad input, usage, file or environment (one line ``kgattr: error: PLACE: WHAT``; see
+:mod:`kgattr.cli_base`). No output may be an input; checked before any work starts (:mod:`kgattr.outputs`).
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from .cli_base import KgattrGroup, count, debug_option, natural, rate, share, terminate_on_sigterm, within
 from .extract_cli import extract_app
 from .model_cli import model_app
+from .outputs import claim
 from .rules_cli import completeness, rules_app
 
 app = typer.Typer(help="Complete missing product attributes: ontology + graph + GNN/BERT fusion + FAISS + rules.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=KgattrGroup)
+app.callback()(debug_option)
 ontology_app = typer.Typer(help="Build and inspect the product ontology.", no_args_is_help=True)
 graph_app = typer.Typer(help="Build and export the co-occurrence graph.", no_args_is_help=True)
 app.add_typer(ontology_app, name="ontology")
@@ -40,8 +45,8 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
           out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
           ontology: Optional[Path] = typer.Option(None, "--ontology", help="Expert ontology: complete/impute read it afresh, so rule edits apply without training again; induced from the catalog if absent."),
           text_model: Optional[Path] = typer.Option(None, "--text-model", help="Local Hugging Face model directory."),
-          epochs: Optional[int] = typer.Option(None, help="Training epochs of the GNN [default: 3]."),
-          max_length: int = typer.Option(48, help="BERT tokens per product."),
+          epochs: Optional[int] = typer.Option(None, callback=count, help="Training epochs of the GNN [default: 3]."),
+          max_length: int = typer.Option(48, callback=count, help="BERT tokens per product."),
           extractor: Optional[Path] = typer.Option(None, "--extractor", help="Text extractor (`kgattr extract train`) whose spans become a score of the mix and evidence."),
           seed: int = typer.Option(0, help="Random seed.")):
     """Learn ontology, graph, text features and the GNN from a catalog.
@@ -128,24 +133,45 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
            output: Path = typer.Option(..., "--output", "-o", help="Completed catalog, same format as the input."),
            cells: Optional[Path] = typer.Option(None, "--cells", help="Sidecar of filled cells (default: OUTPUT.cells.jsonl)."),
            review: Optional[Path] = typer.Option(None, "--review", help="Gaps left empty, with their best guess (default: OUTPUT.review.jsonl)."),
-           min_confidence: float = typer.Option(0.5, "--min-confidence", help="Fill only cells at least this confident."),
-           precision: Optional[float] = typer.Option(None, "--precision", help="Instead: fill an attribute's cells only where its estimated precision is at least this."),
+           min_confidence: Optional[float] = typer.Option(None, "--min-confidence", callback=share,
+                                                          help="Fill only cells at least this confident [default: 0.5]."),
+           precision: Optional[float] = typer.Option(None, "--precision", callback=within(0, 1, open_low=True),
+                                                     help="Instead: fill an attribute's cells only where its estimated precision is at least this."),
            ontology: Optional[list[Path]] = OntologyOpt):
     """Fill every gap of a catalog; original values are never changed.
 
     Example: kgattr impute data/sample.jsonl --model models/sample -o out/sample.jsonl --precision 0.95
     """
-    from .catalog import read_catalog, write_catalog, write_jsonl
+    from .catalog import catalog_writer, jsonl_writer, read_catalog
     from .completer import AttributeCompleter
+    from .outputs import check_outputs, write_set
 
-    if precision is not None and not 0 < precision <= 1:
-        raise typer.BadParameter("must be in (0, 1]", param_hint="--precision")
-    cat = read_catalog(catalog)
-    if output.resolve() == catalog.resolve():
-        raise typer.BadParameter("the output must not be the input catalog", param_hint="--output")
-    if output.resolve().parent == model.resolve():
-        raise typer.BadParameter("the output must not go into the model directory", param_hint="--output")
+    if precision is not None and min_confidence is not None:
+        raise typer.BadParameter("give --precision or --min-confidence, not both", param_hint="--precision")
+    min_confidence = 0.5 if min_confidence is None else min_confidence
+    check_outputs([("--output", output)])              # a directory has no name to put the sidecars beside
+    cells = cells or output.with_name(output.name + ".cells.jsonl")
+    review = review or output.with_name(output.name + ".review.jsonl")
     completer = AttributeCompleter.load(model, ontology=ontology)
+    with claim([("--output", output), ("--cells", cells), ("--review", review)],
+               [("the input catalog", catalog), *_model_inputs(model, completer)]):
+        cat = read_catalog(catalog)
+        filled, rows, unsure = _fill(completer, cat, min_confidence, precision)
+        write_set({cells: jsonl_writer(rows, cells), review: jsonl_writer(unsure, review),
+                   output: catalog_writer(cat, output, filled)})
+    typer.echo(f"{len(rows)} cells filled in {len(cat)} products -> {output} (cells: {cells}); "
+               f"{len(unsure)} left for review -> {review}")
+
+
+def _model_inputs(model: Path, completer) -> list[tuple[str, Path]]:
+    """What a loaded model reads besides its directory: its extractor and ontology files."""
+    extractor = Path(completer.extractor) if completer.extractor else None
+    return [("the model directory", model), ("the extractor", extractor),
+            *(("the ontology", Path(f)) for f in completer.ontology_.sources)]
+
+
+def _fill(completer, cat, min_confidence: float, precision: float | None):
+    """(attributes by SKU with the gaps filled, filled cells, cells left for review) of ``cat``."""
     completer.progress = _progress()
     floor = {}                                 # attribute -> confidence threshold, with --precision
     if precision is not None:
@@ -167,20 +193,14 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
                                "confidence": c.confidence, "threshold": None if threshold == float("inf") else threshold,
                                "alternatives": c.alternatives})
         filled[pc.sku] = attrs
-    cells = cells or output.with_name(output.name + ".cells.jsonl")
-    review = review or output.with_name(output.name + ".review.jsonl")
-    write_jsonl(rows, cells)
-    write_jsonl(unsure, review)
-    write_catalog(cat, output, filled)
-    typer.echo(f"{len(rows)} cells filled in {len(cat)} products -> {output} (cells: {cells}); "
-               f"{len(unsure)} left for review -> {review}")
+    return filled, rows, unsure
 
 
 @ontology_app.command("induce")
 def ontology_induce(catalog: Path = typer.Argument(..., help="Catalog to read."),
                     output: Path = typer.Option(..., "--output", "-o", help="Turtle file to write."),
-                    min_support: int = typer.Option(1, help="Times a value must be seen in a category to be allowed."),
-                    max_unseen: float = typer.Option(0.005, help="Write an allowed set only where the estimated chance of an unseen value is at most this.")):
+                    min_support: int = typer.Option(1, callback=count, help="Times a value must be seen in a category to be allowed."),
+                    max_unseen: float = typer.Option(0.005, callback=share, help="Write an allowed set only where the estimated chance of an unseen value is at most this.")):
     """Bootstrap an ontology (taxonomy, attributes, allowed values as SHACL) for experts to edit.
 
     Example: kgattr ontology induce data/sample.jsonl -o ontology/sample.ttl
@@ -188,9 +208,9 @@ def ontology_induce(catalog: Path = typer.Argument(..., help="Catalog to read.")
     from .catalog import read_catalog
     from .ontology import Ontology
 
-    cat = read_catalog(catalog)
-    onto = Ontology.induce(cat, min_support=min_support, max_unseen=max_unseen)
-    onto.save(output, source=catalog.name)
+    with claim([("--output", output)], [("the input catalog", catalog)]):
+        onto = Ontology.induce(read_catalog(catalog), min_support=min_support, max_unseen=max_unseen)
+        onto.save(output, source=catalog.name)
     differs = sum(1 for s in onto.shapes if any(p.disjoint for p in s.properties.values()))
     typer.echo(f"{len(onto.categories)} categories, {len(onto.attributes)} attributes, "
                f"{len(onto.shapes) - differs} category shapes, {differs} pairs of attributes that differ -> {output}")
@@ -207,16 +227,18 @@ def graph_build(catalog: Path = typer.Argument(..., help="Catalog to read."),
     from .catalog import read_catalog
     from .graph import build_graph
 
-    g = build_graph(read_catalog(catalog))
-    g.save(output, graphml=graphml)
+    names = ["nodes.json", "edges.safetensors"] + (["graph.graphml"] if graphml else [])
+    with claim([("--output", output / name) for name in names], [("the input catalog", catalog)]):
+        g = build_graph(read_catalog(catalog))
+        g.save(output, graphml=graphml)
     typer.echo(f"{len(g.skus)} products, {len(g.categories)} categories, {len(g.values)} values, "
                f"{g.has_value.shape[1]} product-value and {g.cooccurs.shape[1] // 2} value-value edges -> {output}")
 
 
 @app.command()
 def sample(output: Path = typer.Option(..., "--output", "-o", help="Catalog file to write."),
-           products: int = typer.Option(400, help="Number of products."),
-           seed: int = typer.Option(0, help="Random seed.")):
+           products: int = typer.Option(400, callback=count, help="Number of products."),
+           seed: int = typer.Option(0, callback=natural, help="Random seed.")):
     """Write the synthetic demo catalog.
 
     Example: kgattr sample -o data/sample.jsonl
@@ -224,30 +246,33 @@ def sample(output: Path = typer.Option(..., "--output", "-o", help="Catalog file
     from .catalog import write_catalog
     from .datasets import make_catalog
 
-    write_catalog(make_catalog(products, seed=seed), output)
+    with claim([("--output", output)]):
+        write_catalog(make_catalog(products, seed=seed), output)
     typer.echo(f"{products} products -> {output}")
 
 
 @app.command()
 def split(catalog: Path = typer.Argument(..., help="Catalog with known values to hide."),
           out: Path = typer.Option(..., "--out", "-o", help="Directory for train.jsonl and truth.jsonl."),
-          mask_rate: float = typer.Option(0.2, help="Share of known cells hidden."),
-          seed: int = typer.Option(0, help="Random seed of the split."),
-          min_count: int = typer.Option(1000, help="Target attributes: filled at least this often, 2+ values."),
-          cold_rate: float = typer.Option(0.0, help="Share of titles whose products lose every known value."),
-          limit: Optional[int] = typer.Option(None, help="Sample this many products first.")):
+          mask_rate: float = typer.Option(0.2, callback=rate, help="Share of known cells hidden."),
+          seed: int = typer.Option(0, callback=natural, help="Random seed of the split."),
+          min_count: int = typer.Option(1000, callback=count, help="Target attributes: filled at least this often, 2+ values."),
+          cold_rate: float = typer.Option(0.0, callback=rate, help="Share of titles whose products lose every known value."),
+          limit: Optional[int] = typer.Option(None, callback=count, help="Sample this many products first.")):
     """Hide known cells: OUT/train.jsonl keeps the rest, OUT/truth.jsonl lists the hidden ones.
 
     Example: kgattr split data/sample.jsonl --min-count 50 --cold-rate 0.05 -o out/split
     """
-    from .catalog import read_catalog, write_catalog, write_jsonl
+    from .catalog import catalog_writer, jsonl_writer, read_catalog
     from .evaluation import split_catalog, target_attributes
+    from .outputs import write_set
 
-    cat = read_catalog(catalog)
-    result = split_catalog(cat, mask_rate=mask_rate, seed=seed, cold_rate=cold_rate, limit=limit,
-                           attributes=target_attributes(cat, min_count))
-    write_catalog(result.train, out / "train.jsonl")
-    write_jsonl(result.truth(), out / "truth.jsonl")
+    train, truth = out / "train.jsonl", out / "truth.jsonl"
+    with claim([("--out", train), ("--out", truth)], [("the input catalog", catalog)]):
+        cat = read_catalog(catalog)
+        result = split_catalog(cat, mask_rate=mask_rate, seed=seed, cold_rate=cold_rate, limit=limit,
+                               attributes=target_attributes(cat, min_count))
+        write_set({train: catalog_writer(result.train, train), truth: jsonl_writer(result.truth(), truth)})
     typer.echo(f"{len(result.hidden)} cells hidden ({len(result.cold)} cold products) -> "
                f"{out / 'train.jsonl'}, {out / 'truth.jsonl'}")
 
@@ -302,12 +327,12 @@ def _score_line(r: dict) -> str:
 
 @app.command()
 def evaluate(catalog: Path = typer.Argument(..., help="Catalog with known values to hide."),
-             mask_rate: float = typer.Option(0.2, help="Share of known cells hidden."),
-             seed: int = typer.Option(0, help="Random seed of the split."),
-             min_count: int = typer.Option(1000, help="Target attributes: filled at least this often."),
-             cold_rate: float = typer.Option(0.0, help="Share of titles whose products lose every known value."),
-             limit: Optional[int] = typer.Option(None, help="Sample this many products first (quick runs)."),
-             epochs: Optional[int] = typer.Option(None, help="kgattr's GNN training epochs [default: 3]."),
+             mask_rate: float = typer.Option(0.2, callback=rate, help="Share of known cells hidden."),
+             seed: int = typer.Option(0, callback=natural, help="Random seed of the split."),
+             min_count: int = typer.Option(1000, callback=count, help="Target attributes: filled at least this often."),
+             cold_rate: float = typer.Option(0.0, callback=rate, help="Share of titles whose products lose every known value."),
+             limit: Optional[int] = typer.Option(None, callback=count, help="Sample this many products first (quick runs)."),
+             epochs: Optional[int] = typer.Option(None, callback=count, help="kgattr's GNN training epochs [default: 3]."),
              text_model: Optional[Path] = typer.Option(None, "--text-model", help="Local Hugging Face model directory."),
              methods: str = typer.Option("majority,tfidf,knn,text,graph,kgattr", help="Comma-separated methods to run."),
              report: Optional[Path] = typer.Option(None, "--report", help="Directory for report.json, report.md, plots.")):
@@ -323,27 +348,26 @@ def evaluate(catalog: Path = typer.Argument(..., help="Catalog with known values
         if m not in ALL_METHODS:
             raise typer.BadParameter(f"unknown method {m!r} (choose from {', '.join(ALL_METHODS)})",
                                      param_hint="--methods")
-    bench = run_benchmark(read_catalog(catalog), mask_rate=mask_rate, seed=seed, min_count=min_count,
-                          cold_rate=cold_rate, limit=limit, epochs=epochs, methods=chosen,
-                          text_model=str(text_model) if text_model else None, progress=_progress())
-    typer.echo(markdown(bench.summary).split("\n\n## ")[0])
-    if report:
-        write_report(bench, report)
-        typer.echo(f"report -> {report}")
+    names = ("report.json", "report.md", "precision_coverage.png", "reliability.png") if report else ()
+    with claim([("--report", report / name) for name in names],
+               [("the input catalog", catalog), ("the text model", text_model)]):
+        bench = run_benchmark(read_catalog(catalog), mask_rate=mask_rate, seed=seed, min_count=min_count,
+                              cold_rate=cold_rate, limit=limit, epochs=epochs, methods=chosen,
+                              text_model=str(text_model) if text_model else None, progress=_progress())
+        typer.echo(markdown(bench.summary).split("\n\n## ")[0])
+        if report:
+            write_report(bench, report)
+            typer.echo(f"report -> {report}")
 
 
 app.command("completeness")(completeness)
 
 
 def main() -> None:
-    from .exceptions import KgattrError
-
-    import os
-
-    logging.basicConfig(level=os.environ.get("KGATTR_LOG", "WARNING").upper(),
-                        format="%(asctime)s %(name)s: %(message)s")
-    try:
-        app()
-    except KgattrError as e:
-        typer.echo(f"kgattr: error: {e}", err=True)
+    level = os.environ.get("KGATTR_LOG", "WARNING").upper()
+    if not isinstance(logging.getLevelName(level), int):
+        typer.echo(f"kgattr: error: KGATTR_LOG: unknown level {level!r} (DEBUG, INFO, WARNING, ERROR)", err=True)
         sys.exit(2)
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s: %(message)s")
+    terminate_on_sigterm()
+    app()

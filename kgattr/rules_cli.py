@@ -1,7 +1,8 @@
 """`kgattr rules ...` and `kgattr completeness`: the rule workflow of category experts, as thin commands.
 
 Exit codes: 0 success; 1 when ``check`` finds broken values or ``lint`` finds errors; 2 bad input (an unknown
-attribute, category or value, a malformed pattern, broken Turtle, a contradiction), with rule files untouched.
+attribute, category or value, a malformed pattern, broken Turtle, a contradiction, a rule file that is read-only
+or a directory), with rule files untouched. Edits of one file wait for each other, so none is lost.
 """
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+
+from .cli_base import count, finite, natural, share
+from .outputs import claim
 
 rules_app = typer.Typer(help="Write, check and test the ontology's rules.", no_args_is_help=True)
 
@@ -76,8 +80,8 @@ def rules_add(kind: str = typer.Argument(..., help="allowed | required | not-app
               attribute: Optional[str] = typer.Option(None, help="The attribute (all kinds but implies/excludes)."),
               values: Optional[str] = typer.Option(None, help="allowed: the values, comma-separated."),
               regex: Optional[str] = typer.Option(None, help="pattern: a regular expression the value must contain."),
-              low: Optional[float] = typer.Option(None, "--min", help="range: lowest value allowed."),
-              high: Optional[float] = typer.Option(None, "--max", help="range: highest value allowed."),
+              low: Optional[float] = typer.Option(None, "--min", callback=finite, help="range: lowest value allowed."),
+              high: Optional[float] = typer.Option(None, "--max", callback=finite, help="range: highest value allowed."),
               condition: Optional[str] = typer.Option(None, "--if", help="implies/excludes: ATTRIBUTE=VALUE."),
               then: Optional[str] = typer.Option(None, "--then", help="implies: ATTRIBUTE=VALUE."),
               then_not: Optional[str] = typer.Option(None, "--then-not", help="excludes: ATTRIBUTE=VALUE."),
@@ -93,11 +97,12 @@ def rules_add(kind: str = typer.Argument(..., help="allowed | required | not-app
     from .ontology import Ontology
     from .shacl import rule_block
 
-    rule = make_rule(Ontology.load(ontology), kind, category=category, attribute=attribute,
-                     values=values.split(",") if values else None, regex=regex, low=low, high=high,
-                     condition=condition, consequence=then_not if kind == "excludes" else then, other=other,
-                     origin=origin)
-    warnings = add_rule(ontology, rule)
+    with claim([("--ontology", ontology)], wait=True):     # the rule is made from the file as it is now
+        rule = make_rule(Ontology.load(ontology), kind, category=category, attribute=attribute,
+                         values=values.split(",") if values else None, regex=regex, low=low, high=high,
+                         condition=condition, consequence=then_not if kind == "excludes" else then, other=other,
+                         origin=origin)
+        warnings = add_rule(ontology, rule)
     typer.echo(f"added {rule.id} to {ontology}:\n{rule_block(rule)}")
     for w in warnings:
         typer.echo(str(w), err=True)
@@ -112,7 +117,8 @@ def rules_remove(rule_id: str = typer.Argument(..., help="The rule's id, as `rul
     """
     from .authoring import remove_rule
 
-    remove_rule(ontology, rule_id)
+    with claim([("--ontology", ontology)], wait=True):
+        remove_rule(ontology, rule_id)
     typer.echo(f"removed {rule_id} from {ontology}")
 
 
@@ -149,7 +155,7 @@ def rules_test(catalog: Path = typer.Option(..., "--catalog", help="Catalog to t
                rule: Optional[str] = typer.Option(None, "--rule", help="A rule of the model's ontology: the effect "
                                                                        "of having it against not."),
                file: Optional[Path] = typer.Argument(None, help="Or: a Turtle file of rules to adopt."),
-               examples: int = typer.Option(10, help="Examples to show of each change."),
+               examples: int = typer.Option(10, callback=natural, help="Examples to show of each change."),
                as_json: bool = JsonOpt):
     """Dry run: which existing values a rule would flag and which completions it would reject or change.
 
@@ -187,10 +193,10 @@ def rules_test(catalog: Path = typer.Option(..., "--catalog", help="Catalog to t
 def rules_suggest(catalog: Path = typer.Argument(..., help="Catalog to mine."),
                   ontology: Optional[list[Path]] = typer.Option(None, "--ontology", help="Rules already adopted "
                                                                 "(and the file the commands will edit)."),
-                  min_support: int = typer.Option(50, help="Products a rule must speak about."),
-                  min_confidence: float = typer.Option(0.999, help="Share of them that must follow it already."),
+                  min_support: int = typer.Option(50, callback=count, help="Products a rule must speak about."),
+                  min_confidence: float = typer.Option(0.999, callback=share, help="Share of them that must follow it already."),
                   kind: Optional[str] = typer.Option(None, help="Only implies, differs, allowed or not-applicable."),
-                  top: int = typer.Option(30, help="Suggestions to show, best supported first."),
+                  top: int = typer.Option(30, callback=count, help="Suggestions to show, best supported first."),
                   as_json: bool = JsonOpt):
     """Rules the data support, each with support, confidence, exceptions and the command that adopts it.
 

@@ -140,7 +140,7 @@ def test_train_refuses_a_folder_that_is_not_a_model(saved, tmp_path, tiny_bert):
     shutil.copy(saved / "catalog.jsonl", folder / "catalog.jsonl")
     before = snapshot(folder)
     result = run("train", folder / "catalog.jsonl", "--out", folder, "--text-model", tiny_bert, "--epochs", 1)
-    assert result.exit_code == 2 and "not a kgattr model directory" in result.output and "\n" not in result.output
+    assert result.exit_code == 2 and "not a kgattr model directory" in result.output and "\n" not in result.output.strip()
     assert snapshot(folder) == before
     # a model directory holding a file of the user's is refused too
     shutil.copytree(saved / "model", tmp_path / "m")

@@ -1,0 +1,136 @@
+"""What every command shares: one-line errors, ``--debug``, and checks of option values.
+
+Every failure of input, file or environment ends with ``kgattr: error: PLACE: WHAT`` on one line of stderr and
+exit code 2, a usage error (unknown option, missing argument, bad value) too; a traceback only with ``--debug``
+or ``KGATTR_DEBUG=1``. Exit code 1 stays for the findings of ``rules check`` and ``rules lint``.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import signal
+import sys
+
+import typer
+from typer.core import TyperGroup
+
+from .exceptions import KgattrError
+
+try:                                   # recent typer vendors click; older releases used click itself
+    from typer._click import exceptions as _click
+except ImportError:
+    from click import exceptions as _click
+
+DEBUG = "kgattr.debug"                 # key of ctx.meta, shared by every context of one command line
+
+
+def one_line(error: BaseException) -> str:
+    """The message of an error as one line: a kgattr error as it is, an OSError naming its path, anything else
+    with its type and a hint to run with ``--debug``."""
+    if isinstance(error, KgattrError):
+        text = str(error)
+    elif isinstance(error, OSError) and error.filename is not None:
+        where = f"{error.filename} -> {error.filename2}" if error.filename2 is not None else str(error.filename)
+        text = f"{where}: {error.strerror or error}"
+    else:
+        text = f"{type(error).__name__}: {error} (run with --debug for the traceback)"
+    return _flat(text)
+
+
+def _flat(text: str) -> str:
+    return re.sub(r"\s*\n\s*", " ", text.strip())
+
+
+class _Failure(_click.ClickException):
+    exit_code = 2
+
+
+def _place(ctx) -> str:
+    names = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name)
+        ctx = ctx.parent
+    return " ".join(reversed(names)) or "kgattr"
+
+
+class KgattrGroup(TyperGroup):
+    """The root command: turns every error into one line on stderr and an exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (_click.ClickException, typer.Exit, typer.Abort, BrokenPipeError):     # a closed pipe: typer exits 1
+            raise
+        except Exception as e:
+            if ctx.meta.get(DEBUG) or os.environ.get("KGATTR_DEBUG", "") not in ("", "0"):
+                raise
+            raise _Failure(one_line(e)) from e
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = code if isinstance(code, int) else 0
+        except _click.NoArgsIsHelpError as e:
+            help_text = e.ctx.get_help()           # rich prints it itself and returns ""
+            if help_text:
+                typer.echo(help_text)
+            code = e.exit_code
+        except _click.UsageError as e:
+            typer.echo(f"kgattr: error: {_place(e.ctx)}: {_flat(e.format_message())}", err=True)
+            code = e.exit_code
+        except _click.ClickException as e:
+            typer.echo(f"kgattr: error: {_flat(e.format_message())}", err=True)
+            code = e.exit_code
+        except typer.Abort:
+            typer.echo("kgattr: error: aborted", err=True)
+            code = 1
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def debug_option(ctx: typer.Context,
+                 debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error "
+                                                                   "(or set KGATTR_DEBUG=1).")) -> None:
+    """The root of the command line: its global option (the app's help text is the Typer's)."""
+    if debug:
+        ctx.meta[DEBUG] = True
+
+
+def terminate_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so that ``finally`` blocks run (temporary files removed) before exiting."""
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def within(low: float | None = None, high: float | None = None, *, open_low: bool = False,
+           open_high: bool = False):
+    """An option callback refusing NaN, infinities and values outside [low, high] (or an open end).
+
+    Args:
+        low, high: the bounds (None: unbounded on that side).
+        open_low, open_high: leave that bound out of the interval.
+    """
+    interval = f"{'>' if open_low else '>='} {low}" if high is None else \
+        f"{'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
+
+    def check(value):
+        if value is None:
+            return value
+        if isinstance(value, float) and not math.isfinite(value):
+            raise typer.BadParameter(f"{value} is not a finite number")
+        if (low is not None and (value < low or (open_low and value == low))) or \
+                (high is not None and (value > high or (open_high and value == high))):
+            raise typer.BadParameter(f"{value} is not {'in ' if high is not None else ''}{interval}")
+        return value
+    return check
+
+
+share = within(0, 1)                                   # a confidence or share: [0, 1]
+rate = within(0, 1, open_high=True)                    # a share of products or cells to hide: [0, 1)
+count = within(1)                                      # a number of things: >= 1
+natural = within(0)                                    # seeds, 0-means-all counts: >= 0
+finite = within()                                      # any finite number
