@@ -11,8 +11,7 @@ export HF_HUB_OFFLINE := 1
 # Quiet install: pip's version check, script-location notes and Python warnings off; the lines a machine-wide
 # pip config prints for index folders that lack a package are dropped. Errors still show and still fail.
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-export PIP_NO_WARN_SCRIPT_LOCATION := 1
-PIP := PYTHONWARNINGS=ignore $(BIN)/pip install -q
+PIP := PYTHONWARNINGS=ignore $(BIN)/pip install -q --no-warn-script-location
 QUIET := 2>&1 | { grep -v -e "is ignored: it is neither a file nor a directory" || true; }
 
 # the demo's rule: an expert says mesh sports shoes never fasten with Velcro

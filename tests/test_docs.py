@@ -124,8 +124,8 @@ SKIPPED = {False: _skipped(SHOWN, trains=False), True: _skipped(SHOWN, trains=Tr
 @pytest.fixture(scope="session")
 def demo_files(tmp_path_factory, tiny_bert):
     """(work folder, its pristine copy): the repository's files after `make demo` and `make demo-extract`, run on
-    the tiny encoder. Pages run in the work folder itself, restored each time: models name their ontology by
-    absolute path."""
+    the tiny encoder. Each page runs in the work folder itself, restored first, so that every path a model
+    recorded stays true."""
     root = tmp_path_factory.mktemp("demo")
     work, pristine = root / "work", root / "pristine"
     for name in ("data/sample.jsonl", "ontology/sample.ttl"):
