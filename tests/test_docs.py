@@ -148,12 +148,11 @@ def _with_test_encoder(args: list[str], encoder: str) -> list[str]:
     return [*args, "--text-model", encoder, *extra]
 
 
-def _fresh(demo_files, monkeypatch) -> Path:
+def _fresh(demo_files, monkeypatch) -> None:
     work, pristine = demo_files
     shutil.rmtree(work)
     shutil.copytree(pristine, work)
     monkeypatch.chdir(work)
-    return work
 
 
 def _run_page(page: str, skipped: dict[int, str], encoder: str) -> None:
