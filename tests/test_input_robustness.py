@@ -284,3 +284,22 @@ def test_rule_mining_refuses_thresholds_it_cannot_use(catalog, options, option):
 
     with pytest.raises(KgattrError, match=option):
         suggest(catalog, **options)
+
+
+@pytest.mark.slow
+def test_regex_patterns_agree_with_pyshacl(catalog):
+    """The compiled checks match patterns with the regex module (and a time limit); pySHACL, the reference, with re."""
+    from kgattr.ontology import Property, Shape
+    from kgattr.rules import shacl_violations
+
+    patterns = ["^[A-M]", "o", "^\\d+$", "(?i)^nike$", "\\s", "^(Cotton|Linen)$", "[^a-z]$", "\\w{6,}", "^.{0,5}$",
+                "(a|e)\\1", "^(?!Adults)", "ü|é", "\\bFit\\b"]
+    onto = Ontology.induce(catalog)
+    names = sorted(onto.attributes)
+    for i, pattern in enumerate(patterns):
+        rid = f"pattern/all/p{i}"
+        onto.shapes.append(Shape(rid, (), properties={names[i % len(names)]: Property(rid, pattern=pattern)}))
+    compiled = {(v.sku, v.attribute, v.value, v.rule) for v in RuleSet(onto).violations(catalog)}
+    reference = {(v.sku, v.attribute, v.value, v.rule) for v in shacl_violations(catalog, onto)}
+    assert compiled == reference
+    assert {rule for *_, rule in compiled if rule.startswith("pattern/")}
