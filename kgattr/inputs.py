@@ -4,6 +4,7 @@ text."""
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import re
 import zlib
@@ -43,7 +44,7 @@ def open_input(path, error=CatalogError) -> BinaryIO:
         raise error(f"{name}: named .gz but not gzip data")
     if magic == GZIP_MAGIC:
         f.close()
-        return gzip.open(path, "rb")
+        return io.BufferedReader(gzip.open(path, "rb"), buffer_size=1 << 18)   # large reads: fewer zlib calls
     return f
 
 
