@@ -86,9 +86,25 @@ def make_rule(ontology: Ontology, kind: str, *, category: str | None = None, att
               values: list[str] | None = None, regex: str | None = None, low: float | None = None,
               high: float | None = None, condition: str | None = None, consequence: str | None = None,
               other: str | None = None, origin: str | None = None) -> Shape | Conditional:
-    """A new rule of ``kind`` (one of :data:`KINDS`), its names checked against ``ontology``."""
+    """A new rule of ``kind`` (one of :data:`KINDS`), its names checked against ``ontology``; an error names the
+    option (``--min``, ``--values``, ...) that is wrong."""
+    import math
+
+    from .inputs import encodable
+
     if kind not in KINDS:
         raise RuleError(f"unknown kind of rule {kind!r} (choose from {', '.join(KINDS)})")
+    # no option may hold a line break or another control character: it would break the block's comment line
+    texts = {"--category": category, "--attribute": attribute, "--regex": regex, "--if": condition,
+             "--then-not" if kind == "excludes" else "--then": consequence, "--from": other, "--origin": origin}
+    for option, text in [*texts.items(), *(("--values", v) for v in values or ())]:
+        if text is not None and (not isinstance(text, str) or not encodable(text)
+                                 or re.search(r"[\x00-\x1f\x7f\x85\u2028\u2029]", text)):
+            raise RuleError(f"{option}: {text!r} is not one line of text")
+    for option, number in (("--min", low), ("--max", high)):
+        if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float))
+                                   or not math.isfinite(number)):
+            raise RuleError(f"{option}: {number!r} is not a finite number")
     path = resolve_category(ontology, category)
     made = {"origin": origin or f"expert: {getpass.getuser()}", "added": _dt.date.today().isoformat()}
     where = slug(".".join(path)) if path else "all"
@@ -102,8 +118,8 @@ def make_rule(ontology: Ontology, kind: str, *, category: str | None = None, att
     name = _attribute(ontology, attribute)
     rid = _unique(ontology, f"{kind}/{where}/{slug(name)}")
     if kind == "allowed":
-        if not values:
-            raise RuleError("--values is required for an allowed rule")
+        if not values or not all(v.strip() for v in values):
+            raise RuleError("--values is required for an allowed rule, and no value may be blank")
         prop = Property(rid, frozenset(_value(ontology, name, v.strip(), "--values") for v in values))
     elif kind == "required":
         prop = Property(rid, min_count=1)
@@ -115,10 +131,13 @@ def make_rule(ontology: Ontology, kind: str, *, category: str | None = None, att
             raise RuleError(f"--attribute and --from name the same attribute {name!r}")
         prop = Property(rid, disjoint=frozenset({second}))
     elif kind == "pattern":
-        try:
-            re.compile(regex or "")
-        except re.error as e:
-            raise RuleError(f"malformed --regex {regex!r}: {e}") from None
+        import regex as regex_engine                # the compiled checks' engine; re is pySHACL's
+
+        for engine in (re, regex_engine):
+            try:
+                engine.compile(regex or "")
+            except (engine.error, ValueError, OverflowError, RecursionError) as e:
+                raise RuleError(f"malformed --regex {regex!r}: {str(e).splitlines()[0]}") from None
         if not regex:
             raise RuleError("--regex is required for a pattern rule")
         prop = Property(rid, pattern=regex)

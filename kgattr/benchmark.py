@@ -199,7 +199,7 @@ def plot(bench: Benchmark, directory: Path) -> list[Path]:
 
 def write_report(bench: Benchmark, directory) -> None:
     """report.json, report.md and the plots, each written to a temporary file first."""
-    from .catalog import atomic_write
+    from .outputs import atomic_write
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Catalog input and output: JSON Lines (canonical), CSV and Parquet in wide form.
+"""Catalog input and output: JSON Lines (canonical); CSV, TSV, Parquet and pandas DataFrames in wide form.
 
 A product is ``{"sku", "title", "description", "category": [root, ..., leaf], "attributes": {name: value}}``.
 Unknown extra fields are kept on read and written back unchanged, so a catalog round-trips.
@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 from .exceptions import CatalogError
-from .outputs import _umask, atomic_write  # noqa: F401  (writers elsewhere import them from here)
+from .inputs import (READ_ERRORS, SURROGATE_ESCAPE, bad_text, cell_text, decode_text, describe, encodable,
+                     file_label, open_input, read_input)
+from .outputs import atomic_write
 
 CORE_FIELDS = ("sku", "title", "description", "category", "attributes")
+_CORE = frozenset(CORE_FIELDS)
 # Wide-form column that holds the category path, levels joined by this separator.
 CATEGORY_SEPARATOR = " > "
 
@@ -66,96 +70,248 @@ class Catalog:
         return sku in self.index
 
 
+# ---- reading ------------------------------------------------------------------------------------------------------
+FORMATS = ("jsonl", "csv", "tsv", "parquet")
+EXTENSIONS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv",
+              ".parquet": "parquet"}
+
+
 def _check_product(record: object, where: str) -> Product:
+    """A product from a parsed record; null means missing but for ``sku``. Errors name ``where`` and the field."""
     if not isinstance(record, dict):
-        raise CatalogError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        raise CatalogError(f"{where}: expected a JSON object, got {describe(record)}")
     sku = record.get("sku")
     if sku is None or sku == "":
         raise CatalogError(f"{where}: field 'sku': missing")
     if not isinstance(sku, str):
-        raise CatalogError(f"{where}: field 'sku': expected a string, got {json.dumps(sku)}")
+        raise CatalogError(f"{where}: field 'sku': expected a string, got {describe(sku)}")
     for name in ("title", "description"):
-        value = record.get(name, "")
-        if value is None:
-            value = ""
-        if not isinstance(value, str):
-            raise CatalogError(f"{where}: field {name!r}: expected a string, got {json.dumps(value)[:60]}")
-    category = record.get("category", [])
-    if isinstance(category, str):
+        if not isinstance(record.get(name, ""), (str, type(None))):
+            raise CatalogError(f"{where}: field {name!r}: expected a string, got {describe(record[name])}")
+    category = record.get("category")
+    if category is None:
+        category = []
+    elif isinstance(category, str):
         category = [c.strip() for c in category.split(CATEGORY_SEPARATOR.strip()) if c.strip()]
-    if not isinstance(category, list) or not all(isinstance(c, str) for c in category):
-        raise CatalogError(f"{where}: field 'category': expected a list of strings")
-    attributes = record.get("attributes", {}) or {}
-    if not isinstance(attributes, dict):
-        raise CatalogError(f"{where}: field 'attributes': expected an object")
+    if not isinstance(category, list):
+        raise CatalogError(f"{where}: field 'category': expected a list of strings, got {describe(category)}")
+    for i, level in enumerate(category):
+        if not isinstance(level, str) or not level.strip():
+            raise CatalogError(f"{where}: field 'category[{i}]': expected a category name, got "
+                               f"{describe(level) if not isinstance(level, str) else 'a blank string'}")
+    attributes = record.get("attributes")
+    if not isinstance(attributes, (dict, type(None))):
+        raise CatalogError(f"{where}: field 'attributes': expected an object, got {describe(attributes)}")
+    try:                                                # the common case: every value a string, every name set
+        kept = {name: value for name, value in (attributes or {}).items() if value.strip()}
+        ok = all(map(str.strip, kept))
+    except AttributeError:                              # a value that is not a string
+        ok = False
+    if not ok:
+        kept = _attributes(attributes, where)
+    extra = {} if record.keys() <= _CORE else {k: v for k, v in record.items() if k not in _CORE}
+    return Product(sku, record.get("title") or "", record.get("description") or "", tuple(category), kept, extra)
+
+
+def _attributes(attributes: dict, where: str) -> dict[str, str]:
+    """The non-blank values of ``attributes`` (null: missing), or the error of the first bad one."""
+    kept = {}
     for name, value in attributes.items():
-        if not isinstance(value, str):
-            raise CatalogError(f"{where}: field 'attributes.{name}': expected a string, got {json.dumps(value)[:60]}")
-    extra = {k: v for k, v in record.items() if k not in CORE_FIELDS}
-    return Product(sku, record.get("title") or "", record.get("description") or "", tuple(category),
-                   {k: v for k, v in attributes.items() if v.strip()}, extra)
+        if not isinstance(value, (str, type(None))):
+            raise CatalogError(f"{where}: field {'attributes.' + name!r}: expected a string, got {describe(value)}")
+        if value and value.strip():
+            if not name.strip():
+                raise CatalogError(f"{where}: field 'attributes': a value under a blank name")
+            kept[name] = value
+    return kept
 
 
-def _open_text(path: Path, mode: str):
-    if path.suffix == ".gz":
-        return gzip.open(path, mode + "t", encoding="utf-8")
-    return open(path, mode, encoding="utf-8")
-
-
-def read_json_lines(path: Path) -> Iterator[tuple[str, object]]:
-    """(``file:line``, parsed record) of each non-blank line of a JSON Lines file (optionally gzipped)."""
-    with _open_text(path, "r") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
+def _json_records(stream: BinaryIO, name: str) -> Iterator[tuple[str, object]]:
+    n = 0
+    try:
+        for n, raw in enumerate(stream, 1):
+            if raw.isspace():
                 continue
+            where = f"{name}:{n}"
             try:
-                yield f"{path}:{n}", json.loads(line)
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                decode_text(raw, name, first_line=n)    # raises, naming the column
+            if n == 1:
+                line = line.removeprefix("\ufeff")
+            try:
+                record = json.loads(line)
             except json.JSONDecodeError as e:
-                raise CatalogError(f"{path}:{n}: malformed JSON ({e.msg} at column {e.colno})") from None
+                raise CatalogError(f"{where}: malformed JSON ({e.msg} at column {e.colno})") from None
+            except ValueError:                          # an integer of more digits than Python converts
+                raise CatalogError(f"{where}: malformed JSON (a number too long to read)") from None
+            except RecursionError:
+                raise CatalogError(f"{where}: malformed JSON (nested too deeply)") from None
+            if SURROGATE_ESCAPE.search(line) and isinstance(record, dict):
+                try:
+                    field = bad_text(record)
+                except RecursionError:
+                    raise CatalogError(f"{where}: malformed JSON (nested too deeply)") from None
+                if field is not None:
+                    raise CatalogError(f"{where}: field {field!r}: not valid Unicode text (a lone surrogate)")
+            yield where, record
+    except READ_ERRORS as e:
+        raise CatalogError(f"{name}:{n + 1}: damaged gzip data ({e})") from None
 
 
-def _read_jsonl(path: Path) -> Iterator[Product]:
-    for where, record in read_json_lines(path):
-        yield _check_product(record, where)
+def read_json_lines(path) -> Iterator[tuple[str, object]]:
+    """(``file:line``, parsed record) of each non-blank line of a JSON Lines file (gzip data read as such).
+
+    Raises:
+        CatalogError: naming the file and the line (and field, for text that could not be written back).
+    """
+    with open_input(path) as f:
+        yield from _json_records(f, file_label(path))
 
 
-def _read_wide(path: Path) -> Iterator[Product]:
+def _wide_record(cells: dict) -> dict:
+    """The product record of a wide-form row {column: text or None}."""
+    record = {k: cells[k] for k in ("sku", "title", "description", "category") if k in cells}
+    record["attributes"] = {k: v for k, v in cells.items() if k not in CORE_FIELDS}
+    return record
+
+
+def _check_columns(columns: list, name: str) -> None:
+    seen = set()
+    for i, column in enumerate(columns, 1):
+        if not isinstance(column, str):
+            raise CatalogError(f"{name}: column {i}: expected a name, got {describe(column)}")
+        if not column.strip() or not encodable(column):
+            raise CatalogError(f"{name}: column {i}: {'a blank name' if encodable(column) else 'a lone surrogate'}")
+        if column in seen:
+            raise CatalogError(f"{name}: column {i}: field {column!r}: a second column of that name")
+        if column == "attributes":
+            raise CatalogError(f"{name}: column {i}: field 'attributes': wide form has one column per attribute")
+        seen.add(column)
+    if "sku" not in seen:
+        raise CatalogError(f"{name}: field 'sku': no such column")
+
+
+def _csv_products(text: str, name: str, delimiter: str) -> Iterator[tuple[str, Product]]:
+    import csv
+
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    header, end = None, 0
+    while True:
+        start = end + 1                                 # a quoted cell may span lines: name the row's first
+        try:
+            row = next(reader, None)
+        except csv.Error as e:
+            raise CatalogError(f"{name}:{reader.line_num}: malformed {kind} ({e})") from None
+        end = reader.line_num
+        if row is None:
+            return
+        if not row:
+            continue
+        if header is None:
+            _check_columns(row, name)
+            header = row
+        elif len(row) != len(header):
+            raise CatalogError(f"{name}:{start}: {len(row)} fields where the header has {len(header)}")
+        else:
+            yield f"{name}:{start}", _check_product(_wide_record(dict(zip(header, row))), f"{name}:{start}")
+
+
+def _frame_products(frame, name: str) -> Iterator[tuple[str, Product]]:
+    """Products of a DataFrame in wide form; ``where`` is ``name: row N`` (N from 0, as ``iloc`` counts)."""
+    if "sku" not in frame.columns and frame.index.name == "sku":
+        frame = frame.reset_index()
+    columns = list(frame.columns)
+    _check_columns(columns, name)
+    for i, row in enumerate(frame.itertuples(index=False, name=None)):
+        where, cells = f"{name}: row {i}", {}
+        for column, value in zip(columns, row):
+            try:
+                # a list column (Parquet list<string>, an array) holds a category path; elsewhere it is refused
+                listed = column == "category" and (getattr(value, "ndim", 0) or isinstance(value, (list, tuple)))
+                cells[column] = list(value) if listed else cell_text(value)
+            except ValueError as e:
+                raise CatalogError(f"{where}: field {column!r}: {e}") from None
+        yield where, _check_product(_wide_record(cells), where)
+
+
+def _parquet_frame(data: bytes, name: str):
     import pandas as pd
 
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str, keep_default_na=False)
-    if "sku" not in frame.columns:
-        raise CatalogError(f"{path}: field 'sku': no such column")
-    attribute_columns = [c for c in frame.columns if c not in CORE_FIELDS]
-    # CSV line numbers: header is line 1.
-    for n, row in enumerate(frame.to_dict("records"), 2):
-        attributes = {}
-        for c in attribute_columns:
-            v = row[c]
-            if v is None or (isinstance(v, float) and v != v) or v == "":
-                continue
-            attributes[c] = v
-        record = {k: row[k] for k in ("sku", "title", "description", "category") if k in row}
-        if isinstance(record.get("sku"), float) or isinstance(record.get("sku"), int):
-            raise CatalogError(f"{path}:{n}: field 'sku': expected a string, got {record['sku']!r}")
-        record["attributes"] = attributes
-        yield _check_product(record, f"{path}:{n}")
+    try:
+        # as objects: every cell decoded now, so that bad text in the file fails here
+        return pd.read_parquet(io.BytesIO(data), dtype_backend="numpy_nullable").astype(object)
+    except Exception as e:  # pyarrow raises several types (ArrowInvalid, OSError, ...); all mean a broken file
+        why = (str(e).splitlines() or [type(e).__name__])[0][:200]
+        raise CatalogError(f"{name}: not a readable Parquet file ({why})") from None
 
 
-def read_catalog(path: str | os.PathLike) -> Catalog:
-    """Read a catalog (``.jsonl``, ``.jsonl.gz``, ``.csv``, ``.parquet``); errors name file, line and field."""
-    path = Path(path)
-    if not path.exists():
-        raise CatalogError(f"{path}: no such file")
-    reader = _read_wide if path.suffix in (".csv", ".parquet") else _read_jsonl
-    products = []
-    seen: dict[str, int] = {}
-    for p in reader(path):
+def _sniff(data: bytes, name: str) -> str:
+    """The format that the content of a file of an unknown extension looks like."""
+    if data[:4] == b"PAR1":
+        return "parquet"
+    head = data[:65536].lstrip(b"\xef\xbb\xbf \t\r\n")
+    first = head.split(b"\n", 1)[0]
+    if head[:1] == b"{":
+        return "jsonl"
+    if b"\t" in first:
+        return "tsv"
+    if b"," in first or first.strip() == b"sku":
+        return "csv"
+    raise CatalogError(f"{name}: cannot tell the catalog format from the name or the content; name the file "
+                       f".jsonl, .csv, .tsv or .parquet, or give the format")
+
+
+def read_catalog(source, *, format: str | None = None) -> Catalog:
+    """Read a catalog from a file or a pandas DataFrame; any bad input raises CatalogError in one line.
+
+    Args:
+        source: a path (JSON Lines, CSV, TSV or Parquet; gzip data under any name) or a DataFrame in the wide form
+            of CSV (columns ``sku``, ``title``, ``description``, ``category`` with levels joined by " > ", and one
+            column per attribute; None and NaN mean missing).
+        format: one of :data:`FORMATS`; None: by the extension (``.jsonl``/``.json``/``.ndjson``, ``.csv``,
+            ``.tsv``, ``.parquet``, each optionally ``.gz``), else by the content.
+
+    Returns:
+        The :class:`Catalog`. Typed cells of Parquet and DataFrames read as a person writes them (2012.0 -> "2012");
+        CSV and TSV cells are text and read as they stand.
+
+    Raises:
+        CatalogError: naming the file and line (``row N`` for Parquet and DataFrames) and the field.
+    """
+    if format is not None and format not in FORMATS:
+        raise CatalogError(f"unknown catalog format {format!r} (choose from {', '.join(FORMATS)})")
+    if not isinstance(source, (str, os.PathLike)):
+        import pandas as pd
+
+        if not isinstance(source, pd.DataFrame):
+            raise CatalogError(f"cannot read a catalog from {describe(source)}: give a file or a pandas DataFrame")
+        return _collect(_frame_products(source, "<DataFrame>"), "<DataFrame>")
+    path, name = Path(source), file_label(source)
+    format = format or EXTENSIONS.get(os.path.splitext(path.name.lower().removesuffix(".gz"))[1])
+    if format == "jsonl":                               # streamed: the common case, and the largest files
+        with open_input(path) as f:
+            return _collect(((w, _check_product(r, w)) for w, r in _json_records(f, name)), name)
+    data = read_input(path)
+    format = format or _sniff(data, name)
+    if format == "parquet":
+        return _collect(_frame_products(_parquet_frame(data, name), name), name)
+    if format == "jsonl":
+        return _collect(((w, _check_product(r, w)) for w, r in _json_records(io.BytesIO(data), name)), name)
+    return _collect(_csv_products(decode_text(data, name), name, "\t" if format == "tsv" else ","), name)
+
+
+def _collect(products: Iterable[tuple[str, Product]], name: str) -> Catalog:
+    out, seen = [], {}
+    for where, p in products:
         if p.sku in seen:
-            raise CatalogError(f"{path}: product {len(products) + 1}: field 'sku': duplicate SKU {p.sku!r} "
-                               f"(first at product {seen[p.sku] + 1})")
-        seen[p.sku] = len(products)
-        products.append(p)
-    return Catalog(products, str(path))
+            raise CatalogError(f"{where}: field 'sku': duplicate SKU {p.sku!r} (first at {seen[p.sku]})")
+        seen[p.sku] = where
+        out.append(p)
+    if not out:
+        raise CatalogError(f"{name}: no products")
+    return Catalog(out, name)
 
 
 def jsonl_writer(records: Iterable[dict], path: str | os.PathLike) -> Callable[[Path], None]:

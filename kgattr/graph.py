@@ -79,7 +79,7 @@ class CatalogGraph:
         """Write ``nodes.json`` + ``edges.safetensors`` (and ``graph.graphml``) into ``directory``."""
         from safetensors.numpy import save_file
 
-        from .catalog import atomic_write
+        from .outputs import atomic_write
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)

@@ -74,7 +74,7 @@ class NeighbourIndex:
     def save(self, path) -> None:
         import faiss
 
-        from .catalog import atomic_write
+        from .outputs import atomic_write
 
         atomic_write(path, lambda tmp: faiss.write_index(self.index_, str(tmp)))
 

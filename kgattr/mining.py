@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .exceptions import OntologyError
 from .ontology import Ontology, category_label
 from .rules import RuleSet
 
@@ -47,11 +48,16 @@ def suggest(catalog, ontology: Ontology | None = None, *, min_support: int = 50,
 
     Args:
         min_support: products a rule must speak about (for an implication: holding the condition and a value of
-            the consequence's attribute).
+            the consequence's attribute); at least 1.
         min_confidence: share of those that must follow it already.
         max_base_rate: an implication into a value more common than this among all products of its scope is
             not worth a rule.
     """
+    if not (isinstance(min_support, int) and min_support >= 1):
+        raise OntologyError(f"--min-support: expected a whole number of products, at least 1, got {min_support!r}")
+    for option, share in (("--min-confidence", min_confidence), ("max_base_rate", max_base_rate)):
+        if not (isinstance(share, (int, float)) and 0 <= share <= 1):
+            raise OntologyError(f"{option}: expected a share between 0 and 1, got {share!r}")
     ontology = ontology or Ontology.induce(catalog)
     rules = RuleSet(ontology)
     out = _implications(catalog, ontology, min_support, min_confidence, max_base_rate)

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .catalog import Product, _umask
+from .catalog import Product
+from .outputs import umask
 from .exceptions import ModelError
 from .extraction import ExtractedValues
 from .graph import CatalogGraph
@@ -95,7 +96,7 @@ def save(completer, path) -> None:
     try:
         _write(completer, tmp, home)
         write_manifest(tmp)
-        tmp.chmod(0o777 & ~_umask())                      # mkdtemp creates 0700
+        tmp.chmod(0o777 & ~umask())                      # mkdtemp creates 0700
         moved = False
         try:
             if path.exists():
@@ -149,7 +150,7 @@ def _write(c, tmp: Path, home: Path) -> None:
                        [(p.sku, json.dumps(p.to_json(), ensure_ascii=False)) for p in c.products_])
     db.close()
     for f in tmp.iterdir():
-        f.chmod(0o666 & ~_umask())
+        f.chmod(0o666 & ~umask())
 
 
 def _check_config(file: Path, config: dict, cls) -> None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import json
+import os
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -228,42 +230,40 @@ class Ontology:
         return "\n".join(out) + "\n"
 
     def save(self, path, **kwargs) -> None:
-        from .catalog import atomic_write
+        from .outputs import atomic_write
 
         text = self.to_turtle(**kwargs)
         atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
     @classmethod
     def load(cls, *paths) -> "Ontology":
-        """Read one or more Turtle files as one ontology; a syntax error names the file and line.
+        """Read one or more Turtle files as one ontology; an error names the file and, for syntax, the line.
 
-        The parsed form is cached by the files' content hash, so unchanged files load in milliseconds.
+        The parsed form is cached by the files' content hash, so unchanged files load in milliseconds; a damaged
+        cache file is set aside (``*.damaged``) and rebuilt.
         """
         import hashlib
-        import json
 
+        from .outputs import atomic_write
+        from .inputs import file_label, read_input
         from .shacl import parse_turtle
         from .text import default_cache_dir
 
         digest = hashlib.sha1()
         for path in paths:
-            try:
-                digest.update(Path(path).read_bytes() + b"\0")
-            except FileNotFoundError:
-                raise OntologyError(f"{path}: no such file") from None
+            digest.update(read_input(path, OntologyError) + b"\0")
         sources = tuple(str(Path(p).resolve()) for p in paths)
-        cached = default_cache_dir() / f"ontology-v3-{digest.hexdigest()}.json"
-        if cached.exists():
-            return dataclasses.replace(cls.from_json(json.loads(cached.read_text())), sources=sources)
-        onto = dataclasses.replace(cls.from_graph(parse_turtle(*paths), ", ".join(map(str, paths))), sources=sources)
-        try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            from .catalog import atomic_write
-
-            atomic_write(cached, lambda tmp: tmp.write_text(json.dumps(onto.to_json())))
-        except OSError:
-            pass                                     # a read-only cache only costs speed
-        return onto
+        cached = default_cache_dir() / f"ontology-v4-{digest.hexdigest()}.json"
+        onto = _from_cache(cached)
+        if onto is None:
+            onto = cls.from_graph(parse_turtle(*paths), ", ".join(map(file_label, paths)))
+            body = json.dumps(onto.to_json())
+            try:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(cached, lambda tmp: tmp.write_text(_checksum(body) + "\n" + body, encoding="utf-8"))
+            except OSError:
+                pass                                 # a read-only cache only costs speed
+        return dataclasses.replace(onto, sources=sources)
 
     def to_json(self) -> dict:
         def prop(p: Property) -> dict:
@@ -293,3 +293,30 @@ class Ontology:
         from .shacl import GraphReader
 
         return GraphReader(graph, where).ontology()
+
+
+def _checksum(body: str) -> str:
+    import hashlib
+
+    return hashlib.sha1(body.encode("utf-8")).hexdigest()
+
+
+def _from_cache(path: Path) -> Ontology | None:
+    """The ontology a cache file holds (its first line the checksum of the rest); None when there is none or it is
+    damaged, which is then moved aside to ``*.damaged`` for the caller to rebuild."""
+    try:
+        checksum, _, body = path.read_text(encoding="utf-8").partition("\n")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):                    # unreadable, or not UTF-8: damaged
+        checksum, body = "", ""
+    try:
+        if checksum == _checksum(body):
+            return Ontology.from_json(json.loads(body))
+    except Exception:  # a body of another shape fails in many ways; all only cost a rebuild
+        pass
+    try:
+        os.replace(path, path.with_name(path.name + ".damaged"))
+    except OSError:
+        pass
+    return None

@@ -28,7 +28,7 @@ class OutputError(KgattrError):
     """An output that would overwrite an input, is written by another command now, or cannot be written."""
 
 
-def _umask() -> int:
+def umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -182,7 +182,7 @@ def write_set(writers: dict[Path, Callable[[Path], None]]) -> None:
                 if e.filename is None or e.filename == name:
                     raise OSError(e.errno, e.strerror or str(e), str(path)) from e
                 raise
-            mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o666 & ~_umask()
+            mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o666 & ~umask()
             os.chmod(tmp, mode)                             # mkstemp creates 0600
         for tmp, target in staged:
             os.replace(tmp, target)

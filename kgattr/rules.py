@@ -9,11 +9,11 @@ one product differ (either may be the one that breaks it). A category without ru
 """
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .exceptions import OntologyError
 from .ontology import ATTRIBUTE, KG, PRODUCT, RULE, Conditional, Ontology, attribute_iri, category_iri, category_label
 from .shacl import NUMBER
 
@@ -32,9 +32,33 @@ class Violation:
         return f"{self.sku}: {self.attribute}={self.value!r} breaks {self.rule} ({self.kind})"
 
 
+# seconds one pattern match may take: a pattern that backtracks catastrophically ((a|aa)+$) fails instead of hanging
+PATTERN_TIMEOUT = 1.0
+
+
 @lru_cache(maxsize=1024)
-def _regex(pattern: str) -> re.Pattern:
-    return re.compile(pattern)
+def _regex(pattern: str):
+    import regex
+
+    return regex.compile(pattern)
+
+
+def _matches(p, value: str) -> bool:
+    """Whether the pattern of property shape ``p`` is found in ``value`` (with the `regex` module, whose patterns
+    are Python's, and a time limit).
+
+    Raises:
+        OntologyError: naming the rule, when its pattern is malformed or a match takes over PATTERN_TIMEOUT.
+    """
+    import regex
+
+    try:
+        return _regex(p.pattern).search(value, timeout=PATTERN_TIMEOUT) is not None
+    except TimeoutError:
+        raise OntologyError(f"rule {p.id}: pattern {p.pattern!r} took over {PATTERN_TIMEOUT:g} s on the value "
+                            f"{value[:60]!r}; write it without nested repetition such as (a+)+") from None
+    except (regex.error, ValueError, OverflowError, RecursionError) as e:
+        raise OntologyError(f"rule {p.id}: malformed pattern {p.pattern!r}: {str(e).splitlines()[0]}") from None
 
 
 class _Compiled:
@@ -96,7 +120,7 @@ class RuleSet:
                 yield p.id, "not-applicable"
             if p.values is not None and value not in p.values:
                 yield p.id, "not-allowed"
-            if p.pattern is not None and not _regex(p.pattern).search(value):
+            if p.pattern is not None and not _matches(p, value):
                 yield p.id, "pattern"
             if p.low is not None or p.high is not None:
                 x = float(value) if NUMBER.fullmatch(value) else None

@@ -30,18 +30,25 @@ def value_n3(value: str) -> str:
 
 
 def parse_turtle(*paths, graph=None):
-    """One rdflib graph of the Turtle files ``paths`` (added to ``graph`` when given); a syntax error is an
-    OntologyError naming file and line."""
+    """One rdflib graph of the Turtle files ``paths`` (added to ``graph`` when given); an unreadable file or a syntax
+    error is an OntologyError naming the file and line."""
+    from pathlib import Path
+
     from rdflib import Graph
+
+    from .inputs import decode_text, encodable, file_label, read_input
 
     graph = Graph() if graph is None else graph
     for path in paths:
+        text = decode_text(read_input(path, OntologyError), file_label(path), OntologyError)
         try:
-            graph.parse(str(path), format="turtle")
-        except FileNotFoundError:
-            raise OntologyError(f"{path}: no such file") from None
+            graph.parse(data=text, format="turtle", publicID=Path(path).resolve().as_uri())
         except Exception as e:  # rdflib raises several parser types; all mean a broken file
-            raise OntologyError(syntax_error(path, e)) from None
+            raise OntologyError(syntax_error(file_label(path), e)) from None
+        # a \uD800 escape reads as a lone surrogate, which no file can hold
+        bad = next((t for triple in graph for t in triple if not str(t).isascii() and not encodable(str(t))), None)
+        if bad is not None:
+            raise OntologyError(f"{file_label(path)}: {str(bad)[:60]!r}: not valid Unicode text (a lone surrogate)")
     return graph
 
 
@@ -50,7 +57,7 @@ def syntax_error(path, error: Exception) -> str:
     text = str(error)
     line = re.search(r"at line (\d+)", text)
     why = re.search(r"Bad syntax \(([^)]*)\)", text)
-    detail = f"bad Turtle syntax ({why.group(1)})" if why else text.splitlines()[0][:300] if text else type(error).__name__
+    detail = f"bad Turtle syntax ({why.group(1) if why else (text.splitlines() or [type(error).__name__])[0][:300]})"
     return f"{path}:{line.group(1)}: {detail}" if line else f"{path}: {detail}"
 
 
@@ -123,7 +130,11 @@ def rule_block(rule: Shape | Conditional) -> str:
 
 
 class GraphReader:
-    """Reads the rule forms of the module docstring out of an rdflib graph; other shapes are listed as uncompiled."""
+    """Reads the rule forms of the module docstring out of an rdflib graph; other shapes are listed as uncompiled.
+
+    A shape of a form the compiled checks cannot read (several values where one is meant, a literal where a number
+    is, a broken RDF list) is listed as uncompiled; names that are not kgattr IRIs are OntologyErrors.
+    """
 
     # predicates the compiled checks understand (or that carry no constraint)
     PROPERTY_KEYS = {"path", "in", "minCount", "maxCount", "pattern", "minInclusive", "maxInclusive", "disjoint",
@@ -134,21 +145,75 @@ class GraphReader:
 
         self.g, self.where, self.SH = graph, where, SH
 
-    def path_of(self, iri) -> tuple[str, ...]:
+    def _iri_parts(self, iri, base: str, what: str) -> list[str]:
+        from rdflib import URIRef
+
         s = str(iri)
-        if not s.startswith(CATEGORY):
-            raise OntologyError(f"{self.where}: {s} is not a kgattr category IRI")
-        return tuple(unquote(part) for part in s[len(CATEGORY):].split("/"))
+        parts = [unquote(part) for part in s[len(base):].split("/")] if s.startswith(base) else []
+        if not isinstance(iri, URIRef) or not parts or not all(p.strip() for p in parts):
+            raise OntologyError(f"{self.where}: {s!r} is not a kgattr {what} IRI")
+        return parts
+
+    def path_of(self, iri) -> tuple[str, ...]:
+        return tuple(self._iri_parts(iri, CATEGORY, "category"))
 
     def name_of(self, iri) -> str:
+        from rdflib import URIRef
+
         s = str(iri)
-        if not s.startswith(ATTRIBUTE):
-            raise OntologyError(f"{self.where}: {s} is not a kgattr attribute IRI")
+        if not isinstance(iri, URIRef) or not s.startswith(ATTRIBUTE) or not unquote(s[len(ATTRIBUTE):]).strip():
+            raise OntologyError(f"{self.where}: {s!r} is not a kgattr attribute IRI")
         return unquote(s[len(ATTRIBUTE):])
 
     @staticmethod
     def rule_id(node) -> str:
         return str(node)[len(RULE):] if str(node).startswith(RULE) else str(node)
+
+    def one(self, node, key: str):
+        """The object of ``node sh:key``, None when there is none; several are beyond the compiled checks."""
+        found = list(self.g.objects(node, self.SH[key]))
+        if len(found) > 1:
+            raise ValueError(f"has {len(found)} values of sh:{key}")
+        return found[0] if found else None
+
+    def items(self, head, key: str) -> list:
+        """The members of the RDF list starting at ``head`` (the object of sh:``key``)."""
+        from rdflib import RDF
+
+        out, seen = [], set()
+        while head != RDF.nil:
+            first, rest = list(self.g.objects(head, RDF.first)), list(self.g.objects(head, RDF.rest))
+            if head in seen or len(first) != 1 or len(rest) != 1:
+                raise ValueError(f"has a malformed list as sh:{key}")
+            seen.add(head)
+            out.append(first[0])
+            head = rest[0]
+        return out
+
+    def number(self, node, key: str) -> float | None:
+        import math
+        from decimal import Decimal
+
+        from rdflib import Literal
+
+        value = self.one(node, key)
+        if value is None:
+            return None
+        x = value.toPython() if isinstance(value, Literal) else None
+        if isinstance(x, bool) or not isinstance(x, (int, float, Decimal)) or not math.isfinite(x):
+            raise ValueError(f"has sh:{key} {value.n3() if hasattr(value, 'n3') else value}, not a finite number")
+        return float(x)
+
+    def count(self, node, key: str) -> int | None:
+        from rdflib import Literal
+
+        value = self.one(node, key)
+        if value is None:
+            return None
+        x = value.toPython() if isinstance(value, Literal) else None
+        if isinstance(x, bool) or not isinstance(x, int) or x < 0:
+            raise ValueError(f"has sh:{key} {value.n3() if hasattr(value, 'n3') else value}, not a count")
+        return x
 
     def made(self, node) -> dict:
         from rdflib import URIRef
@@ -159,64 +224,56 @@ class GraphReader:
     def scope(self, node) -> tuple[str, ...] | None:
         from rdflib import URIRef
 
-        target = self.g.value(node, self.SH.targetClass)
+        target = self.one(node, "targetClass")
         if target is not None:
             return self.path_of(target)
-        if self.g.value(node, self.SH.targetSubjectsOf) == URIRef(KG + "sku"):
+        if self.one(node, "targetSubjectsOf") == URIRef(KG + "sku"):
             return ()
         return None
 
     def prop(self, node) -> tuple[str, Property]:
-        from rdflib.collection import Collection
-
         g, SH = self.g, self.SH
         extra = {str(p)[len(str(SH)):] for p in g.predicates(node) if str(p).startswith(str(SH))} - self.PROPERTY_KEYS
         if extra:
             raise ValueError("uses " + ", ".join(f"sh:{e}" for e in sorted(extra)))
-        if g.value(node, SH.path) is None:
+        path = self.one(node, "path")
+        if path is None:
             raise ValueError(f"{self.rule_id(node)} has no sh:path")
-        in_list = g.value(node, SH["in"])
-        number = (lambda key: None if g.value(node, SH[key]) is None else float(g.value(node, SH[key]).toPython()))
-        count = g.value(node, SH.maxCount)
-        return self.name_of(g.value(node, SH.path)), Property(
-            self.rule_id(node),
-            frozenset(str(v) for v in Collection(g, in_list)) if in_list is not None else None,
-            int(g.value(node, SH.minCount) or 0), None if count is None else int(count),
-            None if g.value(node, SH.pattern) is None else str(g.value(node, SH.pattern)),
-            number("minInclusive"), number("maxInclusive"),
+        in_list, pattern = self.one(node, "in"), self.one(node, "pattern")
+        return self.name_of(path), Property(
+            self.rule_id(node), None if in_list is None else frozenset(str(v) for v in self.items(in_list, "in")),
+            self.count(node, "minCount") or 0, self.count(node, "maxCount"), None if pattern is None else str(pattern),
+            self.number(node, "minInclusive"), self.number(node, "maxInclusive"),
             frozenset(self.name_of(o) for o in g.objects(node, SH.disjoint)))
 
     def path_value(self, node, key) -> tuple[str, str]:
-        from rdflib.collection import Collection
-
-        value = self.g.value(node, self.SH[key])
-        if key == "in":
-            items = list(Collection(self.g, value)) if value is not None else []
-            value = items[0] if len(items) == 1 else None
-        if value is None or self.g.value(node, self.SH.path) is None:
+        value = self.one(node, key) if node is not None else None
+        if key == "in" and value is not None:
+            members = self.items(value, key)
+            value = members[0] if len(members) == 1 else None
+        path = self.one(node, "path") if node is not None else None
+        if value is None or path is None:
             raise ValueError("is not an implication or exclusion kgattr can read")
-        return self.name_of(self.g.value(node, self.SH.path)), str(value)
+        return self.name_of(path), str(value)
 
     def conditional(self, node, category) -> Conditional:
-        from rdflib.collection import Collection
-
-        g, SH = self.g, self.SH
-        either, neither = g.value(node, SH["or"]), g.value(node, SH["not"])
+        either, neither = self.one(node, "or"), self.one(node, "not")
         if either is not None:
-            first, second = (list(Collection(g, either)) + [None, None])[:2]
-            inner = g.value(first, SH["not"]) if first is not None else None
+            first, second = (self.items(either, "or") + [None, None])[:2]
+            inner = self.one(first, "not") if first is not None else None
             if inner is None or second is None:
                 raise ValueError("is not an implication kgattr can read")
             return Conditional(self.rule_id(node), category, self.path_value(inner, "hasValue"),
                                self.path_value(second, "in"), False, **self.made(node))
-        both = list(Collection(g, g.value(neither, SH["and"]))) if g.value(neither, SH["and"]) is not None else []
+        both = self.one(neither, "and")
+        both = self.items(both, "and") if both is not None else []
         if len(both) != 2:
             raise ValueError("is not an exclusion kgattr can read")
         return Conditional(self.rule_id(node), category, self.path_value(both[0], "hasValue"),
                            self.path_value(both[1], "hasValue"), True, **self.made(node))
 
     def ontology(self) -> Ontology:
-        from rdflib import RDF, URIRef
+        from rdflib import RDF, Literal, URIRef
 
         g, SH = self.g, self.SH
         onto = Ontology()
@@ -227,21 +284,25 @@ class GraphReader:
             has_target = any(str(p).startswith(str(SH) + "target") for p in g.predicates(node))
             if not has_target:
                 continue                              # a property shape of a category block, read with it
-            category = self.scope(node)
             rid = self.rule_id(node)
             try:
+                category = self.scope(node)
                 if category is None:
                     raise ValueError("has a target other than a category class or every product")
-                if g.value(node, SH.path) is not None:
+                if self.one(node, "path") is not None:
                     name, p = self.prop(node)
                     onto.shapes.append(Shape(rid, category, False, {name: p}, **self.made(node)))
-                elif g.value(node, SH["or"]) is not None or g.value(node, SH["not"]) is not None:
+                elif self.one(node, "or") is not None or self.one(node, "not") is not None:
                     onto.conditionals.append(self.conditional(node, category))
                 else:
-                    closed = g.value(node, SH.closed)
-                    shape = Shape(rid, category, bool(closed is not None and closed.toPython()), **self.made(node))
+                    closed = self.one(node, "closed")
+                    if closed is not None and not (isinstance(closed, Literal) and isinstance(closed.toPython(), bool)):
+                        raise ValueError("has sh:closed other than true or false")
+                    shape = Shape(rid, category, closed is not None and closed.toPython(), **self.made(node))
                     for member in g.objects(node, SH.property):
                         name, p = self.prop(member)
+                        if name in shape.properties:
+                            raise ValueError(f"has two property shapes on {name}")
                         shape.properties[name] = p
                     onto.shapes.append(shape)
             except ValueError as e:

@@ -268,7 +268,7 @@ class Extractor:
         """Write ``config.json``, ``lexicon.json``, ``head.safetensors`` and the encoder (safetensors + tokenizer)."""
         from safetensors.torch import save_file
 
-        from .catalog import atomic_write
+        from .outputs import atomic_write
 
         self._check_fitted()
         path = Path(path)
