@@ -256,3 +256,18 @@ def test_pages_render(client, catalog):
     assert catalog[sku].title.split()[0] in product and "Similar products" in product
     vocabulary = client.get("/api/vocabulary").json()
     assert vocabulary["categories"] and vocabulary["attributes"] and vocabulary["values"]
+
+
+def test_evidence_spans_are_highlighted():
+    from kgattr.serve.pages import evidence_spans, highlight
+
+    title = "Roadster Men Navy Blue Slim Fit <Shirt>"
+    completions = [{"attribute": "colour", "value": "navy blue", "evidence": {}},
+                   {"attribute": "brand", "value": "Roadster",
+                    "evidence": {"extracted": {"field": "title", "start": 0, "end": 8}}},
+                   {"attribute": "fit", "value": "Regular", "evidence": {}}]
+    spans = evidence_spans(title, "title", completions)
+    assert spans == [(0, 8, "brand"), (13, 22, "colour")]
+    assert str(highlight(title, spans)) == ('<mark title="brand">Roadster</mark> Men <mark title="colour">Navy Blue'
+                                            '</mark> Slim Fit &lt;Shirt&gt;')
+    assert evidence_spans(title, "description", completions) == [(13, 22, "colour")]

@@ -32,6 +32,9 @@ def serve(model, *, catalog=None, ontology=None, db=None, host: str = "127.0.0.1
     if token is None:
         token = secrets.token_urlsafe(24)
         print(f"write token (no --token-file or KGATTR_TOKEN given): {token}", flush=True)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"listening on {host}: whoever reaches it can read the catalog and its completions (writes still "
+              f"need the token)", flush=True)
     bench = Workbench(model, catalog=catalog, ontology=ontology, db=db, auto_fill=auto_fill,
                       audit_share=audit_share)
     added = bench.fill_queue()
