@@ -83,8 +83,8 @@ def test_queue_filters_sorts_and_pages(client, bench):
     page = client.get("/api/queue", params={"per_page": 5}).json()
     assert page["total"] > 5 and len(page["cells"]) == 5
     assert {c["status"] for c in page["cells"]} <= {"open", "audit"}
-    gains = [c["gain"] for c in page["cells"]]
-    assert gains == sorted(gains, reverse=True)
+    ranked = [(c["status"] == "audit", c["gain"]) for c in page["cells"]]
+    assert ranked == sorted(ranked, reverse=True)                       # audits first, then by expected gain
     low = client.get("/api/queue", params={"sort": "confidence", "band": "low", "per_page": 500}).json()["cells"]
     assert all(c["confidence"] < 0.5 for c in low)
     assert [c["confidence"] for c in low] == sorted(c["confidence"] for c in low)
@@ -271,3 +271,20 @@ def test_evidence_spans_are_highlighted():
     assert str(highlight(title, spans)) == ('<mark title="brand">Roadster</mark> Men <mark title="colour">Navy Blue'
                                             '</mark> Slim Fit &lt;Shirt&gt;')
     assert evidence_spans(title, "description", completions) == [(13, 22, "colour")]
+
+
+def test_token_from_file_or_environment(tmp_path, monkeypatch):
+    from kgattr.exceptions import KgattrError
+    from kgattr.serve.auth import read_token
+
+    monkeypatch.delenv("KGATTR_TOKEN", raising=False)
+    assert read_token() is None
+    monkeypatch.setenv("KGATTR_TOKEN", "from-env")
+    assert read_token() == "from-env"
+    (tmp_path / "token").write_text("  from-file \nsecond line\n")
+    assert read_token(tmp_path / "token") == "from-file"
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(KgattrError, match="empty"):
+        read_token(tmp_path / "empty")
+    with pytest.raises(KgattrError, match="cannot read"):
+        read_token(tmp_path / "missing")

@@ -38,7 +38,8 @@ DONE = {"accept": "accepted", "edit": "edited", "reject": "rejected"}
 STATUSES = ("open", "audit", "auto", "accepted", "edited", "rejected")
 REVIEWED = ("accepted", "edited", "rejected")
 BANDS = {"low": (0.0, 0.5), "mid": (0.5, 0.9), "high": (0.9, 1.01)}
-SORTS = {"confidence": "confidence ASC", "-confidence": "confidence DESC", "gain": "gain DESC"}
+# "gain": audit cells first (precision is measured on them), then by expected gain
+SORTS = {"confidence": "confidence ASC", "-confidence": "confidence DESC", "gain": "status = 'audit' DESC, gain DESC"}
 
 
 class ReviewError(KgattrError):
