@@ -71,6 +71,7 @@ def test_review_in_the_browser(server, page, tmp_path, fitted):
     page.screenshot(path=str(tmp_path / "queue.png"), full_page=True)
 
     # a accepts the selected row and moves on; e edits the next one
+    audits = [("audit" in rows.nth(i).get_attribute("class")) for i in range(2)]
     first = rows.nth(0)
     sku, attribute, suggested = (first.get_attribute(f"data-{k}") for k in ("sku", "attribute", "value"))
     page.keyboard.press("a")
@@ -81,6 +82,8 @@ def test_review_in_the_browser(server, page, tmp_path, fitted):
     page.locator("input.edit").fill("Typed By Hand")
     page.keyboard.press("Enter")
     expect(second.locator(".status")).to_have_text("edited")
+    if all(audits):                 # by expected gain, audit cells come first: one right, one wrong
+        expect(page.locator("#precision")).to_contain_text("50.0% (1/2 audited cells)")
     cell = bench.store.cells_of(sku)[attribute]
     assert (cell["status"], cell["value"], cell["decided_by"]) == ("accepted", suggested, "mira")
     cell = bench.store.cells_of(second.get_attribute("data-sku"))[second.get_attribute("data-attribute")]

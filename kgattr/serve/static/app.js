@@ -39,11 +39,19 @@ async function decide(el, action, value) {
     el.querySelectorAll(".badge.model").forEach((b) => { b.className = "badge reviewed"; b.textContent = "reviewed"; });
     if (cell.value) el.querySelectorAll(".value").forEach((v) => { v.textContent = cell.value; });
     say(`${cell.sku} / ${cell.attribute}: ${cell.status}${cell.value ? " " + cell.value : ""}`);
+    if (cell.audit) showPrecision();
     return true;
   } catch (e) {
     say(e.message, "error");
     return false;
   }
+}
+
+// the precision measured on audited cells, in the header, after each decision on one
+async function showPrecision() {
+  const audit = (await api("GET", "/api/stats")).audit;
+  document.getElementById("precision").textContent = audit.precision === null ? "audit precision: —" :
+    `audit precision: ${(audit.precision * 100).toFixed(1)}% (${audit.correct}/${audit.decided} audited cells)`;
 }
 
 function startEdit(el, done) {
