@@ -363,6 +363,26 @@ def evaluate(catalog: Path = typer.Argument(..., help="Catalog with known values
 app.command("completeness")(completeness)
 
 
+@app.command()
+def serve(model: Path = ModelOpt,
+          catalog: Optional[Path] = typer.Option(None, "--catalog", help="Catalog to review [default: the model's training catalog]."),
+          ontology: Optional[list[Path]] = typer.Option(None, "--ontology", help="Rule files to apply and edit, new rules going to the last [default: those the model was trained with]."),
+          db: Optional[Path] = typer.Option(None, "--db", help="Review store (SQLite) [default: MODEL.review.sqlite beside the model]."),
+          host: str = typer.Option("127.0.0.1", help="Address to listen on (any other than 127.0.0.1 exposes the server to the network)."),
+          port: int = typer.Option(8000, callback=within(1, 65535), help="Port to listen on."),
+          token_file: Optional[Path] = typer.Option(None, "--token-file", help="File holding the write token [default: $KGATTR_TOKEN, else a fresh one printed at start]."),
+          auto_fill: float = typer.Option(0.9, "--auto-fill", callback=share, help="Cells at least this confident are filled without review."),
+          audit_share: float = typer.Option(0.05, "--audit-share", callback=share, help="Share of auto-filled cells sent to the queue as an audit sample.")):
+    """Review workbench in the browser (/queue, /rules, /completeness) and HTTP API (/docs) over a model.
+
+    Example: kgattr serve --model models/sample --ontology ontology/sample.ttl --token-file token.txt
+    """
+    from .serve import serve as run
+
+    run(model, catalog=catalog, ontology=ontology or None, db=db, host=host, port=port, token_file=token_file,
+        auto_fill=auto_fill, audit_share=audit_share)
+
+
 def main() -> None:
     level = os.environ.get("KGATTR_LOG", "WARNING").upper()
     if not isinstance(logging.getLevelName(level), int):

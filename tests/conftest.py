@@ -46,3 +46,11 @@ def fitted(catalog, tiny_bert, tmp_path_factory):
     cache = tmp_path_factory.mktemp("fit-cache")
     return AttributeCompleter(text_model=tiny_bert, hidden_channels=32, epochs=4, neighbours=5, min_attribute_count=5,
                               cache_dir=cache).fit(catalog)
+
+
+@pytest.fixture(scope="session")
+def served_model(fitted, tmp_path_factory):
+    """The ``fitted`` model saved as a model directory (for kgattr serve)."""
+    path = tmp_path_factory.mktemp("serve") / "model"
+    fitted.save(path)
+    return path

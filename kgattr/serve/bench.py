@@ -1,0 +1,94 @@
+"""Latency of a running ``kgattr serve``: N concurrent clients for T seconds, first on stored products'
+completions (GET), then on new products' (POST, each with a title never seen, so its text is encoded).
+
+    python -m kgattr.serve.bench --url http://127.0.0.1:8000 --catalog data/sample.jsonl --clients 20 --seconds 20
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import threading
+import time
+from urllib.parse import quote, urlsplit
+
+import numpy as np
+
+
+def _load(url: str, clients: int, seconds: float, request) -> dict:
+    """Run ``request(connection, n) -> status`` from ``clients`` threads for ``seconds``; latency percentiles
+    in ms, requests per second and errors (status other than 200, or an exception)."""
+    where = urlsplit(url)
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+    start = time.perf_counter()
+    stop = start + seconds
+
+    def client(i: int) -> None:
+        conn = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
+        n = 0
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            try:
+                ok = request(conn, i * 1_000_000 + n) == 200
+            except (OSError, http.client.HTTPException):
+                ok = False
+                conn.close()
+                conn = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
+            latencies[i].append(time.perf_counter() - t)
+            errors[i] += not ok
+            n += 1
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    ms = np.array([x for xs in latencies for x in xs]) * 1000
+    p50, p95, p99 = np.percentile(ms, [50, 95, 99]) if len(ms) else (float("nan"),) * 3
+    return {"requests": len(ms), "errors": sum(errors), "rps": round(len(ms) / elapsed, 1),
+            "p50_ms": round(float(p50), 1), "p95_ms": round(float(p95), 1), "p99_ms": round(float(p99), 1)}
+
+
+def run(url: str, products, *, clients: int = 20, seconds: float = 20) -> dict:
+    """Both loads against the server at ``url``.
+
+    Args:
+        products: catalog products the server's model knows (their SKUs are asked for; their text, changed,
+            makes the new products).
+
+    Returns {"stored": {...}, "new": {...}}, each as :func:`_load` reports.
+    """
+    products = list(products)
+
+    def stored(conn, n: int) -> int:
+        conn.request("GET", f"/api/products/{quote(products[n % len(products)].sku, safe='')}/completions")
+        response = conn.getresponse()
+        response.read()
+        return response.status
+
+    def new(conn, n: int) -> int:
+        p = products[n % len(products)]
+        line = {"sku": f"bench-{n}", "title": f"{p.title} {n}", "description": p.description,
+                "category": list(p.category), "attributes": dict(list(p.attributes.items())[:2])}
+        conn.request("POST", "/api/completions", body=json.dumps(line), headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+
+    return {"stored": _load(url, clients, seconds, stored), "new": _load(url, clients, seconds, new)}
+
+
+if __name__ == "__main__":
+    from ..catalog import read_catalog
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--catalog", required=True, help="the catalog the model was trained on")
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=20)
+    args = parser.parse_args()
+    print(json.dumps(run(args.url, read_catalog(args.catalog), clients=args.clients, seconds=args.seconds),
+                     indent=1))
