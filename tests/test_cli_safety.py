@@ -111,7 +111,7 @@ CASES = [
     ("rules add --min nan", ["rules", "add", "range", "--attribute", "year", "--min", "nan", "--ontology", "{ws}/o.ttl"],
      "'--min': nan is not a finite number"),
     ("complete --catalog directory", ["complete", "--model", "{ws}/M", "--sku", "x", "--catalog", "{ws}/dir"],
-     "{ws}/dir: Is a directory"),
+     "{ws}/dir: is a directory"),
 ]
 
 

@@ -223,6 +223,7 @@ EXAMPLES = {name: _example(cmd) for name, cmd in commands(app)}
 # an example that needs another one run first, in the same folder
 BEFORE = {"rules remove": "rules add"}
 NOT_RUN = {"rules test": "names a placeholder RULE_ID",
+           "serve": "starts a server that runs until stopped (tests/test_serve_api.py covers it)",
            "score": "reads predictions of the split's hidden cells, which no other example writes"}
 
 
