@@ -113,7 +113,9 @@ def run_benchmark(catalog: Catalog, *, mask_rate: float = 0.2, seed: int = 0, mi
     if NEEDS_TEXT & set(methods):
         from .text import TextEncoder
 
+        t0 = time.time()
         text = TextEncoder(text_model, cache_dir=cache_dir).encode([p.text for p in train], progress=progress)
+        summary["text_seconds"] = time.time() - t0             # knn's and text's input, outside their seconds
     predictions = {}
     for name in methods:
         t0 = time.time()
@@ -307,7 +309,7 @@ def read_settings(path) -> dict[str, dict]:
 def run_catalogs(paths, out, *, draws=(), limit: int | None = None, settings: dict | None = None, exclude=(),
                  **options) -> list[tuple[str, dict]]:
     """:func:`run_benchmark` on every catalog, once at its main size and once on each draw of ``draws``
-    products; the reports go to ``out/NAME/all`` (or ``draw-LIMIT``) and ``out/NAME/draw-N``, and
+    products (those smaller than the catalog); the reports go to ``out/NAME/all`` (or ``draw-LIMIT``) and ``out/NAME/draw-N``, and
     ``out/summary.md`` (:func:`summary_markdown`) is rewritten after each run.
 
     Args:
@@ -368,6 +370,8 @@ def summary_markdown(results: list[tuple[str, dict]]) -> str:
             notes.append(f"- {size}: {s['products']:,} of {s.get('catalog_products', s['products']):,} products, "
                          f"{len(s['attributes'])} target attributes (filled at least {s.get('min_count')} times, "
                          f"2+ values), {s['hidden']:,} hidden cells (mask rate {s['mask_rate']}, seed {s['seed']})"
+                         + (f"; BERT encoding for knn and text {summary['text_seconds']:.0f} s (kgattr's seconds "
+                            "include its own, from the cache)" if "text_seconds" in summary else "")
                          + (f"; not targets: " + "; ".join(f"{a} ({why})" for a, why in s["excluded"].items())
                             if s.get("excluded") else ""))
         lines += [""] + notes

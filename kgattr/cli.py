@@ -232,7 +232,7 @@ def split(catalog: Path = typer.Argument(..., help="Catalog with known values to
           out: Path = typer.Option(..., "--out", "-o", help="Directory for train.jsonl and truth.jsonl."),
           mask_rate: float = typer.Option(0.2, help="Share of known cells hidden."),
           seed: int = typer.Option(0, help="Random seed of the split."),
-          min_count: Optional[int] = typer.Option(None, help="Target attributes: filled at least this often in the products drawn, 2+ values [default: 2% of them, at least 20]."),
+          min_count: Optional[int] = typer.Option(None, help="Target attributes: filled at least this often in the products drawn, 2+ values (default: 2% of them, at least 20)."),
           cold_rate: float = typer.Option(0.0, help="Share of titles whose products lose every known value."),
           limit: Optional[int] = typer.Option(None, help="Draw this many products first; targets are chosen on the draw."),
           exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="Attribute that is no target (repeatable), besides those detected as metadata.")):
@@ -309,7 +309,7 @@ def _score_line(r: dict) -> str:
 def evaluate(catalogs: list[Path] = typer.Argument(..., help="Catalog(s) with known values to hide; a folder stands for its */catalog.jsonl.gz."),
              mask_rate: float = typer.Option(0.2, help="Share of known cells hidden."),
              seed: int = typer.Option(0, help="Random seed of the split."),
-             min_count: Optional[int] = typer.Option(None, help="Target attributes: filled at least this often in the products drawn [default: 2% of them, at least 20]."),
+             min_count: Optional[int] = typer.Option(None, help="Target attributes: filled at least this often in the products drawn (default: 2% of them, at least 20)."),
              cold_rate: float = typer.Option(0.0, help="Share of titles whose products lose every known value."),
              limit: Optional[int] = typer.Option(None, help="Draw this many products first; targets are chosen on the draw."),
              draw: Optional[list[int]] = typer.Option(None, "--draw", help="Also run on a random draw of N products (repeatable); reports go to REPORT/NAME/draw-N."),

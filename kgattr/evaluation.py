@@ -35,9 +35,9 @@ def default_min_count(num_products: int, share: float = 0.02, floor: int = 20) -
     return max(floor, int(np.ceil(share * num_products)))
 
 
-def target_attributes(catalog: Catalog, min_count: int | None = None, exclude=()) -> list[str]:
+def target_attributes(catalog: Catalog, min_count: int | None = None) -> list[str]:
     """Attributes filled at least ``min_count`` times (default: :func:`default_min_count`) with at least two
-    distinct values, leaving out ``exclude``."""
+    distinct values."""
     if min_count is None:
         min_count = default_min_count(len(catalog))
     values = defaultdict(set)
@@ -46,7 +46,7 @@ def target_attributes(catalog: Catalog, min_count: int | None = None, exclude=()
         for a, v in p.attributes.items():
             counts[a] += 1
             values[a].add(v)
-    return sorted(a for a, c in counts.items() if c >= min_count and len(values[a]) >= 2 and a not in exclude)
+    return sorted(a for a, c in counts.items() if c >= min_count and len(values[a]) >= 2)
 
 
 def metadata_attributes(catalog: Catalog, listed=()) -> dict[str, str]:
