@@ -123,6 +123,9 @@ def _forms(attribute: str, value: str) -> list[str]:
     if attribute in ("refresh_rate", "power", "read_speed"):
         n, unit = value.rstrip("HzWMB/s "), value[len(value.rstrip("HzWMB/s ")):].strip()
         return [value, f"{n} {unit}", f"{n}{unit.lower()}"]
+    if attribute == "ports":
+        return [value, value.replace(", ", " + "), value.replace("DisplayPort", "DP").replace(", ", "/"),
+                value.replace("2x ", "dual ")]
     if attribute == "processor":
         short = value.split()[-1]
         return [value, value.replace("Intel ", "").replace("AMD ", ""), short.replace("-", " "), short]
