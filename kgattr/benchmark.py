@@ -118,17 +118,18 @@ def run_benchmark(catalog: Catalog, *, mask_rate: float = 0.2, seed: int = 0, mi
         summary["text_seconds"] = time.time() - t0             # knn's and text's input, outside their seconds
     predictions = {}
     for name in methods:
-        t0 = time.time()
+        t0, c0 = time.time(), time.process_time()
         if name in ("kgattr", "graph"):
             predictions[name] = _kgattr(train, epochs, seed, progress, text_model, cache_dir, name == "kgattr",
                                         max(1, min(visible.values(), default=20)))
         else:
             predictions[name] = METHODS[name](train, wanted, text)
-        seconds = time.time() - t0
+        seconds, cpu_seconds = time.time() - t0, time.process_time() - c0      # wall clock; CPU of all threads
         guesses = {k: v for k, (v, _) in predictions[name].items()}
         confidences = {k: c for k, (_, c) in predictions[name].items()}
         summary["methods"][name] = dict(score(split.hidden, guesses, confidences, cold=split.cold, rules=rules,
                                               categories=categories), seconds=seconds,
+                                        cpu_seconds=cpu_seconds,
                                         twins=score(twin_cells, guesses))
         log.info("%s: micro %.4f macro %.4f (%.0f s)", name, summary["methods"][name]["micro"],
                  summary["methods"][name]["macro"], seconds)
@@ -309,8 +310,8 @@ def read_settings(path) -> dict[str, dict]:
 def run_catalogs(paths, out, *, draws=(), limit: int | None = None, settings: dict | None = None, exclude=(),
                  **options) -> list[tuple[str, dict]]:
     """:func:`run_benchmark` on every catalog, once at its main size and once on each draw of ``draws``
-    products (those smaller than the catalog); the reports go to ``out/NAME/all`` (or ``draw-LIMIT``) and ``out/NAME/draw-N``, and
-    ``out/summary.md`` (:func:`summary_markdown`) is rewritten after each run.
+    products (those smaller than the catalog). The reports go to ``out/NAME/all`` (or ``draw-LIMIT``) and
+    ``out/NAME/draw-N``; ``out/summary.md`` (:func:`summary_markdown`) is rewritten after each run.
 
     Args:
         limit: products of the main run [default: the catalog's ``limit`` in ``settings``, else all].
@@ -342,7 +343,9 @@ def run_catalogs(paths, out, *, draws=(), limit: int | None = None, settings: di
 
 
 def _vs(errors: float, reference: float | None) -> str:
-    return "" if reference is None else "0" if errors == reference else f"{100 * (errors / max(reference, 1e-9) - 1):+.1f}%"
+    if reference is None:
+        return ""
+    return "0" if errors == reference else f"{100 * (errors / max(reference, 1e-9) - 1):+.1f}%"
 
 
 def summary_markdown(results: list[tuple[str, dict]]) -> str:
@@ -356,7 +359,8 @@ def summary_markdown(results: list[tuple[str, dict]]) -> str:
     for label, summary in results:
         catalogs.setdefault(label.split("/")[0], []).append((label.split("/", 1)[1], summary))
     for name, runs in catalogs.items():
-        lines += ["", f"## {name}", "", "| products | method | micro | macro | cov@0.95 | ECE | seconds | errors vs tf-idf |",
+        lines += ["", f"## {name}", "",
+                  "| products | method | micro | macro | cov@0.95 | ECE | seconds | errors vs tf-idf |",
                   "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         notes = []
         for size, summary in runs:

@@ -1,8 +1,11 @@
-"""A synthetic fashion catalog with realistic structure, for the demo, the docs and the tests.
+"""Synthetic catalogs with realistic structure, for the demo, the docs and the tests (``SAMPLES`` by kind).
 
-Attribute values depend on each other the way they do in real catalogs: age group follows gender,
-sleeve length follows the article, season and year follow the (brand, article) collection, and the
-title states brand, gender and colour while the description sometimes states fabric or material.
+fashion: closed vocabularies whose values depend on each other the way they do in real catalogs: age group
+follows gender, sleeve length follows the article, season and year follow the (brand, article) collection,
+and the title states brand, gender and colour while the description sometimes states fabric or material.
+
+electronics: technical listings whose values the text states in varied forms (units, abbreviations,
+typos) or not at all, with a model number per product (an open vocabulary).
 """
 from __future__ import annotations
 
@@ -156,8 +159,8 @@ def make_electronics_catalog(num_products: int = 400, *, missing_rate: float = 0
     for i in range(num_products):
         category = rng.choice(sorted(ELECTRONICS))
         attrs = {a: rng.choice(values) for a, values in ELECTRONICS[category].items()}
-        model = "".join(str(rng.randrange(10, 1000)) if part == "{n}" else rng.choice(letters) if part == "{L}" else part
-                        for part in re.split(r"(\{n\}|\{L\})", _MODEL.get(attrs["brand"], "{L}{n}")))
+        model = "".join(str(rng.randrange(10, 1000)) if part == "{n}" else rng.choice(letters) if part == "{L}"
+                        else part for part in re.split(r"(\{n\}|\{L\})", _MODEL.get(attrs["brand"], "{L}{n}")))
         attrs["model_number"] = model
         stated = []
         for a, v in attrs.items():
