@@ -118,3 +118,18 @@ def test_evaluate_on_the_electronics_sample(tmp_path, tiny_bert):
     assert set(report["methods"]) == {"majority", "tfidf", "knn", "text", "graph", "kgattr"}
     assert "model_number" in report["split"]["attributes"] and report["split"]["hidden"] > 50
     assert report["methods"]["kgattr"]["coverage"] > 0.5
+
+
+def test_evaluate_command_on_a_folder_with_draws(tmp_path):
+    for name in ("shop-a", "shop-b"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        write_catalog(make_electronics_catalog(120, seed=len(name)), tmp_path / "data" / name / "catalog.jsonl.gz")
+    (tmp_path / "bench.toml").write_text('[shop-b]\nexclude = ["colour"]\n')
+    args = ["evaluate", str(tmp_path / "data"), "--draw", "60", "--methods", "majority",
+            "--settings", str(tmp_path / "bench.toml")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "--report" in result.output
+    result = runner.invoke(app, args + ["--report", str(tmp_path / "out")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "## shop-a" in result.output and "colour (listed as metadata)" in result.output
+    assert sorted(p.parent.name for p in (tmp_path / "out").glob("*/*/report.json")) == ["all", "all", "draw-60", "draw-60"]
