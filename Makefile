@@ -56,9 +56,12 @@ test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
 CATALOG ?= ../shared/data/myntra-fashion-styles/catalog.jsonl.gz
-# every method on one split (report.json, report.md, plots in out/bench), then cold-start products apart
+DATA ?= ../shared/data
+# every method on every catalog DATA/*/catalog.jsonl.gz and on a 1,500-product draw of each: a report per run in
+# out/bench/NAME/all (or draw-N), one table per catalog in out/bench/summary.md; bench/catalogs.toml holds each
+# catalog's metadata attributes and product limit. Then cold-start products apart, on CATALOG.
 bench: install
-	$(BIN)/kgattr evaluate $(CATALOG) --mask-rate 0.2 --seed 0 --report out/bench
+	$(BIN)/kgattr evaluate $(DATA) --draw 1500 --settings bench/catalogs.toml --mask-rate 0.2 --seed 0 --report out/bench
 	$(BIN)/kgattr evaluate $(CATALOG) --mask-rate 0.2 --seed 0 --cold-rate 0.05 --methods majority,tfidf,knn,text,kgattr --report out/bench-cold
 
 clean:

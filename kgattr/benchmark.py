@@ -8,14 +8,15 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .catalog import Catalog
+from .catalog import Catalog, Product
 from .evaluation import (PRECISIONS, Split, precision_coverage, reliability, score, split_catalog,
-                         target_attributes, twin_values)
+                         twin_values)
 
 log = logging.getLogger(__name__)
 ALL_METHODS = ("majority", "tfidf", "knn", "text", "graph", "kgattr")
@@ -34,11 +35,11 @@ class Benchmark:
 
 
 def _kgattr(train: Catalog, epochs: int | None, seed: int, progress: bool, text_model, cache_dir,
-            read_text: bool = True):
+            read_text: bool = True, min_attribute_count: int = 20):
     from .completer import AttributeCompleter
 
     completer = AttributeCompleter(text_model=text_model, seed=seed, progress=progress, cache_dir=cache_dir,
-                                   read_text=read_text,
+                                   read_text=read_text, min_attribute_count=min_attribute_count,
                                    **({"epochs": epochs} if epochs else {})).fit(train)
     out = {}
     for pc in completer.impute(train, evidence_floor=float("inf")):      # accuracy needs values, not evidence
@@ -48,27 +49,60 @@ def _kgattr(train: Catalog, epochs: int | None, seed: int, progress: bool, text_
     return out
 
 
-def run_benchmark(catalog: Catalog, *, mask_rate: float = 0.2, seed: int = 0, min_count: int = 1000,
+def prepare(catalog: Catalog, *, limit: int | None = None, seed: int = 0, min_count: int | None = None,
+            exclude=()) -> tuple[Catalog, list[str], dict[str, str]]:
+    """Draw ``limit`` products, then choose the target attributes on the draw.
+
+    Attributes that would be targets but are listing metadata (:func:`~kgattr.evaluation.metadata_attributes`,
+    or named in ``exclude``) are dropped from the products altogether, so no method reads or predicts them.
+
+    Returns:
+        (the drawn catalog without those attributes, the targets, {dropped attribute: reason}).
+    """
+    from .evaluation import draw, metadata_attributes, target_attributes
+
+    drawn = draw(catalog, limit, seed)
+    candidates = set(target_attributes(drawn, min_count)) | set(exclude)
+    excluded = {a: why for a, why in metadata_attributes(drawn, set(exclude)).items() if a in candidates}
+    if excluded:
+        drawn = Catalog([Product(p.sku, p.title, p.description, p.category,
+                                 {a: v for a, v in p.attributes.items() if a not in excluded}, p.extra)
+                         for p in drawn], catalog.source)
+    return drawn, target_attributes(drawn, min_count), excluded
+
+
+def run_benchmark(catalog: Catalog, *, mask_rate: float = 0.2, seed: int = 0, min_count: int | None = None,
                   cold_rate: float = 0.0, limit: int | None = None, epochs: int | None = None,
                   methods: tuple[str, ...] = ALL_METHODS, text_model: str | None = None, progress: bool = False,
-                  cache_dir=None) -> Benchmark:
+                  cache_dir=None, exclude=()) -> Benchmark:
     """Every method of ``methods`` on one split; rule breaking is judged by the ontology induced from its
-    visible cells (what kgattr itself is given)."""
+    visible cells (what kgattr itself is given).
+
+    Args:
+        limit: draw this many products first; targets are chosen on the draw (see :func:`prepare`).
+        min_count: target attributes are filled at least this often in the draw [default: 2% of its
+            products, at least 20]. kgattr is trained on every attribute seen as often as the rarest target.
+        exclude: attribute names that are no targets, besides those detected as listing metadata.
+    """
     from .baselines import METHODS, NEEDS_TEXT
+    from .evaluation import default_min_count
     from .ontology import Ontology
     from .rules import RuleSet
 
     unknown = [m for m in methods if m not in ALL_METHODS]
     if unknown:
         raise ValueError(f"unknown method {unknown[0]!r} (choose from {', '.join(ALL_METHODS)})")
-    split = split_catalog(catalog, mask_rate=mask_rate, seed=seed, cold_rate=cold_rate, limit=limit,
-                          attributes=target_attributes(catalog, min_count))
+    drawn, targets, excluded = prepare(catalog, limit=limit, seed=seed, min_count=min_count, exclude=exclude)
+    split = split_catalog(drawn, mask_rate=mask_rate, seed=seed, cold_rate=cold_rate, attributes=targets)
     train = split.train
     wanted: dict[str, list[str]] = {}
     for s, a, _ in split.hidden:
         wanted.setdefault(a, []).append(s)
-    summary = {"split": {"products": len(train), "mask_rate": mask_rate, "seed": seed, "cold_rate": cold_rate,
-                         "cold_products": len(split.cold), "attributes": sorted(wanted), "hidden": len(split.hidden)},
+    visible = Counter(a for p in train for a in p.attributes if a in wanted)
+    summary = {"split": {"products": len(train), "catalog_products": len(catalog), "mask_rate": mask_rate,
+                         "seed": seed, "cold_rate": cold_rate, "cold_products": len(split.cold),
+                         "min_count": min_count or default_min_count(len(drawn)), "attributes": sorted(wanted),
+                         "hidden": len(split.hidden), "excluded": excluded},
                "methods": {}}
     twins = twin_values(split)
     twin_cells = [c for c in split.hidden if c[:2] in twins]
@@ -79,19 +113,23 @@ def run_benchmark(catalog: Catalog, *, mask_rate: float = 0.2, seed: int = 0, mi
     if NEEDS_TEXT & set(methods):
         from .text import TextEncoder
 
+        t0 = time.time()
         text = TextEncoder(text_model, cache_dir=cache_dir).encode([p.text for p in train], progress=progress)
+        summary["text_seconds"] = time.time() - t0             # knn's and text's input, outside their seconds
     predictions = {}
     for name in methods:
-        t0 = time.time()
+        t0, c0 = time.time(), time.process_time()
         if name in ("kgattr", "graph"):
-            predictions[name] = _kgattr(train, epochs, seed, progress, text_model, cache_dir, name == "kgattr")
+            predictions[name] = _kgattr(train, epochs, seed, progress, text_model, cache_dir, name == "kgattr",
+                                        max(1, min(visible.values(), default=20)))
         else:
             predictions[name] = METHODS[name](train, wanted, text)
-        seconds = time.time() - t0
+        seconds, cpu_seconds = time.time() - t0, time.process_time() - c0      # wall clock; CPU of all threads
         guesses = {k: v for k, (v, _) in predictions[name].items()}
         confidences = {k: c for k, (_, c) in predictions[name].items()}
         summary["methods"][name] = dict(score(split.hidden, guesses, confidences, cold=split.cold, rules=rules,
                                               categories=categories), seconds=seconds,
+                                        cpu_seconds=cpu_seconds,
                                         twins=score(twin_cells, guesses))
         log.info("%s: micro %.4f macro %.4f (%.0f s)", name, summary["methods"][name]["micro"],
                  summary["methods"][name]["macro"], seconds)
@@ -102,8 +140,9 @@ def markdown(summary: dict) -> str:
     """The report's tables: methods side by side, then per-attribute accuracy."""
     methods = summary["methods"]
     s = summary["split"]
+    drawn = f" drawn from {s['catalog_products']}" if s.get("catalog_products", s["products"]) > s["products"] else ""
     lines = [f"# kgattr evaluate: {s['hidden']} hidden cells of {len(s['attributes'])} attributes, "
-             f"{s['products']} products (mask rate {s['mask_rate']}, seed {s['seed']}"
+             f"{s['products']} products{drawn} (mask rate {s['mask_rate']}, seed {s['seed']}"
              + (f", {s['cold_products']} cold products" if s["cold_products"] else "") + ")", "",
              "| method | micro | macro | coverage | " + " | ".join(f"cov@{p:.2f}" for p in PRECISIONS)
              + " | ECE | rule-breaking | cold micro | seconds |",
@@ -115,6 +154,8 @@ def markdown(summary: dict) -> str:
                      + " | ".join(f"{cap[f'{p:.2f}']['coverage']:.3f}" if f"{p:.2f}" in cap else "" for p in PRECISIONS)
                      + f" | {r.get('ece', float('nan')):.4f} | {r.get('rule_breaking', 0):.4f} | "
                      + (f"{cold:.4f}" if cold is not None else "") + f" | {r['seconds']:.0f} |")
+    if s.get("excluded"):
+        lines += ["", "Not targets: " + "; ".join(f"{a} ({why})" for a, why in s["excluded"].items()) + "."]
     lines += ["", "Coverage at precision p: share of hidden cells filled when the confidence threshold is the "
               "lowest that keeps precision >= p on validation products (half of them, by SKU hash); "
               "measured on the other half.", "", "## Accuracy per attribute", "",
@@ -210,3 +251,132 @@ def write_report(bench: Benchmark, directory) -> None:
     for path in plot(bench, tmp):
         path.replace(directory / path.name)
     tmp.rmdir()
+
+
+def catalog_name(path: Path) -> str:
+    """What a catalog is called in reports: the folder of ``NAME/catalog.jsonl.gz``, else the file's stem."""
+    path = Path(path)
+    return path.parent.name if path.name.startswith("catalog.") and path.parent.name else path.name.split(".")[0]
+
+
+def find_catalogs(paths) -> list[Path]:
+    """The catalog files of ``paths``: a folder stands for its ``catalog.jsonl.gz`` or, failing that, for
+    every ``*/catalog.jsonl.gz`` under it (the layout of the shared data folder)."""
+    from .exceptions import CatalogError
+
+    out = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = [path / "catalog.jsonl.gz"] if (path / "catalog.jsonl.gz").exists() \
+                else sorted(path.glob("*/catalog.jsonl.gz"))
+            if not found:
+                raise CatalogError(f"{path}: no catalog.jsonl.gz in the folder or its subfolders")
+            out += found
+        else:
+            out.append(path)
+    return out
+
+
+def read_settings(path) -> dict[str, dict]:
+    """Per-catalog settings of a TOML file: ``[NAME]`` (see :func:`catalog_name`) with ``exclude`` (a list of
+    attribute names) and ``limit`` (products drawn for the main run).
+
+    Returns:
+        {name: {"exclude": [...], "limit": int | None}}.
+    """
+    import tomllib
+
+    from .exceptions import CatalogError
+
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise CatalogError(f"{path}: {e}") from None
+    out = {}
+    for name, table in raw.items():
+        unknown = set(table) - {"exclude", "limit"} if isinstance(table, dict) else {"(not a table)"}
+        if unknown:
+            raise CatalogError(f"{path}: [{name}]: unknown key {sorted(unknown)[0]!r} (known: exclude, limit)")
+        exclude, limit = table.get("exclude", []), table.get("limit")
+        if not (isinstance(exclude, list) and all(isinstance(a, str) for a in exclude)):
+            raise CatalogError(f"{path}: [{name}]: 'exclude' must be a list of attribute names")
+        if limit is not None and not (isinstance(limit, int) and limit > 0):
+            raise CatalogError(f"{path}: [{name}]: 'limit' must be a positive integer")
+        out[name] = {"exclude": exclude, "limit": limit}
+    return out
+
+
+def run_catalogs(paths, out, *, draws=(), limit: int | None = None, settings: dict | None = None, exclude=(),
+                 **options) -> list[tuple[str, dict]]:
+    """:func:`run_benchmark` on every catalog, once at its main size and once on each draw of ``draws``
+    products (those smaller than the catalog). The reports go to ``out/NAME/all`` (or ``draw-LIMIT``) and
+    ``out/NAME/draw-N``; ``out/summary.md`` (:func:`summary_markdown`) is rewritten after each run.
+
+    Args:
+        limit: products of the main run [default: the catalog's ``limit`` in ``settings``, else all].
+        settings: :func:`read_settings` of the catalogs, by name.
+        exclude: attributes that are no targets in any catalog, besides each catalog's own.
+        options: passed to :func:`run_benchmark`.
+
+    Returns:
+        [(report directory name, report.json's summary)], in run order.
+    """
+    from .catalog import atomic_write, read_catalog
+
+    out, results = Path(out), []
+    for path in find_catalogs(paths):
+        name = catalog_name(path)
+        own = (settings or {}).get(name, {})
+        catalog = read_catalog(path)
+        main = limit or own.get("limit")
+        sizes = [main if main and main < len(catalog) else None]
+        sizes += [n for n in draws if n < len(catalog) and n not in sizes]
+        for n in sizes:
+            label = f"{name}/{'all' if n is None else f'draw-{n}'}"
+            log.info("%s", label)
+            bench = run_benchmark(catalog, limit=n, exclude=[*exclude, *own.get("exclude", [])], **options)
+            write_report(bench, out / label)
+            results.append((label, bench.summary))
+            atomic_write(out / "summary.md", lambda tmp: tmp.write_text(summary_markdown(results)))
+    return results
+
+
+def _vs(errors: float, reference: float | None) -> str:
+    if reference is None:
+        return ""
+    return "0" if errors == reference else f"{100 * (errors / max(reference, 1e-9) - 1):+.1f}%"
+
+
+def summary_markdown(results: list[tuple[str, dict]]) -> str:
+    """One table per catalog: each method at each size, with micro, macro, coverage at precision 0.95, ECE,
+    seconds and its errors against the tf-idf baseline's (negative: fewer)."""
+    lines = ["# Benchmark summary", "",
+             "Each run hides 20% (mask rate below) of the known cells of its target attributes and scores every "
+             "method on them; errors vs tf-idf compares the number of wrong or missing values with the tf-idf "
+             "baseline's on the same cells."]
+    catalogs: dict[str, list[tuple[str, dict]]] = {}
+    for label, summary in results:
+        catalogs.setdefault(label.split("/")[0], []).append((label.split("/", 1)[1], summary))
+    for name, runs in catalogs.items():
+        lines += ["", f"## {name}", "",
+                  "| products | method | micro | macro | cov@0.95 | ECE | seconds | errors vs tf-idf |",
+                  "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        notes = []
+        for size, summary in runs:
+            s, methods = summary["split"], summary["methods"]
+            errors = {m: (1 - r["micro"]) * r["cells"] for m, r in methods.items()}
+            for m, r in methods.items():
+                cap = r.get("coverage_at_precision", {}).get("0.95", {}).get("coverage")
+                lines.append(f"| {s['products']:,} | {m} | {r['micro']:.3f} | {r['macro']:.3f} | "
+                             + (f"{cap:.3f}" if cap is not None else "") + f" | {r.get('ece', float('nan')):.3f} | "
+                             f"{r['seconds']:.0f} | {_vs(errors[m], errors.get('tfidf'))} |")
+            notes.append(f"- {size}: {s['products']:,} of {s.get('catalog_products', s['products']):,} products, "
+                         f"{len(s['attributes'])} target attributes (filled at least {s.get('min_count')} times, "
+                         f"2+ values), {s['hidden']:,} hidden cells (mask rate {s['mask_rate']}, seed {s['seed']})"
+                         + (f"; BERT encoding for knn and text {summary['text_seconds']:.0f} s (kgattr's seconds "
+                            "include its own, from the cache)" if "text_seconds" in summary else "")
+                         + (f"; not targets: " + "; ".join(f"{a} ({why})" for a, why in s["excluded"].items())
+                            if s.get("excluded") else ""))
+        lines += [""] + notes
+    return "\n".join(lines) + "\n"

@@ -238,17 +238,20 @@ def graph_build(catalog: Path = typer.Argument(..., help="Catalog to read."),
 @app.command()
 def sample(output: Path = typer.Option(..., "--output", "-o", help="Catalog file to write."),
            products: int = typer.Option(400, callback=count, help="Number of products."),
+           kind: str = typer.Option("fashion", help="fashion (closed vocabularies) or electronics (values with units in varied forms, model numbers, typos)."),
            seed: int = typer.Option(0, callback=natural, help="Random seed.")):
-    """Write the synthetic demo catalog.
+    """Write a synthetic catalog: the demo's fashion one, or a technical electronics one.
 
-    Example: kgattr sample -o data/sample.jsonl
+    Example: kgattr sample --kind electronics -o out/electronics.jsonl
     """
     from .catalog import write_catalog
-    from .datasets import make_catalog
+    from .datasets import SAMPLES
 
+    if kind not in SAMPLES:
+        raise typer.BadParameter(f"unknown kind {kind!r} (choose from {', '.join(SAMPLES)})", param_hint="--kind")
     with claim([("--output", output)]):
-        write_catalog(make_catalog(products, seed=seed), output)
-    typer.echo(f"{products} products -> {output}")
+        write_catalog(SAMPLES[kind](products, seed=seed), output)
+    typer.echo(f"{products} {kind} products -> {output}")
 
 
 @app.command()
@@ -256,24 +259,30 @@ def split(catalog: Path = typer.Argument(..., help="Catalog with known values to
           out: Path = typer.Option(..., "--out", "-o", help="Directory for train.jsonl and truth.jsonl."),
           mask_rate: float = typer.Option(0.2, callback=rate, help="Share of known cells hidden."),
           seed: int = typer.Option(0, callback=natural, help="Random seed of the split."),
-          min_count: int = typer.Option(1000, callback=count, help="Target attributes: filled at least this often, 2+ values."),
+          min_count: Optional[int] = typer.Option(None, callback=count, help="Target attributes: filled at least this often in the products drawn, 2+ values (default: 2% of them, at least 20)."),
           cold_rate: float = typer.Option(0.0, callback=rate, help="Share of titles whose products lose every known value."),
-          limit: Optional[int] = typer.Option(None, callback=count, help="Sample this many products first.")):
+          limit: Optional[int] = typer.Option(None, callback=count, help="Draw this many products first; targets are chosen on the draw."),
+          exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="Attribute that is no target (repeatable), besides those detected as metadata.")):
     """Hide known cells: OUT/train.jsonl keeps the rest, OUT/truth.jsonl lists the hidden ones.
+
+    Metadata attributes (as `kgattr evaluate` finds them, plus --exclude) are dropped from train.jsonl.
 
     Example: kgattr split data/sample.jsonl --min-count 50 --cold-rate 0.05 -o out/split
     """
+    from .benchmark import prepare
     from .catalog import catalog_writer, jsonl_writer, read_catalog
-    from .evaluation import split_catalog, target_attributes
+    from .evaluation import split_catalog
     from .outputs import write_set
 
     train, truth = out / "train.jsonl", out / "truth.jsonl"
     with claim([("--out", train), ("--out", truth)], [("the input catalog", catalog)]):
-        cat = read_catalog(catalog)
-        result = split_catalog(cat, mask_rate=mask_rate, seed=seed, cold_rate=cold_rate, limit=limit,
-                               attributes=target_attributes(cat, min_count))
+        drawn, targets, excluded = prepare(read_catalog(catalog), limit=limit, seed=seed, min_count=min_count,
+                                           exclude=exclude or ())
+        result = split_catalog(drawn, mask_rate=mask_rate, seed=seed, cold_rate=cold_rate, attributes=targets)
         write_set({train: catalog_writer(result.train, train), truth: jsonl_writer(result.truth(), truth)})
-    typer.echo(f"{len(result.hidden)} cells hidden ({len(result.cold)} cold products) -> "
+    for a, why in excluded.items():
+        typer.echo(f"not a target: {a} ({why})")
+    typer.echo(f"{len(result.hidden)} cells of {len(targets)} attributes hidden ({len(result.cold)} cold products) -> "
                f"{out / 'train.jsonl'}, {out / 'truth.jsonl'}")
 
 
@@ -326,21 +335,35 @@ def _score_line(r: dict) -> str:
 
 
 @app.command()
-def evaluate(catalog: Path = typer.Argument(..., help="Catalog with known values to hide."),
+def evaluate(catalogs: list[Path] = typer.Argument(..., help="Catalog(s) with known values to hide; a folder stands for its */catalog.jsonl.gz."),
              mask_rate: float = typer.Option(0.2, callback=rate, help="Share of known cells hidden."),
              seed: int = typer.Option(0, callback=natural, help="Random seed of the split."),
-             min_count: int = typer.Option(1000, callback=count, help="Target attributes: filled at least this often."),
+             min_count: Optional[int] = typer.Option(None, callback=count, help="Target attributes: filled at least this often in the products drawn (default: 2% of them, at least 20)."),
              cold_rate: float = typer.Option(0.0, callback=rate, help="Share of titles whose products lose every known value."),
-             limit: Optional[int] = typer.Option(None, callback=count, help="Sample this many products first (quick runs)."),
+             limit: Optional[int] = typer.Option(None, callback=count, help="Draw this many products first; targets are chosen on the draw."),
+             draw: Optional[list[int]] = typer.Option(None, "--draw", help="Also run on a random draw of N products (repeatable); reports go to REPORT/NAME/draw-N."),
+             exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="Attribute that is no target (repeatable), besides those detected as metadata."),
+             settings: Optional[Path] = typer.Option(None, "--settings", help="TOML file of per-catalog `exclude` and `limit`, keyed by catalog name (e.g. bench/catalogs.toml)."),
              epochs: Optional[int] = typer.Option(None, callback=count, help="kgattr's GNN training epochs [default: 3]."),
              text_model: Optional[Path] = typer.Option(None, "--text-model", help="Local Hugging Face model directory."),
              methods: str = typer.Option("majority,tfidf,knn,text,graph,kgattr", help="Comma-separated methods to run."),
              report: Optional[Path] = typer.Option(None, "--report", help="Directory for report.json, report.md, plots.")):
     """Hide known cells, fit every method on the rest, score them all on the hidden cells.
 
+    Targets are the attributes filled often enough in the products drawn, less metadata: (almost)
+    constant values, values copying the title or description or naming the category, and those named
+    by --exclude or --settings; the report lists them with the reason.
+
+    With several catalogs, a folder or --draw, each catalog runs at its main size (--limit, else the
+    `limit` of its --settings entry, else all products) and on each draw; REPORT/NAME/all (or draw-N)
+    gets each report and REPORT/summary.md one table per catalog.
+
     Example: kgattr evaluate data/sample.jsonl --min-count 50 --report out/eval
+
+    Example: kgattr evaluate ../shared/data --draw 1500 --settings bench/catalogs.toml --report out/bench
     """
-    from .benchmark import ALL_METHODS, markdown, run_benchmark, write_report
+    from .benchmark import (ALL_METHODS, find_catalogs, markdown, read_settings, run_benchmark, run_catalogs,
+                            summary_markdown, write_report)
     from .catalog import read_catalog
 
     chosen = tuple(m.strip() for m in methods.split(","))
@@ -348,12 +371,21 @@ def evaluate(catalog: Path = typer.Argument(..., help="Catalog with known values
         if m not in ALL_METHODS:
             raise typer.BadParameter(f"unknown method {m!r} (choose from {', '.join(ALL_METHODS)})",
                                      param_hint="--methods")
+    options = dict(mask_rate=mask_rate, seed=seed, min_count=min_count, cold_rate=cold_rate, epochs=epochs,
+                   methods=chosen, text_model=str(text_model) if text_model else None, progress=_progress())
+    paths = find_catalogs(catalogs)
+    inputs = [*(("the input catalog", c) for c in paths), ("the text model", text_model)]
+    if len(paths) > 1 or draw or settings:
+        if report is None:
+            raise typer.BadParameter("needed with several catalogs, --draw or --settings", param_hint="--report")
+        with claim([("--report", report / "summary.md")], inputs):
+            results = run_catalogs(paths, report, draws=draw or (), limit=limit, exclude=exclude or (),
+                                   settings=read_settings(settings) if settings else None, **options)
+        typer.echo(summary_markdown(results) + f"reports -> {report}")
+        return
     names = ("report.json", "report.md", "precision_coverage.png", "reliability.png") if report else ()
-    with claim([("--report", report / name) for name in names],
-               [("the input catalog", catalog), ("the text model", text_model)]):
-        bench = run_benchmark(read_catalog(catalog), mask_rate=mask_rate, seed=seed, min_count=min_count,
-                              cold_rate=cold_rate, limit=limit, epochs=epochs, methods=chosen,
-                              text_model=str(text_model) if text_model else None, progress=_progress())
+    with claim([("--report", report / name) for name in names], inputs):
+        bench = run_benchmark(read_catalog(paths[0]), limit=limit, exclude=exclude or (), **options)
         typer.echo(markdown(bench.summary).split("\n\n## ")[0])
         if report:
             write_report(bench, report)

@@ -5,6 +5,7 @@ Every method, kgattr's own and outside tools', goes through :func:`score`, so fi
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -15,8 +16,30 @@ from .catalog import Catalog, Product
 PRECISIONS = (0.90, 0.95, 0.99)
 
 
-def target_attributes(catalog: Catalog, min_count: int) -> list[str]:
-    """Attributes filled at least ``min_count`` times with at least two distinct values."""
+# An attribute is no target when one value fills at least this share of its cells, or when at least this
+# share of its values copy the title or description or name the product's category (listing metadata).
+CONSTANT_SHARE = 0.99
+COPY_SHARE = 0.5
+
+
+def draw(catalog: Catalog, limit: int | None, seed: int) -> Catalog:
+    """A random sample of ``limit`` products in catalog order (the whole catalog when it has no more)."""
+    if limit is None or limit >= len(catalog):
+        return catalog
+    keep = np.sort(np.random.default_rng(seed + 2).choice(len(catalog), limit, replace=False))
+    return Catalog([catalog.products[i] for i in keep], catalog.source)
+
+
+def default_min_count(num_products: int, share: float = 0.02, floor: int = 20) -> int:
+    """How often a target attribute must be filled: ``share`` of the products, at least ``floor`` times."""
+    return max(floor, int(np.ceil(share * num_products)))
+
+
+def target_attributes(catalog: Catalog, min_count: int | None = None) -> list[str]:
+    """Attributes filled at least ``min_count`` times (default: :func:`default_min_count`) with at least two
+    distinct values."""
+    if min_count is None:
+        min_count = default_min_count(len(catalog))
     values = defaultdict(set)
     counts = Counter()
     for p in catalog:
@@ -24,6 +47,48 @@ def target_attributes(catalog: Catalog, min_count: int) -> list[str]:
             counts[a] += 1
             values[a].add(v)
     return sorted(a for a, c in counts.items() if c >= min_count and len(values[a]) >= 2)
+
+
+def metadata_attributes(catalog: Catalog, listed=()) -> dict[str, str]:
+    """Attributes that are listing metadata rather than properties to complete, each with the reason.
+
+    Detected from the data: one value fills :data:`CONSTANT_SHARE` of the cells; or in :data:`COPY_SHARE`
+    of them the value is the title or the description (or at least half of it), or names a level of the
+    product's category. ``listed`` names the rest (what the data cannot show, such as order quantities).
+
+    Returns:
+        {attribute: reason}, in attribute order.
+    """
+    from .text import fold
+
+    values: dict[str, Counter] = defaultdict(Counter)
+    copies: dict[str, Counter] = defaultdict(Counter)
+    for p in catalog:
+        title, description = fold(p.title).strip(), f" {fold(p.description).strip()} "
+        levels = [fold(c).strip() for c in p.category if c.strip()]
+        for a, v in p.attributes.items():
+            values[a][v] += 1
+            value = fold(v).strip()
+            if not value:
+                continue
+            copies[a]["title"] += value == title
+            copies[a]["description"] += f" {value} " in description and 2 * len(value) >= len(description) - 2
+            copies[a]["category"] += any(c in value and re.search(rf"(?<!\w){re.escape(c)}(?!\w)", value)
+                                         for c in levels)
+    out = {}
+    for a in sorted(values):
+        n = sum(values[a].values())
+        value, top = values[a].most_common(1)[0]
+        copied = max(copies[a], key=copies[a].get, default=None)
+        if a in listed:
+            out[a] = "listed as metadata"
+        elif top >= CONSTANT_SHARE * n:
+            out[a] = f"(almost) constant: {value!r} in {top / n:.1%} of {n} cells"
+        elif copied and copies[a][copied] >= COPY_SHARE * n:
+            verb = {"title": "copies the title", "description": "copies the description",
+                    "category": "names the product's category"}[copied]
+            out[a] = f"{verb} in {copies[a][copied] / n:.1%} of {n} cells"
+    return out
 
 
 @dataclass
@@ -60,10 +125,7 @@ def split_catalog(catalog: Catalog, *, mask_rate: float, seed: int, attributes: 
             one side, so a cold product's twin never gives its values away); their target cells are hidden.
         limit: keep a random sample of this many products first (quick runs).
     """
-    products = catalog.products
-    if limit is not None and limit < len(products):
-        keep = np.sort(np.random.default_rng(seed + 2).choice(len(products), limit, replace=False))
-        products = [products[i] for i in keep]
+    products = draw(catalog, limit, seed).products
     cold_titles = drawn_titles(products, cold_rate, seed + 1)
     rng = np.random.default_rng(seed)
     targets = set(attributes)
