@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from .cli_base import KgattrGroup, count, debug_option, natural, rate, share, terminate_on_sigterm, within
+from .cli_base import KgattrGroup, count, natural, progress, rate, root_options, share, terminate_on_sigterm, within
 from .extract_cli import extract_app
 from .model_cli import model_app
 from .outputs import claim
@@ -22,7 +22,7 @@ from .rules_cli import completeness, rules_app
 
 app = typer.Typer(help="Complete missing product attributes: ontology + graph + GNN/BERT fusion + FAISS + rules.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=KgattrGroup)
-app.callback()(debug_option)
+app.callback()(root_options)
 ontology_app = typer.Typer(help="Build and inspect the product ontology.", no_args_is_help=True)
 graph_app = typer.Typer(help="Build and export the co-occurrence graph.", no_args_is_help=True)
 app.add_typer(ontology_app, name="ontology")
@@ -30,14 +30,12 @@ app.add_typer(graph_app, name="graph")
 app.add_typer(rules_app, name="rules")
 app.add_typer(extract_app, name="extract")
 app.add_typer(model_app, name="model")
+for _group in (app, *(g.typer_instance for g in app.registered_groups)):
+    _group.rich_markup_mode = None             # plain help: "[default: ...]" in a help text stays as written
 
 ModelOpt = typer.Option(..., "--model", "-m", help="Model directory written by `kgattr train`.")
 OntologyOpt = typer.Option(None, "--ontology", help="Ontology Turtle file(s) whose rules apply instead of the model's "
                                                    "(repeatable) [default: the files it was trained with, read afresh].")
-
-
-def _progress() -> bool:
-    return sys.stderr.isatty()
 
 
 @app.command()
@@ -62,7 +60,7 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
     cat = read_catalog(catalog)
     onto = Ontology.load(ontology) if ontology else None
     completer = AttributeCompleter(text_model=str(text_model) if text_model else None,
-                                   max_length=max_length, seed=seed, progress=_progress(),
+                                   max_length=max_length, seed=seed, progress=progress(),
                                    extractor=str(extractor.resolve()) if extractor else None,
                                    **({"epochs": epochs} if epochs else {}))
     completer.fit(cat, onto)
@@ -172,7 +170,7 @@ def _model_inputs(model: Path, completer) -> list[tuple[str, Path]]:
 
 def _fill(completer, cat, min_confidence: float, precision: float | None):
     """(attributes by SKU with the gaps filled, filled cells, cells left for review) of ``cat``."""
-    completer.progress = _progress()
+    completer.progress = progress()
     floor = {}                                 # attribute -> confidence threshold, with --precision
     if precision is not None:
         floor = {a: float("inf") if t is None else t for a, t in completer.thresholds(precision).items()}
@@ -353,7 +351,7 @@ def evaluate(catalog: Path = typer.Argument(..., help="Catalog with known values
                [("the input catalog", catalog), ("the text model", text_model)]):
         bench = run_benchmark(read_catalog(catalog), mask_rate=mask_rate, seed=seed, min_count=min_count,
                               cold_rate=cold_rate, limit=limit, epochs=epochs, methods=chosen,
-                              text_model=str(text_model) if text_model else None, progress=_progress())
+                              text_model=str(text_model) if text_model else None, progress=progress())
         typer.echo(markdown(bench.summary).split("\n\n## ")[0])
         if report:
             write_report(bench, report)

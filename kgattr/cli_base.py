@@ -6,6 +6,7 @@ or ``KGATTR_DEBUG=1``. Exit code 1 stays for the findings of ``rules check`` and
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -18,11 +19,14 @@ from typer.core import TyperGroup
 from .exceptions import KgattrError
 
 try:                                   # recent typer vendors click; older releases used click itself
-    from typer._click import exceptions as _click
+    from typer._click import core as _click_core, exceptions as _click
+    from typer._click.globals import get_current_context as click_context
 except ImportError:
-    from click import exceptions as _click
+    from click import core as _click_core, exceptions as _click
+    from click.globals import get_current_context as click_context
 
-DEBUG = "kgattr.debug"                 # key of ctx.meta, shared by every context of one command line
+DEBUG = "kgattr.debug"                 # keys of ctx.meta, shared by every context of one command line
+QUIET = "kgattr.quiet"
 
 
 def one_line(error: BaseException) -> str:
@@ -90,12 +94,65 @@ class KgattrGroup(TyperGroup):
         return code
 
 
-def debug_option(ctx: typer.Context,
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"kgattr {__version__}")
+        raise typer.Exit()
+
+
+def root_options(ctx: typer.Context,
                  debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error "
-                                                                   "(or set KGATTR_DEBUG=1).")) -> None:
-    """The root of the command line: its global option (the app's help text is the Typer's)."""
+                                                                   "(or set KGATTR_DEBUG=1)."),
+                 verbose: int = typer.Option(0, "--verbose", "-v", count=True, show_default=False,
+                                             help="Log more: -v steps (INFO), -vv everything (DEBUG)."),
+                 quiet: bool = typer.Option(False, "--quiet", "-q", help="Only results and errors: no progress, "
+                                                                        "no summary lines on stderr; log errors only."),
+                 version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                              help="Print the version and exit.")) -> None:
+    """The root of the command line: its global options (the app's help text is the Typer's)."""
     if debug:
         ctx.meta[DEBUG] = True
+    if quiet and verbose:
+        raise typer.BadParameter("give --quiet or --verbose, not both", param_hint="--quiet")
+    ctx.meta[QUIET] = quiet
+    if quiet or verbose:
+        logging.getLogger().setLevel(logging.ERROR if quiet else logging.INFO if verbose == 1 else logging.DEBUG)
+
+
+def is_quiet() -> bool:
+    """Whether the command line asked for ``--quiet``."""
+    ctx = click_context(silent=True)
+    return bool(ctx and ctx.meta.get(QUIET))
+
+
+def progress() -> bool:
+    """Whether long steps report progress: unless ``--quiet`` (bars on a terminal, lines elsewhere)."""
+    return not is_quiet()
+
+
+def note(text: str) -> None:
+    """A summary line on stderr, left out with ``--quiet``."""
+    if not is_quiet():
+        typer.echo(text, err=True)
+
+
+class PlainHelp(_click_core.HelpFormatter):
+    """Help in click's plain form: ``KIND`` for an argument in the usage line, flags without a ``<bool>``."""
+
+    def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None:
+        args = re.sub(r"\{(\w+)\}", lambda m: m[1].upper(), args)
+        args = re.sub(r"\[(\w+)\]", lambda m: f"[{m[1].upper()}]", args)
+        super().write_usage(prog, args, prefix)
+
+    def write_dl(self, rows, col_max: int = 30, col_spacing: int = 2) -> None:
+        rows = [(re.sub(r"^([\w.]+) <\S+>$", lambda m: m[1].upper(), first).replace(" <bool>", ""), second)
+                for first, second in rows]
+        super().write_dl(rows, col_max, col_spacing)
+
+
+_click_core.Context.formatter_class = PlainHelp        # the help of every command of kgattr's command line
 
 
 def terminate_on_sigterm() -> None:

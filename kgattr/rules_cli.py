@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from .cli_base import count, finite, natural, share
+from .cli_base import count, finite, natural, note, share
 from .outputs import claim
 
 rules_app = typer.Typer(help="Write, check and test the ontology's rules.", no_args_is_help=True)
@@ -65,9 +65,10 @@ def rules_check(catalog: Path = typer.Argument(..., help="Catalog whose existing
             typer.echo(str(v))
         if len(found) > 50:
             typer.echo(f"... and {len(found) - 50} more (--json lists all)")
-        typer.echo(f"{len(found)} values break a rule in {len(cat)} products", err=bool(found))
+        summary = f"{len(found)} values break a rule in {len(cat)} products"
+        note(summary) if found else typer.echo(summary)
         for rule, n in Counter(v.rule for v in found).most_common(10):
-            typer.echo(f"  {n:7d}  {rule}", err=True)
+            note(f"  {n:7d}  {rule}")
     if found:
         raise typer.Exit(1)
 
@@ -144,7 +145,7 @@ def rules_lint(files: Optional[list[Path]] = typer.Argument(None, help="Turtle f
         for f in findings:
             typer.echo(str(f))
         errors = sum(f.level == "error" for f in findings)
-        typer.echo(f"{errors} errors, {len(findings) - errors} warnings in {', '.join(map(str, files))}", err=True)
+        note(f"{errors} errors, {len(findings) - errors} warnings in {', '.join(map(str, files))}")
     if any(f.level == "error" for f in findings):
         raise typer.Exit(1)
 
