@@ -14,7 +14,8 @@ from typing import Optional
 
 import typer
 
-from .cli_base import KgattrGroup, count, natural, progress, rate, root_options, share, terminate_on_sigterm, within
+from .cli_base import (KgattrGroup, OutputFormat, console as make_console, count, emit, format_option, natural,
+                       output_format, progress, rate, root_options, share, terminate_on_sigterm, within)
 from .extract_cli import extract_app
 from .model_cli import model_app
 from .outputs import claim
@@ -70,13 +71,16 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
 
 
 def _table(result) -> None:
-    from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    console = make_console()
     for pc in result:
         known = ", ".join(f"{k}={v}" for k, v in pc.known.items())
-        console.print(f"[bold]{pc.sku}[/bold]  known: {known}")
+        if not pc.completions:
+            console.print(f"[bold]{escape(pc.sku)}[/bold]: no gaps  known: {escape(known)}")
+            continue
+        console.print(f"[bold]{escape(pc.sku)}[/bold]  known: {escape(known)}")
         table = Table("attribute", "value", "confidence", "evidence", "alternatives / rejected")
         for c in sorted(pc.completions, key=lambda c: -c.confidence):
             ev = c.evidence or {}
@@ -108,7 +112,8 @@ def complete(sku: list[str] = typer.Option(..., "--sku", help="SKU to complete (
              catalog: Optional[Path] = typer.Option(None, "--catalog", help="Catalog holding new or changed products."),
              ontology: Optional[list[Path]] = OntologyOpt,
              explain: bool = typer.Option(False, "--explain", help="Show every rule checked for each value."),
-             as_json: bool = typer.Option(False, "--json", help="JSON output.")):
+             as_json: bool = typer.Option(False, "--json", help="JSON output: a list of products."),
+             fmt: Optional[OutputFormat] = format_option()):
     """What is missing for a product, and what it should be, with confidence and evidence.
 
     Example: kgattr complete --model models/sample --sku S00007
@@ -118,11 +123,13 @@ def complete(sku: list[str] = typer.Option(..., "--sku", help="SKU to complete (
 
     completer = AttributeCompleter.load(model, ontology=ontology)
     result = completer.complete(list(sku), read_catalog(catalog) if catalog else None, explain=explain)
-    if as_json:
-        out = [r.to_json() for r in result]
-        typer.echo(json.dumps(out[0] if len(out) == 1 else out, indent=1, ensure_ascii=False))
-    else:
+    fmt = output_format(fmt, as_json)
+    if fmt == "table":
         _table(result)
+    elif fmt == "csv":                         # one row a gap
+        emit([{"sku": pc.sku, **c.to_json()} for pc in result for c in pc.completions], fmt)
+    else:
+        emit([r.to_json() for r in result], fmt)
 
 
 @app.command()

@@ -6,12 +6,14 @@ or ``KGATTR_DEBUG=1``. Exit code 1 stays for the findings of ``rules check`` and
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import re
 import signal
 import sys
+from enum import Enum
 
 import typer
 from typer.core import TyperGroup
@@ -153,6 +155,64 @@ class PlainHelp(_click_core.HelpFormatter):
 
 
 _click_core.Context.formatter_class = PlainHelp        # the help of every command of kgattr's command line
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def format_option(json_is: str | None = "json"):
+    """``--output-format``, for a command that prints a table; its ``--json`` flag (if any) means ``json_is``."""
+    return typer.Option(None, "--output-format", case_sensitive=False, show_default=False,
+                        help="table, json (one list), jsonl (one object a line) or csv [default: table"
+                             + (f"; {json_is} with --json]." if json_is else "]."))
+
+
+def output_format(fmt: OutputFormat | None, as_json: bool, json_is: str = "json") -> str:
+    """The format asked for by ``--output-format`` and ``--json`` (which may not disagree)."""
+    if as_json and fmt not in (None, OutputFormat(json_is)):
+        raise typer.BadParameter(f"--json means {json_is}; give one of the two", param_hint="--output-format")
+    return json_is if as_json else (fmt or OutputFormat.table).value
+
+
+def rounded(value, digits: int = 4):
+    """``value`` with every float rounded (confidences read from float32 arrays carry noise such as
+    0.014800000004470348)."""
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
+def emit(records: list[dict], fmt: str) -> None:
+    """Print ``records`` on stdout as one JSON list, JSON Lines or CSV (nested values as JSON), floats rounded."""
+    import csv
+
+    records = rounded(records)
+    if fmt == "json":
+        typer.echo(json.dumps(records, indent=1, ensure_ascii=False))
+    elif fmt == "jsonl":
+        for r in records:
+            typer.echo(json.dumps(r, ensure_ascii=False))
+    else:
+        columns = list(dict.fromkeys(k for r in records for k in r))
+        writer = csv.DictWriter(sys.stdout, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v
+                          for k, v in r.items()} for r in records)
+
+
+def console():
+    """A rich Console for tables: as wide as the terminal, or unbounded when piped (no cut at 80 columns)."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 100_000)
 
 
 def terminate_on_sigterm() -> None:

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from .cli_base import count, natural, progress, within
+from .cli_base import count, natural, progress, rounded, within
 from .outputs import claim
 
 extract_app = typer.Typer(help="Read attribute values out of titles and descriptions (BERT token classifier).",
@@ -85,7 +85,7 @@ def extract_run(catalog: Optional[Path] = typer.Argument(None, help="Catalog to 
     with claim([("--out", out)] if out else [], [("the input catalog", catalog), ("the extractor", model)]):
         extractor = Extractor.load(model)
         products = read_catalog(catalog).products if catalog else [Product("text", text)]
-        records = [{"sku": p.sku, **s.to_json()} for p, spans in zip(products, extractor.extract(products))
+        records = [{"sku": p.sku, **rounded(s.to_json())} for p, spans in zip(products, extractor.extract(products))
                    for s in spans]
         if out is None:
             for r in records:

@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from .cli_base import count, finite, natural, note, share
+from .cli_base import OutputFormat, count, emit, finite, format_option, natural, note, output_format, share
 from .outputs import claim
 
 rules_app = typer.Typer(help="Write, check and test the ontology's rules.", no_args_is_help=True)
@@ -30,7 +30,8 @@ def _echo_json(records) -> None:
 @rules_app.command("list")
 def rules_list(ontology: list[Path] = FileOpt,
                category: Optional[str] = typer.Option(None, help="Only this category: its path (A > B) or name."),
-               attribute: Optional[str] = typer.Option(None, help="Only rules on this attribute.")):
+               attribute: Optional[str] = typer.Option(None, help="Only rules on this attribute."),
+               fmt: Optional[OutputFormat] = format_option(None)):
     """List the rules, one a line: id, kind, category / attribute, what it says, who added it and when.
 
     Example: kgattr rules list --ontology ontology/sample.ttl --attribute gender
@@ -38,7 +39,12 @@ def rules_list(ontology: list[Path] = FileOpt,
     from .ontology import Ontology
     from .rules import list_rules
 
-    for rule in list_rules(Ontology.load(*ontology), category=category, attribute=attribute):
+    rules = list_rules(Ontology.load(*ontology), category=category, attribute=attribute)
+    fmt = output_format(fmt, False)
+    if fmt != "table":
+        emit([{**r.__dict__, "category": list(r.category)} for r in rules], fmt)
+        return
+    for rule in rules:
         typer.echo(str(rule))
 
 
@@ -223,7 +229,7 @@ def rules_suggest(catalog: Path = typer.Argument(..., help="Catalog to mine."),
 def completeness(catalog: Path = typer.Argument(..., help="Catalog to measure."),
                  ontology: list[Path] = FileOpt,
                  imputed: Optional[Path] = typer.Option(None, "--imputed", help="The catalog `kgattr impute` wrote."),
-                 as_json: bool = JsonOpt):
+                 as_json: bool = JsonOpt, fmt: Optional[OutputFormat] = format_option("jsonl")):
     """Required attributes filled, per category (and after imputation, given --imputed).
 
     Example: kgattr completeness data/sample.jsonl --ontology ontology/sample.ttl --imputed out/sample.jsonl
@@ -239,8 +245,9 @@ def completeness(catalog: Path = typer.Argument(..., help="Catalog to measure.")
     if not rows:
         raise OntologyError(f"{', '.join(map(str, ontology))}: no attribute is required anywhere "
                             f"(add some with `kgattr rules add required`)")
-    if as_json:
-        _echo_json({**r.__dict__, "category": list(r.category)} for r in rows)
+    fmt = output_format(fmt, as_json, "jsonl")
+    if fmt != "table":
+        emit([{**r.__dict__, "category": list(r.category)} for r in rows], fmt)
         return
     for r in rows:
         typer.echo(str(r))

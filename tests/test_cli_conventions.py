@@ -1,4 +1,5 @@
 """Habits of the command line: --version, -q/-v, plain help with defaults, one JSON shape, choices checked."""
+import shutil
 import subprocess
 import sys
 
@@ -46,3 +47,56 @@ def test_quiet_hides_summary_lines(ontology):
     assert "errors" in loud.stderr and quiet.stderr == ""
     both = kgattr("-q", "-v", "rules", "lint", ontology)
     assert both.returncode == 2 and both.stderr.count("\n") == 1 and "--quiet" in both.stderr
+
+
+def test_complete_formats(served_model, catalog):
+    import csv
+    import io
+    import json
+
+    sku, other = catalog.products[0].sku, catalog.products[1].sku
+    base = ["complete", "--model", str(served_model), "--sku", sku]
+    [one] = json.loads(runner.invoke(app, [*base, "--json"]).output)          # a list, also for one SKU
+    assert one["sku"] == sku and one["completions"]
+    assert all(len(repr(c["confidence"])) <= 6 for c in one["completions"])   # 4 digits, no float32 noise
+    lines = runner.invoke(app, [*base, "--sku", other, "--output-format", "jsonl"]).output.splitlines()
+    assert [json.loads(line)["sku"] for line in lines] == [sku, other]
+    rows = list(csv.DictReader(io.StringIO(runner.invoke(app, [*base, "--output-format", "csv"]).output)))
+    assert [r["attribute"] for r in rows] == [c["attribute"] for c in one["completions"]]
+    assert json.loads(rows[0]["evidence"]) == one["completions"][0]["evidence"]
+    refused = runner.invoke(app, [*base, "--json", "--output-format", "csv"])
+    assert refused.exit_code == 2
+    table = runner.invoke(app, base).output
+    assert max(map(len, table.splitlines())) > 80 and sku in table            # piped: not cut at 80 columns
+
+
+def test_product_without_gaps(served_model, fitted, catalog, tmp_path):
+    from kgattr import Catalog, Product, write_catalog
+
+    product = catalog.products[0]
+    full = Product(product.sku, product.title, product.description, product.category,
+                   {**{a: "x" for a in fitted.attributes_}, **product.attributes})
+    write_catalog(Catalog([full]), tmp_path / "full.jsonl")
+    out = runner.invoke(app, ["complete", "--model", str(served_model), "--sku", product.sku,
+                              "--catalog", str(tmp_path / "full.jsonl")]).output
+    assert f"{product.sku}: no gaps" in out, out
+
+
+def test_rules_list_and_completeness_formats(ontology, catalog, tmp_path):
+    import csv
+    import io
+    import json
+
+    from kgattr import write_catalog
+
+    rules = json.loads(runner.invoke(app, ["rules", "list", "--ontology", str(ontology), "--output-format",
+                                           "json"]).output)
+    assert rules and set(rules[0]) == {"id", "kind", "category", "attribute", "detail", "origin", "added"}
+    table = runner.invoke(app, ["rules", "list", "--ontology", str(ontology)]).output
+    assert len(table.splitlines()) == len(rules)
+    write_catalog(catalog, tmp_path / "c.jsonl")
+    ontology = shutil.copy(ontology, tmp_path / "edited.ttl")
+    runner.invoke(app, ["rules", "add", "required", "--attribute", "gender", "--ontology", str(ontology)])
+    rows = list(csv.DictReader(io.StringIO(runner.invoke(
+        app, ["completeness", str(tmp_path / "c.jsonl"), "--ontology", str(ontology), "--output-format", "csv"]).output)))
+    assert rows and {"category", "products", "complete"} <= set(rows[0])
