@@ -14,8 +14,8 @@ from typing import Optional
 
 import typer
 
-from .cli_base import (KgattrGroup, OutputFormat, console as make_console, count, emit, format_option, natural,
-                       output_format, progress, rate, root_options, share, terminate_on_sigterm, within)
+from .cli_base import (CatalogFormat, KgattrGroup, OutputFormat, console as make_console, count, emit, format_of_catalog,
+                       format_option, natural, output_format, progress, rate, root_options, share, terminate_on_sigterm, within)
 from .extract_cli import extract_app
 from .model_cli import model_app
 from .outputs import claim
@@ -110,6 +110,7 @@ def _table(result) -> None:
 def complete(sku: list[str] = typer.Option(..., "--sku", help="SKU to complete (repeatable)."),
              model: Path = ModelOpt,
              catalog: Optional[Path] = typer.Option(None, "--catalog", help="Catalog holding new or changed products."),
+             catalog_format: CatalogFormat = format_of_catalog(),
              ontology: Optional[list[Path]] = OntologyOpt,
              explain: bool = typer.Option(False, "--explain", help="Show every rule checked for each value."),
              as_json: bool = typer.Option(False, "--json", help="JSON output: a list of products."),
@@ -122,7 +123,8 @@ def complete(sku: list[str] = typer.Option(..., "--sku", help="SKU to complete (
     from .completer import AttributeCompleter
 
     completer = AttributeCompleter.load(model, ontology=ontology)
-    result = completer.complete(list(sku), read_catalog(catalog) if catalog else None, explain=explain)
+    result = completer.complete(list(sku), read_catalog(catalog, format=catalog_format) if catalog else None,
+                                 explain=explain)
     fmt = output_format(fmt, as_json)
     if fmt == "table":
         _table(result)
@@ -142,7 +144,7 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
                                                           help="Fill only cells at least this confident [default: 0.5]."),
            precision: Optional[float] = typer.Option(None, "--precision", callback=within(0, 1, open_low=True),
                                                      help="Instead: fill an attribute's cells only where its estimated precision is at least this."),
-           ontology: Optional[list[Path]] = OntologyOpt):
+           ontology: Optional[list[Path]] = OntologyOpt, catalog_format: CatalogFormat = format_of_catalog()):
     """Fill every gap of a catalog; original values are never changed.
 
     Example: kgattr impute data/sample.jsonl --model models/sample -o out/sample.jsonl --precision 0.95
@@ -160,7 +162,7 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
     completer = AttributeCompleter.load(model, ontology=ontology)
     with claim([("--output", output), ("--cells", cells), ("--review", review)],
                [("the input catalog", catalog), *_model_inputs(model, completer)]):
-        cat = read_catalog(catalog)
+        cat = read_catalog(catalog, format=catalog_format)
         filled, rows, unsure = _fill(completer, cat, min_confidence, precision)
         write_set({cells: jsonl_writer(rows, cells), review: jsonl_writer(unsure, review),
                    output: catalog_writer(cat, output, filled)})
@@ -205,7 +207,8 @@ def _fill(completer, cat, min_confidence: float, precision: float | None):
 def ontology_induce(catalog: Path = typer.Argument(..., help="Catalog to read."),
                     output: Path = typer.Option(..., "--output", "-o", help="Turtle file to write."),
                     min_support: int = typer.Option(1, callback=count, help="Times a value must be seen in a category to be allowed."),
-                    max_unseen: float = typer.Option(0.005, callback=share, help="Write an allowed set only where the estimated chance of an unseen value is at most this.")):
+                    max_unseen: float = typer.Option(0.005, callback=share, help="Write an allowed set only where the estimated chance of an unseen value is at most this."),
+                    catalog_format: CatalogFormat = format_of_catalog()):
     """Bootstrap an ontology (taxonomy, attributes, allowed values as SHACL) for experts to edit.
 
     Example: kgattr ontology induce data/sample.jsonl -o ontology/sample.ttl
@@ -214,7 +217,7 @@ def ontology_induce(catalog: Path = typer.Argument(..., help="Catalog to read.")
     from .ontology import Ontology
 
     with claim([("--output", output)], [("the input catalog", catalog)]):
-        onto = Ontology.induce(read_catalog(catalog), min_support=min_support, max_unseen=max_unseen)
+        onto = Ontology.induce(read_catalog(catalog, format=catalog_format), min_support=min_support, max_unseen=max_unseen)
         onto.save(output, source=catalog.name)
     differs = sum(1 for s in onto.shapes if any(p.disjoint for p in s.properties.values()))
     typer.echo(f"{len(onto.categories)} categories, {len(onto.attributes)} attributes, "
@@ -224,7 +227,8 @@ def ontology_induce(catalog: Path = typer.Argument(..., help="Catalog to read.")
 @graph_app.command("build")
 def graph_build(catalog: Path = typer.Argument(..., help="Catalog to read."),
                 output: Path = typer.Option(..., "--output", "-o", help="Directory to write."),
-                graphml: bool = typer.Option(False, "--graphml", help="Also write graph.graphml (networkx).")):
+                graphml: bool = typer.Option(False, "--graphml", help="Also write graph.graphml (networkx)."),
+                catalog_format: CatalogFormat = format_of_catalog()):
     """Build the product/category/value co-occurrence graph.
 
     Example: kgattr graph build data/sample.jsonl -o graphs/sample --graphml
@@ -234,7 +238,7 @@ def graph_build(catalog: Path = typer.Argument(..., help="Catalog to read."),
 
     names = ["nodes.json", "edges.safetensors"] + (["graph.graphml"] if graphml else [])
     with claim([("--output", output / name) for name in names], [("the input catalog", catalog)]):
-        g = build_graph(read_catalog(catalog))
+        g = build_graph(read_catalog(catalog, format=catalog_format))
         g.save(output, graphml=graphml)
     typer.echo(f"{len(g.skus)} products, {len(g.categories)} categories, {len(g.values)} values, "
                f"{g.has_value.shape[1]} product-value and {g.cooccurs.shape[1] // 2} value-value edges -> {output}")

@@ -14,10 +14,12 @@ import re
 import signal
 import sys
 from enum import Enum
+from typing import Literal, Optional
 
 import typer
 from typer.core import TyperGroup
 
+from .catalog import FORMATS
 from .exceptions import KgattrError
 
 try:                                   # recent typer vendors click; older releases used click itself
@@ -83,7 +85,8 @@ class KgattrGroup(TyperGroup):
                 typer.echo(help_text)
             code = e.exit_code
         except _click.UsageError as e:
-            typer.echo(f"kgattr: error: {_place(e.ctx)}: {_flat(e.format_message())}", err=True)
+            message = _flat(e.format_message()).replace("Value error, ", "")     # typer's wording of a Literal
+            typer.echo(f"kgattr: error: {_place(e.ctx)}: {message}", err=True)
             code = e.exit_code
         except _click.ClickException as e:
             typer.echo(f"kgattr: error: {_flat(e.format_message())}", err=True)
@@ -155,6 +158,16 @@ class PlainHelp(_click_core.HelpFormatter):
 
 
 _click_core.Context.formatter_class = PlainHelp        # the help of every command of kgattr's command line
+
+
+CatalogFormat = Optional[Literal[FORMATS]]             # the type of format_of_catalog()
+
+
+def format_of_catalog(flag: str = "--format"):
+    """The option naming the format of a catalog read (as :func:`~kgattr.catalog.read_catalog` takes it)."""
+    return typer.Option(None, flag, show_default=False,
+                        help=f"Format of the catalog read: {', '.join(FORMATS)} [default: by its extension, "
+                             f"else its content].")
 
 
 class OutputFormat(str, Enum):

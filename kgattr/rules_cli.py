@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
-from .cli_base import OutputFormat, count, emit, finite, format_option, natural, note, output_format, share
+from .authoring import KINDS
+from .cli_base import (CatalogFormat, OutputFormat, count, emit, finite, format_of_catalog, format_option, natural,
+                       note, output_format, share)
 from .outputs import claim
 
 rules_app = typer.Typer(help="Write, check and test the ontology's rules.", no_args_is_help=True)
@@ -20,6 +22,7 @@ rules_app = typer.Typer(help="Write, check and test the ontology's rules.", no_a
 FileOpt = typer.Option(..., "--ontology", help="Ontology Turtle file holding the rules (repeatable: read as one).")
 EditOpt = typer.Option(..., "--ontology", help="Ontology Turtle file to edit (kept byte for byte but for the rule).")
 JsonOpt = typer.Option(False, "--json", help="One JSON object a line.")
+SUGGESTED = ("implies", "differs", "allowed", "not-applicable")       # the kinds of rule mining suggests
 
 
 def _echo_json(records) -> None:
@@ -50,7 +53,8 @@ def rules_list(ontology: list[Path] = FileOpt,
 
 @rules_app.command("check")
 def rules_check(catalog: Path = typer.Argument(..., help="Catalog whose existing values to check."),
-                ontology: list[Path] = FileOpt, as_json: bool = JsonOpt):
+                ontology: list[Path] = FileOpt, as_json: bool = JsonOpt,
+                catalog_format: CatalogFormat = format_of_catalog()):
     """Existing values that break a rule (compiled checks); exit code 1 when there is any.
 
     Example: kgattr rules check data/sample.jsonl --ontology ontology/sample.ttl
@@ -61,7 +65,7 @@ def rules_check(catalog: Path = typer.Argument(..., help="Catalog whose existing
     from .ontology import Ontology
     from .rules import RuleSet
 
-    cat = read_catalog(catalog)
+    cat = read_catalog(catalog, format=catalog_format)
     found = RuleSet(Ontology.load(*ontology)).violations(cat)
     if as_json:
         _echo_json({"sku": v.sku, "attribute": v.attribute, "value": v.value, "rule": v.rule, "kind": v.kind}
@@ -80,8 +84,7 @@ def rules_check(catalog: Path = typer.Argument(..., help="Catalog whose existing
 
 
 @rules_app.command("add")
-def rules_add(kind: str = typer.Argument(..., help="allowed | required | not-applicable | pattern | range | "
-                                                   "differs | implies | excludes"),
+def rules_add(kind: Literal[KINDS] = typer.Argument(..., help=f"The kind of rule: {' | '.join(KINDS)}."),
               ontology: Path = EditOpt,
               category: Optional[str] = typer.Option(None, help="Category (path A > B, or name); default every product."),
               attribute: Optional[str] = typer.Option(None, help="The attribute (all kinds but implies/excludes)."),
@@ -163,7 +166,7 @@ def rules_test(catalog: Path = typer.Option(..., "--catalog", help="Catalog to t
                                                                        "of having it against not."),
                file: Optional[Path] = typer.Argument(None, help="Or: a Turtle file of rules to adopt."),
                examples: int = typer.Option(10, callback=natural, help="Examples to show of each change."),
-               as_json: bool = JsonOpt):
+               as_json: bool = JsonOpt, catalog_format: CatalogFormat = format_of_catalog()):
     """Dry run: which existing values a rule would flag and which completions it would reject or change.
 
     Example: kgattr rules test --catalog data/sample.jsonl --model models/sample --rule RULE_ID
@@ -179,7 +182,7 @@ def rules_test(catalog: Path = typer.Option(..., "--catalog", help="Catalog to t
     completer = AttributeCompleter.load(model)
     current = completer.ontology_
     before, after = (without(current, rule), current) if rule else (current, current.merge(Ontology.load(file)))
-    result = dry_run(completer, read_catalog(catalog), before, after)
+    result = dry_run(completer, read_catalog(catalog, format=catalog_format), before, after)
     if as_json:
         typer.echo(json.dumps({"counts": result.counts(), "by_rule": dict(result.by_rule()),
                                "flagged": [v.__dict__ for v in result.flagged], "changes": result.changes},
@@ -202,9 +205,9 @@ def rules_suggest(catalog: Path = typer.Argument(..., help="Catalog to mine."),
                                                                 "(and the file the commands will edit)."),
                   min_support: int = typer.Option(50, callback=count, help="Products a rule must speak about."),
                   min_confidence: float = typer.Option(0.999, callback=share, help="Share of them that must follow it already."),
-                  kind: Optional[str] = typer.Option(None, help="Only implies, differs, allowed or not-applicable."),
+                  kind: Optional[Literal[SUGGESTED]] = typer.Option(None, help="Only this kind."),
                   top: int = typer.Option(30, callback=count, help="Suggestions to show, best supported first."),
-                  as_json: bool = JsonOpt):
+                  as_json: bool = JsonOpt, catalog_format: CatalogFormat = format_of_catalog()):
     """Rules the data support, each with support, confidence, exceptions and the command that adopts it.
 
     Example: kgattr rules suggest data/sample.jsonl --ontology ontology/sample.ttl --min-support 20
@@ -214,7 +217,7 @@ def rules_suggest(catalog: Path = typer.Argument(..., help="Catalog to mine."),
     from .ontology import Ontology
 
     onto = Ontology.load(*ontology) if ontology else None
-    found = [s for s in suggest(read_catalog(catalog), onto, min_support=min_support, min_confidence=min_confidence)
+    found = [s for s in suggest(read_catalog(catalog, format=catalog_format), onto, min_support=min_support, min_confidence=min_confidence)
              if kind is None or s.kind == kind][:top]
     target = str(ontology[-1]) if ontology else "ONTOLOGY.ttl"
     if as_json:
@@ -229,7 +232,8 @@ def rules_suggest(catalog: Path = typer.Argument(..., help="Catalog to mine."),
 def completeness(catalog: Path = typer.Argument(..., help="Catalog to measure."),
                  ontology: list[Path] = FileOpt,
                  imputed: Optional[Path] = typer.Option(None, "--imputed", help="The catalog `kgattr impute` wrote."),
-                 as_json: bool = JsonOpt, fmt: Optional[OutputFormat] = format_option("jsonl")):
+                 as_json: bool = JsonOpt, fmt: Optional[OutputFormat] = format_option("jsonl"),
+                 catalog_format: CatalogFormat = format_of_catalog()):
     """Required attributes filled, per category (and after imputation, given --imputed).
 
     Example: kgattr completeness data/sample.jsonl --ontology ontology/sample.ttl --imputed out/sample.jsonl
@@ -240,7 +244,7 @@ def completeness(catalog: Path = typer.Argument(..., help="Catalog to measure.")
     from .ontology import Ontology
     from .rules import RuleSet
 
-    rows = measure(read_catalog(catalog), RuleSet(Ontology.load(*ontology)),
+    rows = measure(read_catalog(catalog, format=catalog_format), RuleSet(Ontology.load(*ontology)),
                    read_catalog(imputed) if imputed else None)
     if not rows:
         raise OntologyError(f"{', '.join(map(str, ontology))}: no attribute is required anywhere "

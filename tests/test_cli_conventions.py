@@ -100,3 +100,25 @@ def test_rules_list_and_completeness_formats(ontology, catalog, tmp_path):
     rows = list(csv.DictReader(io.StringIO(runner.invoke(
         app, ["completeness", str(tmp_path / "c.jsonl"), "--ontology", str(ontology), "--output-format", "csv"]).output)))
     assert rows and {"category", "products", "complete"} <= set(rows[0])
+
+
+@pytest.mark.parametrize("args, choices", [(["rules", "suggest", "c.jsonl", "--kind", "bogus"], "'not-applicable'"),
+                                           (["rules", "add", "bogus", "--ontology", "o.ttl"], "'excludes'"),
+                                           (["ontology", "induce", "c.jsonl", "-o", "o.ttl", "--format", "xls"],
+                                            "'parquet'")])
+def test_kinds_and_formats_are_choices(args, choices):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and len(result.output.splitlines()) == 1, result.output
+    assert "'bogus'" in result.output or "'xls'" in result.output
+    assert choices in result.output and "Value error" not in result.output
+
+
+def test_catalog_format_option(catalog, tmp_path):
+    from kgattr import write_catalog
+
+    write_catalog(catalog, tmp_path / "c.jsonl")
+    (tmp_path / "c.jsonl").rename(tmp_path / "catalog.txt")
+    base = ["ontology", "induce", str(tmp_path / "catalog.txt"), "-o", str(tmp_path / "o.ttl")]
+    assert runner.invoke(app, [*base, "--format", "jsonl"]).exit_code == 0
+    wrong = runner.invoke(app, [*base, "--format", "csv"])
+    assert wrong.exit_code == 2 and "catalog.txt" in wrong.output
