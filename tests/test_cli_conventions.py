@@ -122,3 +122,21 @@ def test_catalog_format_option(catalog, tmp_path):
     assert runner.invoke(app, [*base, "--format", "jsonl"]).exit_code == 0
     wrong = runner.invoke(app, [*base, "--format", "csv"])
     assert wrong.exit_code == 2 and "catalog.txt" in wrong.output
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(capsys, monkeypatch):
+    from kgattr.progress import Lines, bar
+
+    monkeypatch.setattr(Lines, "every", 0.0)
+    assert list(bar(range(3), desc="encoding texts", unit="text", enabled=True)) == [0, 1, 2]
+    steps = bar(total=2, desc="training", unit="batch", enabled=True)
+    steps.update()
+    steps.set_postfix(epoch=1)
+    steps.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[:3] == [f"encoding texts: {i}/3 text" for i in (1, 2, 3)]
+    assert lines[-2:] == ["training: 1/2 batch", "training: 1/2 batch (epoch=1) in 0 s"]
+    monkeypatch.setattr(Lines, "every", 60.0)                  # a short step says nothing
+    list(bar(range(3), desc="scoring", unit="batch", enabled=True))
+    list(bar(range(3), desc="scoring", unit="batch", enabled=False))
+    assert capsys.readouterr().err == ""
