@@ -5,7 +5,12 @@ A wide frame is what :func:`~kgattr.catalog.read_catalog` reads: columns ``sku``
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .catalog import Catalog, read_catalog
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CELL_COLUMNS = ("sku", "attribute", "value", "confidence", "source", "evidence")
 
