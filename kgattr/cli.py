@@ -14,8 +14,9 @@ from typing import Optional
 
 import typer
 
-from .cli_base import (CatalogFormat, KgattrGroup, OutputFormat, console as make_console, count, emit, format_of_catalog,
-                       format_option, natural, output_format, progress, rate, root_options, share, terminate_on_sigterm, within)
+from .cli_base import (CatalogFormat, KgattrGroup, OutputFormat, console as make_console, count, emit,
+                       format_of_catalog, format_option, natural, output_format, progress, rate, root_options, share,
+                       terminate_on_sigterm, within)
 from .extract_cli import extract_app
 from .model_cli import model_app
 from .outputs import claim

@@ -54,6 +54,7 @@ def rules_list(ontology: list[Path] = FileOpt,
 @rules_app.command("check")
 def rules_check(catalog: Path = typer.Argument(..., help="Catalog whose existing values to check."),
                 ontology: list[Path] = FileOpt, as_json: bool = JsonOpt,
+                fmt: Optional[OutputFormat] = format_option("jsonl"),
                 catalog_format: CatalogFormat = format_of_catalog()):
     """Existing values that break a rule (compiled checks); exit code 1 when there is any.
 
@@ -67,9 +68,10 @@ def rules_check(catalog: Path = typer.Argument(..., help="Catalog whose existing
 
     cat = read_catalog(catalog, format=catalog_format)
     found = RuleSet(Ontology.load(*ontology)).violations(cat)
-    if as_json:
-        _echo_json({"sku": v.sku, "attribute": v.attribute, "value": v.value, "rule": v.rule, "kind": v.kind}
-                   for v in found)
+    fmt = output_format(fmt, as_json, "jsonl")
+    if fmt != "table":
+        emit([{"sku": v.sku, "attribute": v.attribute, "value": v.value, "rule": v.rule, "kind": v.kind}
+              for v in found], fmt)
     else:
         for v in found[:50]:
             typer.echo(str(v))
@@ -217,7 +219,8 @@ def rules_suggest(catalog: Path = typer.Argument(..., help="Catalog to mine."),
     from .ontology import Ontology
 
     onto = Ontology.load(*ontology) if ontology else None
-    found = [s for s in suggest(read_catalog(catalog, format=catalog_format), onto, min_support=min_support, min_confidence=min_confidence)
+    found = [s for s in suggest(read_catalog(catalog, format=catalog_format), onto, min_support=min_support,
+                                min_confidence=min_confidence)
              if kind is None or s.kind == kind][:top]
     target = str(ontology[-1]) if ontology else "ONTOLOGY.ttl"
     if as_json:

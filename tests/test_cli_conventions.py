@@ -100,6 +100,12 @@ def test_rules_list_and_completeness_formats(ontology, catalog, tmp_path):
     rows = list(csv.DictReader(io.StringIO(runner.invoke(
         app, ["completeness", str(tmp_path / "c.jsonl"), "--ontology", str(ontology), "--output-format", "csv"]).output)))
     assert rows and {"category", "products", "complete"} <= set(rows[0])
+    runner.invoke(app, ["rules", "add", "pattern", "--attribute", "brand", "--regex", "^ZZZ", "--ontology",
+                        str(ontology)])
+    broken = runner.invoke(app, ["rules", "check", str(tmp_path / "c.jsonl"), "--ontology", str(ontology),
+                                 "--output-format", "csv"])
+    rows = list(csv.DictReader(io.StringIO(broken.output)))
+    assert broken.exit_code == 1 and len(rows) == len(catalog) and rows[0]["rule"] == "pattern/all/brand"
 
 
 @pytest.mark.parametrize("args, choices", [(["rules", "suggest", "c.jsonl", "--kind", "bogus"], "'not-applicable'"),
