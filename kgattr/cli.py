@@ -15,8 +15,8 @@ from typing import Optional
 import typer
 
 from .cli_base import (CatalogFormat, KgattrGroup, OutputFormat, console as make_console, count, emit,
-                       format_of_catalog, format_option, natural, output_format, progress, rate, root_options, share,
-                       terminate_on_sigterm, within)
+                       format_of_catalog, format_option, natural, output_format, progress, rate, root_options, rounded,
+                       share, terminate_on_sigterm, within)
 from .extract_cli import extract_app
 from .model_cli import model_app
 from .outputs import claim
@@ -316,7 +316,7 @@ def score(truth: Path = typer.Argument(..., help="Hidden cells, as `kgattr split
     result = score_cells(hidden, guesses, confidences if len(confidences) == len(cells) and cells else None,
                          cold={c["sku"] for c in truth_cells if c.get("cold")}, rules=rules, categories=categories)
     if as_json:
-        typer.echo(json.dumps(result, indent=1))
+        typer.echo(json.dumps(rounded(result), indent=1))
         return
     typer.echo(_score_line(result) + f"  ({result['cells']} cells)")
     if "cold" in result:

@@ -58,7 +58,9 @@ def test_complete_formats(served_model, catalog):
     base = ["complete", "--model", str(served_model), "--sku", sku]
     [one] = json.loads(runner.invoke(app, [*base, "--json"]).output)          # a list, also for one SKU
     assert one["sku"] == sku and one["completions"]
-    assert all(len(repr(c["confidence"])) <= 6 for c in one["completions"])   # 4 digits, no float32 noise
+    shown = [x["confidence"] for c in one["completions"] for x in [c, *c["alternatives"]]]
+    assert any(c["alternatives"] for c in one["completions"])
+    assert all(len(repr(x)) <= 6 for x in shown), shown               # 4 digits, no float32 noise
     lines = runner.invoke(app, [*base, "--sku", other, "--output-format", "jsonl"]).output.splitlines()
     assert [json.loads(line)["sku"] for line in lines] == [sku, other]
     rows = list(csv.DictReader(io.StringIO(runner.invoke(app, [*base, "--output-format", "csv"]).output)))
@@ -146,3 +148,16 @@ def test_progress_lines_when_stderr_is_not_a_terminal(capsys, monkeypatch):
     list(bar(range(3), desc="scoring", unit="batch", enabled=True))
     list(bar(range(3), desc="scoring", unit="batch", enabled=False))
     assert capsys.readouterr().err == ""
+
+
+def test_confidences_of_float32_scores_print_four_digits():
+    import json
+
+    import numpy as np
+
+    from kgattr.completion import decide
+
+    names = np.array([["a", "b", "c"]], dtype=object)
+    logits = np.log(np.array([[0.7, 0.2852, 0.0148]], dtype=np.float32))
+    [(value, confidence, alternatives, _)] = decide(lambda m, v: None, names, logits, np.ones((1, 3), bool))
+    assert json.dumps([a["confidence"] for a in alternatives]) == "[0.2852, 0.0148]"
