@@ -15,8 +15,8 @@ from typing import Optional
 import typer
 
 from .cli_base import (CatalogFormat, KgattrGroup, OutputFormat, console as make_console, count, emit,
-                       format_of_catalog, format_option, natural, output_format, progress, rate, root_options, rounded,
-                       share, terminate_on_sigterm, within)
+                       format_of_catalog, format_option, natural, output_format, progress as _progress, rate,
+                       root_options, rounded, share, terminate_on_sigterm, within)
 from .extract_cli import extract_app
 from .model_cli import model_app
 from .outputs import claim
@@ -62,7 +62,7 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
     cat = read_catalog(catalog)
     onto = Ontology.load(ontology) if ontology else None
     completer = AttributeCompleter(text_model=str(text_model) if text_model else None,
-                                   max_length=max_length, seed=seed, progress=progress(),
+                                   max_length=max_length, seed=seed, progress=_progress(),
                                    extractor=str(extractor.resolve()) if extractor else None,
                                    **({"epochs": epochs} if epochs else {}))
     completer.fit(cat, onto)
@@ -180,7 +180,7 @@ def _model_inputs(model: Path, completer) -> list[tuple[str, Path]]:
 
 def _fill(completer, cat, min_confidence: float, precision: float | None):
     """(attributes by SKU with the gaps filled, filled cells, cells left for review) of ``cat``."""
-    completer.progress = progress()
+    completer.progress = _progress()
     floor = {}                                 # attribute -> confidence threshold, with --precision
     if precision is not None:
         floor = {a: float("inf") if t is None else t for a, t in completer.thresholds(precision).items()}
@@ -363,7 +363,7 @@ def evaluate(catalog: Path = typer.Argument(..., help="Catalog with known values
                [("the input catalog", catalog), ("the text model", text_model)]):
         bench = run_benchmark(read_catalog(catalog), mask_rate=mask_rate, seed=seed, min_count=min_count,
                               cold_rate=cold_rate, limit=limit, epochs=epochs, methods=chosen,
-                              text_model=str(text_model) if text_model else None, progress=progress())
+                              text_model=str(text_model) if text_model else None, progress=_progress())
         typer.echo(markdown(bench.summary).split("\n\n## ")[0])
         if report:
             write_report(bench, report)
