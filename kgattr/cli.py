@@ -14,7 +14,9 @@ from typing import Optional
 
 import typer
 
-from .cli_base import KgattrGroup, count, debug_option, natural, rate, share, terminate_on_sigterm, within
+from .cli_base import (CatalogFormat, KgattrGroup, OutputFormat, console as make_console, count, emit,
+                       format_of_catalog, format_option, natural, output_format, progress as _progress, rate,
+                       root_options, rounded, share, terminate_on_sigterm, within)
 from .extract_cli import extract_app
 from .model_cli import model_app
 from .outputs import claim
@@ -22,7 +24,7 @@ from .rules_cli import completeness, rules_app
 
 app = typer.Typer(help="Complete missing product attributes: ontology + graph + GNN/BERT fusion + FAISS + rules.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=KgattrGroup)
-app.callback()(debug_option)
+app.callback()(root_options)
 ontology_app = typer.Typer(help="Build and inspect the product ontology.", no_args_is_help=True)
 graph_app = typer.Typer(help="Build and export the co-occurrence graph.", no_args_is_help=True)
 app.add_typer(ontology_app, name="ontology")
@@ -30,14 +32,12 @@ app.add_typer(graph_app, name="graph")
 app.add_typer(rules_app, name="rules")
 app.add_typer(extract_app, name="extract")
 app.add_typer(model_app, name="model")
+for _group in (app, *(g.typer_instance for g in app.registered_groups)):
+    _group.rich_markup_mode = None             # plain help: "[default: ...]" in a help text stays as written
 
 ModelOpt = typer.Option(..., "--model", "-m", help="Model directory written by `kgattr train`.")
 OntologyOpt = typer.Option(None, "--ontology", help="Ontology Turtle file(s) whose rules apply instead of the model's "
                                                    "(repeatable) [default: the files it was trained with, read afresh].")
-
-
-def _progress() -> bool:
-    return sys.stderr.isatty()
 
 
 @app.command()
@@ -72,13 +72,16 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
 
 
 def _table(result) -> None:
-    from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    console = make_console()
     for pc in result:
         known = ", ".join(f"{k}={v}" for k, v in pc.known.items())
-        console.print(f"[bold]{pc.sku}[/bold]  known: {known}")
+        if not pc.completions:
+            console.print(f"[bold]{escape(pc.sku)}[/bold]: no gaps  known: {escape(known)}")
+            continue
+        console.print(f"[bold]{escape(pc.sku)}[/bold]  known: {escape(known)}")
         table = Table("attribute", "value", "confidence", "evidence", "alternatives / rejected")
         for c in sorted(pc.completions, key=lambda c: -c.confidence):
             ev = c.evidence or {}
@@ -108,9 +111,11 @@ def _table(result) -> None:
 def complete(sku: list[str] = typer.Option(..., "--sku", help="SKU to complete (repeatable)."),
              model: Path = ModelOpt,
              catalog: Optional[Path] = typer.Option(None, "--catalog", help="Catalog holding new or changed products."),
+             catalog_format: CatalogFormat = format_of_catalog(),
              ontology: Optional[list[Path]] = OntologyOpt,
              explain: bool = typer.Option(False, "--explain", help="Show every rule checked for each value."),
-             as_json: bool = typer.Option(False, "--json", help="JSON output.")):
+             as_json: bool = typer.Option(False, "--json", help="JSON output: a list of products."),
+             fmt: Optional[OutputFormat] = format_option()):
     """What is missing for a product, and what it should be, with confidence and evidence.
 
     Example: kgattr complete --model models/sample --sku S00007
@@ -119,12 +124,15 @@ def complete(sku: list[str] = typer.Option(..., "--sku", help="SKU to complete (
     from .completer import AttributeCompleter
 
     completer = AttributeCompleter.load(model, ontology=ontology)
-    result = completer.complete(list(sku), read_catalog(catalog) if catalog else None, explain=explain)
-    if as_json:
-        out = [r.to_json() for r in result]
-        typer.echo(json.dumps(out[0] if len(out) == 1 else out, indent=1, ensure_ascii=False))
-    else:
+    result = completer.complete(list(sku), read_catalog(catalog, format=catalog_format) if catalog else None,
+                                 explain=explain)
+    fmt = output_format(fmt, as_json)
+    if fmt == "table":
         _table(result)
+    elif fmt == "csv":                         # one row a gap
+        emit([{"sku": pc.sku, **c.to_json()} for pc in result for c in pc.completions], fmt)
+    else:
+        emit([r.to_json() for r in result], fmt)
 
 
 @app.command()
@@ -137,7 +145,7 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
                                                           help="Fill only cells at least this confident [default: 0.5]."),
            precision: Optional[float] = typer.Option(None, "--precision", callback=within(0, 1, open_low=True),
                                                      help="Instead: fill an attribute's cells only where its estimated precision is at least this."),
-           ontology: Optional[list[Path]] = OntologyOpt):
+           ontology: Optional[list[Path]] = OntologyOpt, catalog_format: CatalogFormat = format_of_catalog()):
     """Fill every gap of a catalog; original values are never changed.
 
     Example: kgattr impute data/sample.jsonl --model models/sample -o out/sample.jsonl --precision 0.95
@@ -155,7 +163,7 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
     completer = AttributeCompleter.load(model, ontology=ontology)
     with claim([("--output", output), ("--cells", cells), ("--review", review)],
                [("the input catalog", catalog), *_model_inputs(model, completer)]):
-        cat = read_catalog(catalog)
+        cat = read_catalog(catalog, format=catalog_format)
         filled, rows, unsure = _fill(completer, cat, min_confidence, precision)
         write_set({cells: jsonl_writer(rows, cells), review: jsonl_writer(unsure, review),
                    output: catalog_writer(cat, output, filled)})
@@ -200,7 +208,8 @@ def _fill(completer, cat, min_confidence: float, precision: float | None):
 def ontology_induce(catalog: Path = typer.Argument(..., help="Catalog to read."),
                     output: Path = typer.Option(..., "--output", "-o", help="Turtle file to write."),
                     min_support: int = typer.Option(1, callback=count, help="Times a value must be seen in a category to be allowed."),
-                    max_unseen: float = typer.Option(0.005, callback=share, help="Write an allowed set only where the estimated chance of an unseen value is at most this.")):
+                    max_unseen: float = typer.Option(0.005, callback=share, help="Write an allowed set only where the estimated chance of an unseen value is at most this."),
+                    catalog_format: CatalogFormat = format_of_catalog()):
     """Bootstrap an ontology (taxonomy, attributes, allowed values as SHACL) for experts to edit.
 
     Example: kgattr ontology induce data/sample.jsonl -o ontology/sample.ttl
@@ -209,7 +218,7 @@ def ontology_induce(catalog: Path = typer.Argument(..., help="Catalog to read.")
     from .ontology import Ontology
 
     with claim([("--output", output)], [("the input catalog", catalog)]):
-        onto = Ontology.induce(read_catalog(catalog), min_support=min_support, max_unseen=max_unseen)
+        onto = Ontology.induce(read_catalog(catalog, format=catalog_format), min_support=min_support, max_unseen=max_unseen)
         onto.save(output, source=catalog.name)
     differs = sum(1 for s in onto.shapes if any(p.disjoint for p in s.properties.values()))
     typer.echo(f"{len(onto.categories)} categories, {len(onto.attributes)} attributes, "
@@ -219,7 +228,8 @@ def ontology_induce(catalog: Path = typer.Argument(..., help="Catalog to read.")
 @graph_app.command("build")
 def graph_build(catalog: Path = typer.Argument(..., help="Catalog to read."),
                 output: Path = typer.Option(..., "--output", "-o", help="Directory to write."),
-                graphml: bool = typer.Option(False, "--graphml", help="Also write graph.graphml (networkx).")):
+                graphml: bool = typer.Option(False, "--graphml", help="Also write graph.graphml (networkx)."),
+                catalog_format: CatalogFormat = format_of_catalog()):
     """Build the product/category/value co-occurrence graph.
 
     Example: kgattr graph build data/sample.jsonl -o graphs/sample --graphml
@@ -229,7 +239,7 @@ def graph_build(catalog: Path = typer.Argument(..., help="Catalog to read."),
 
     names = ["nodes.json", "edges.safetensors"] + (["graph.graphml"] if graphml else [])
     with claim([("--output", output / name) for name in names], [("the input catalog", catalog)]):
-        g = build_graph(read_catalog(catalog))
+        g = build_graph(read_catalog(catalog, format=catalog_format))
         g.save(output, graphml=graphml)
     typer.echo(f"{len(g.skus)} products, {len(g.categories)} categories, {len(g.values)} values, "
                f"{g.has_value.shape[1]} product-value and {g.cooccurs.shape[1] // 2} value-value edges -> {output}")
@@ -315,7 +325,7 @@ def score(truth: Path = typer.Argument(..., help="Hidden cells, as `kgattr split
     result = score_cells(hidden, guesses, confidences if len(confidences) == len(cells) and cells else None,
                          cold={c["sku"] for c in truth_cells if c.get("cold")}, rules=rules, categories=categories)
     if as_json:
-        typer.echo(json.dumps(result, indent=1))
+        typer.echo(json.dumps(rounded(result), indent=1))
         return
     typer.echo(_score_line(result) + f"  ({result['cells']} cells)")
     if "cold" in result:

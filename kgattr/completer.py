@@ -1,6 +1,7 @@
 """AttributeCompleter: the estimator that wires catalog -> ontology -> graph -> text -> GNN -> FAISS -> rules."""
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
@@ -15,6 +16,16 @@ from .scoring import live_cells, score_gaps, stored_cells
 from .text import LexicalFeatures, TextEncoder
 
 log = logging.getLogger(__name__)
+
+
+def _reading_catalogs(fit):
+    """``fit`` taking a pandas DataFrame or a file path too (read by :func:`~kgattr.catalog.read_catalog`)."""
+    @functools.wraps(fit)
+    def wrapper(self, catalog, ontology=None):
+        from .frames import as_catalog
+
+        return fit(self, as_catalog(catalog), ontology)
+    return wrapper
 
 
 class AttributeCompleter:
@@ -404,3 +415,36 @@ class AttributeCompleter:
         from .modeldir import load
 
         return load(cls, path, ontology)
+
+    # ---- pandas ----------------------------------------------------------------------------------
+    fit = _reading_catalogs(fit)                 # fit(DataFrame or path) as well as fit(Catalog)
+
+    def complete_frame(self, frame, *, min_confidence: float = 0.5):
+        """A filled copy of a wide catalog DataFrame (``frame`` itself is never modified).
+
+        Args:
+            frame: columns ``sku``, ``title``, ``description``, ``category`` and one per attribute, as
+                :func:`~kgattr.catalog.read_catalog` reads them; None and NaN are gaps.
+            min_confidence: fill only gaps at least this confident.
+
+        Returns:
+            The copy, its gaps filled, with ``<attribute>_confidence`` (1.0 for a known value, NaN for a gap left
+            empty) and ``<attribute>_source`` (``catalog``, ``kgattr`` or None) beside each attribute; a filled
+            value takes its column's type where it converts.
+        """
+        from .catalog import read_catalog
+        from .frames import filled_frame
+
+        catalog = read_catalog(frame)
+        return filled_frame(frame, catalog, self.impute(catalog), min_confidence)
+
+    def cells(self, frame):
+        """Every gap of a wide catalog DataFrame (or a Catalog, or a path) and what kgattr proposes for it.
+
+        Returns:
+            A DataFrame with columns sku, attribute, value (None: abstained), confidence, source (``kgattr``),
+            evidence (a dict, as in ``complete --json``).
+        """
+        from .frames import as_catalog, cells_frame
+
+        return cells_frame(self.impute(as_catalog(frame)))

@@ -58,7 +58,7 @@ def decide(why, names: np.ndarray, logits: np.ndarray, allowed: np.ndarray, alte
     rank = np.cumsum(keep, 1) - 1
     row, col = np.nonzero(keep & (rank >= 1) & (rank <= alternatives))
     bounds = np.searchsorted(row, np.arange(len(names) + 1))
-    shown = np.round(p, 4).tolist()                                         # alternatives' confidences
+    shown = np.round(p.astype(np.float64), 4).tolist()      # alternatives' confidences (float32 would print noise)
     out = []
     for m in range(len(names)):
         rejected = [{"value": v, "rule": why(m, v)} for v in names[m, :first[m]]]

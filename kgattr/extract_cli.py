@@ -6,13 +6,12 @@ text states too few known values to learn from, an output that is an input).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from .cli_base import count, natural, within
+from .cli_base import count, natural, progress, rounded, within
 from .outputs import claim
 
 extract_app = typer.Typer(help="Read attribute values out of titles and descriptions (BERT token classifier).",
@@ -23,7 +22,7 @@ def _extractor(text_model, max_windows, epochs, lora, lora_rank, seed):
     from .tagger import Extractor
 
     return Extractor(text_model=str(text_model) if text_model else None, max_windows=max_windows or None,
-                     epochs=epochs, lora=lora_rank if lora else 0, seed=seed, progress=sys.stderr.isatty())
+                     epochs=epochs, lora=lora_rank if lora else 0, seed=seed, progress=progress())
 
 
 TextModelOpt = typer.Option(None, "--text-model", help="Local Hugging Face encoder directory [default: the shipped "
@@ -86,7 +85,7 @@ def extract_run(catalog: Optional[Path] = typer.Argument(None, help="Catalog to 
     with claim([("--out", out)] if out else [], [("the input catalog", catalog), ("the extractor", model)]):
         extractor = Extractor.load(model)
         products = read_catalog(catalog).products if catalog else [Product("text", text)]
-        records = [{"sku": p.sku, **s.to_json()} for p, spans in zip(products, extractor.extract(products))
+        records = [{"sku": p.sku, **rounded(s.to_json())} for p, spans in zip(products, extractor.extract(products))
                    for s in spans]
         if out is None:
             for r in records:

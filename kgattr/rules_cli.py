@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
-from .cli_base import count, finite, natural, share
+from .authoring import KINDS
+from .cli_base import (CatalogFormat, OutputFormat, count, emit, finite, format_of_catalog, format_option, natural,
+                       note, output_format, share)
 from .outputs import claim
 
 rules_app = typer.Typer(help="Write, check and test the ontology's rules.", no_args_is_help=True)
@@ -20,6 +22,7 @@ rules_app = typer.Typer(help="Write, check and test the ontology's rules.", no_a
 FileOpt = typer.Option(..., "--ontology", help="Ontology Turtle file holding the rules (repeatable: read as one).")
 EditOpt = typer.Option(..., "--ontology", help="Ontology Turtle file to edit (kept byte for byte but for the rule).")
 JsonOpt = typer.Option(False, "--json", help="One JSON object a line.")
+SUGGESTED = ("implies", "differs", "allowed", "not-applicable")       # the kinds of rule mining suggests
 
 
 def _echo_json(records) -> None:
@@ -30,7 +33,8 @@ def _echo_json(records) -> None:
 @rules_app.command("list")
 def rules_list(ontology: list[Path] = FileOpt,
                category: Optional[str] = typer.Option(None, help="Only this category: its path (A > B) or name."),
-               attribute: Optional[str] = typer.Option(None, help="Only rules on this attribute.")):
+               attribute: Optional[str] = typer.Option(None, help="Only rules on this attribute."),
+               fmt: Optional[OutputFormat] = format_option(None)):
     """List the rules, one a line: id, kind, category / attribute, what it says, who added it and when.
 
     Example: kgattr rules list --ontology ontology/sample.ttl --attribute gender
@@ -38,13 +42,20 @@ def rules_list(ontology: list[Path] = FileOpt,
     from .ontology import Ontology
     from .rules import list_rules
 
-    for rule in list_rules(Ontology.load(*ontology), category=category, attribute=attribute):
+    rules = list_rules(Ontology.load(*ontology), category=category, attribute=attribute)
+    fmt = output_format(fmt, False)
+    if fmt != "table":
+        emit([{**r.__dict__, "category": list(r.category)} for r in rules], fmt)
+        return
+    for rule in rules:
         typer.echo(str(rule))
 
 
 @rules_app.command("check")
 def rules_check(catalog: Path = typer.Argument(..., help="Catalog whose existing values to check."),
-                ontology: list[Path] = FileOpt, as_json: bool = JsonOpt):
+                ontology: list[Path] = FileOpt, as_json: bool = JsonOpt,
+                fmt: Optional[OutputFormat] = format_option("jsonl"),
+                catalog_format: CatalogFormat = format_of_catalog()):
     """Existing values that break a rule (compiled checks); exit code 1 when there is any.
 
     Example: kgattr rules check data/sample.jsonl --ontology ontology/sample.ttl
@@ -55,26 +66,27 @@ def rules_check(catalog: Path = typer.Argument(..., help="Catalog whose existing
     from .ontology import Ontology
     from .rules import RuleSet
 
-    cat = read_catalog(catalog)
+    cat = read_catalog(catalog, format=catalog_format)
     found = RuleSet(Ontology.load(*ontology)).violations(cat)
-    if as_json:
-        _echo_json({"sku": v.sku, "attribute": v.attribute, "value": v.value, "rule": v.rule, "kind": v.kind}
-                   for v in found)
+    fmt = output_format(fmt, as_json, "jsonl")
+    if fmt != "table":
+        emit([{"sku": v.sku, "attribute": v.attribute, "value": v.value, "rule": v.rule, "kind": v.kind}
+              for v in found], fmt)
     else:
         for v in found[:50]:
             typer.echo(str(v))
         if len(found) > 50:
             typer.echo(f"... and {len(found) - 50} more (--json lists all)")
-        typer.echo(f"{len(found)} values break a rule in {len(cat)} products", err=bool(found))
+        summary = f"{len(found)} values break a rule in {len(cat)} products"
+        note(summary) if found else typer.echo(summary)
         for rule, n in Counter(v.rule for v in found).most_common(10):
-            typer.echo(f"  {n:7d}  {rule}", err=True)
+            note(f"  {n:7d}  {rule}")
     if found:
         raise typer.Exit(1)
 
 
 @rules_app.command("add")
-def rules_add(kind: str = typer.Argument(..., help="allowed | required | not-applicable | pattern | range | "
-                                                   "differs | implies | excludes"),
+def rules_add(kind: Literal[KINDS] = typer.Argument(..., help=f"The kind of rule: {' | '.join(KINDS)}."),
               ontology: Path = EditOpt,
               category: Optional[str] = typer.Option(None, help="Category (path A > B, or name); default every product."),
               attribute: Optional[str] = typer.Option(None, help="The attribute (all kinds but implies/excludes)."),
@@ -144,7 +156,7 @@ def rules_lint(files: Optional[list[Path]] = typer.Argument(None, help="Turtle f
         for f in findings:
             typer.echo(str(f))
         errors = sum(f.level == "error" for f in findings)
-        typer.echo(f"{errors} errors, {len(findings) - errors} warnings in {', '.join(map(str, files))}", err=True)
+        note(f"{errors} errors, {len(findings) - errors} warnings in {', '.join(map(str, files))}")
     if any(f.level == "error" for f in findings):
         raise typer.Exit(1)
 
@@ -156,7 +168,7 @@ def rules_test(catalog: Path = typer.Option(..., "--catalog", help="Catalog to t
                                                                        "of having it against not."),
                file: Optional[Path] = typer.Argument(None, help="Or: a Turtle file of rules to adopt."),
                examples: int = typer.Option(10, callback=natural, help="Examples to show of each change."),
-               as_json: bool = JsonOpt):
+               as_json: bool = JsonOpt, catalog_format: CatalogFormat = format_of_catalog()):
     """Dry run: which existing values a rule would flag and which completions it would reject or change.
 
     Example: kgattr rules test --catalog data/sample.jsonl --model models/sample --rule RULE_ID
@@ -172,7 +184,7 @@ def rules_test(catalog: Path = typer.Option(..., "--catalog", help="Catalog to t
     completer = AttributeCompleter.load(model)
     current = completer.ontology_
     before, after = (without(current, rule), current) if rule else (current, current.merge(Ontology.load(file)))
-    result = dry_run(completer, read_catalog(catalog), before, after)
+    result = dry_run(completer, read_catalog(catalog, format=catalog_format), before, after)
     if as_json:
         typer.echo(json.dumps({"counts": result.counts(), "by_rule": dict(result.by_rule()),
                                "flagged": [v.__dict__ for v in result.flagged], "changes": result.changes},
@@ -195,9 +207,9 @@ def rules_suggest(catalog: Path = typer.Argument(..., help="Catalog to mine."),
                                                                 "(and the file the commands will edit)."),
                   min_support: int = typer.Option(50, callback=count, help="Products a rule must speak about."),
                   min_confidence: float = typer.Option(0.999, callback=share, help="Share of them that must follow it already."),
-                  kind: Optional[str] = typer.Option(None, help="Only implies, differs, allowed or not-applicable."),
+                  kind: Optional[Literal[SUGGESTED]] = typer.Option(None, help="Only this kind."),
                   top: int = typer.Option(30, callback=count, help="Suggestions to show, best supported first."),
-                  as_json: bool = JsonOpt):
+                  as_json: bool = JsonOpt, catalog_format: CatalogFormat = format_of_catalog()):
     """Rules the data support, each with support, confidence, exceptions and the command that adopts it.
 
     Example: kgattr rules suggest data/sample.jsonl --ontology ontology/sample.ttl --min-support 20
@@ -207,7 +219,8 @@ def rules_suggest(catalog: Path = typer.Argument(..., help="Catalog to mine."),
     from .ontology import Ontology
 
     onto = Ontology.load(*ontology) if ontology else None
-    found = [s for s in suggest(read_catalog(catalog), onto, min_support=min_support, min_confidence=min_confidence)
+    found = [s for s in suggest(read_catalog(catalog, format=catalog_format), onto, min_support=min_support,
+                                min_confidence=min_confidence)
              if kind is None or s.kind == kind][:top]
     target = str(ontology[-1]) if ontology else "ONTOLOGY.ttl"
     if as_json:
@@ -222,7 +235,8 @@ def rules_suggest(catalog: Path = typer.Argument(..., help="Catalog to mine."),
 def completeness(catalog: Path = typer.Argument(..., help="Catalog to measure."),
                  ontology: list[Path] = FileOpt,
                  imputed: Optional[Path] = typer.Option(None, "--imputed", help="The catalog `kgattr impute` wrote."),
-                 as_json: bool = JsonOpt):
+                 as_json: bool = JsonOpt, fmt: Optional[OutputFormat] = format_option("jsonl"),
+                 catalog_format: CatalogFormat = format_of_catalog()):
     """Required attributes filled, per category (and after imputation, given --imputed).
 
     Example: kgattr completeness data/sample.jsonl --ontology ontology/sample.ttl --imputed out/sample.jsonl
@@ -233,13 +247,14 @@ def completeness(catalog: Path = typer.Argument(..., help="Catalog to measure.")
     from .ontology import Ontology
     from .rules import RuleSet
 
-    rows = measure(read_catalog(catalog), RuleSet(Ontology.load(*ontology)),
+    rows = measure(read_catalog(catalog, format=catalog_format), RuleSet(Ontology.load(*ontology)),
                    read_catalog(imputed) if imputed else None)
     if not rows:
         raise OntologyError(f"{', '.join(map(str, ontology))}: no attribute is required anywhere "
                             f"(add some with `kgattr rules add required`)")
-    if as_json:
-        _echo_json({**r.__dict__, "category": list(r.category)} for r in rows)
+    fmt = output_format(fmt, as_json, "jsonl")
+    if fmt != "table":
+        emit([{**r.__dict__, "category": list(r.category)} for r in rows], fmt)
         return
     for r in rows:
         typer.echo(str(r))

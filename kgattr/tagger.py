@@ -144,7 +144,7 @@ class Extractor:
 
     def _train(self, encoder, ids: list[list[int]], tags: list[np.ndarray], rng) -> list[float]:
         import torch
-        from tqdm.auto import tqdm
+        from .progress import bar as progress_bar
 
         device = self._device()
         encoder.get_input_embeddings().weight.requires_grad_(False)       # a rare word keeps its pretrained vector
@@ -162,7 +162,7 @@ class Extractor:
             optimiser, lambda s: min(1.0, (s + 1) / max(1, steps // 20)) * max(0.0, 1 - s / steps))
         weight = torch.tensor([1.0, self.positive_weight, self.positive_weight], device=device)
         history = []
-        bar = tqdm(total=steps, desc="training extractor", unit="batch", disable=not self.progress)
+        bar = progress_bar(total=steps, desc="training extractor", unit="batch", enabled=self.progress)
         for _ in range(self.epochs):
             total, seen = 0.0, 0
             for batch in self._batches(ids, rng.permutation(len(ids))):
@@ -211,7 +211,7 @@ class Extractor:
     def extract(self, products, batch_size: int = 64) -> list[list[Span]]:
         """The spans of each product's title and description (a list per product, in text order)."""
         import torch
-        from tqdm.auto import tqdm
+        from .progress import bar as progress_bar
 
         self._check_fitted()
         products = list(products)
@@ -228,7 +228,7 @@ class Extractor:
         ids, offsets, owner = self._windows(texts)
         found: dict[tuple[int, str], list[list]] = {}
         order = np.argsort([len(x) for x in ids], kind="stable")
-        bar = tqdm(total=len(ids), desc="extracting", unit="window", disable=not self.progress)
+        bar = progress_bar(total=len(ids), desc="extracting", unit="window", enabled=self.progress)
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 batch = order[start:start + batch_size]

@@ -71,13 +71,13 @@ class TextEncoder:
 
     def _encode(self, texts: list[str], progress: bool) -> np.ndarray:
         import torch
-        from tqdm.auto import tqdm
+        from .progress import bar as progress_bar
 
         tokenizer, model = load_encoder(self.path)
         model.eval()
         order = np.argsort([len(t) for t in texts])        # similar lengths per batch: less padding
         out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
-        bar = tqdm(total=len(texts), desc="encoding text", unit="text", disable=not progress)
+        bar = progress_bar(total=len(texts), desc="encoding text", unit="text", enabled=progress)
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 idx = order[start:start + self.batch_size]

@@ -190,7 +190,7 @@ def fit_model(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, graph_ed
         targetable: (E,) bool over the known edges (``inputs.values`` in COO order) that may be targets.
         calibration: (E,) bool, edges kept out of training targets for calibration.
     """
-    from tqdm.auto import tqdm
+    from .progress import bar as progress_bar
 
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -207,7 +207,7 @@ def fit_model(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, graph_ed
     schedulers = [torch.optim.lr_scheduler.OneCycleLR(o, max_lr=o.defaults["lr"], total_steps=max(steps, 1),
                                                       pct_start=0.1) for o in optimizers]
     history = []
-    bar = tqdm(total=steps, desc="training", unit="batch", disable=not progress)
+    bar = progress_bar(total=steps, desc="training", unit="batch", enabled=progress)
     for epoch in range(epochs):
         hidden = rng.random(edges.shape[1]) < mask_rate
         visible = _visible(edges, ~hidden, inputs.values.shape)
@@ -266,12 +266,12 @@ def predict_logits(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, poo
 
     Neighbours index ``pool``; their layer-1 states come from ``pool.h1``.
     """
-    from tqdm.auto import tqdm
+    from .progress import bar as progress_bar
 
     model.eval()
     x_value = model.value_states(*_graph_tensors(*graph_edges))
     n = inputs.text.shape[0]
-    for start in tqdm(range(0, n, batch_size), desc="scoring", unit="batch", disable=not progress):
+    for start in progress_bar(range(0, n, batch_size), desc="scoring", unit="batch", enabled=progress):
         rows = np.arange(start, min(start + batch_size, n))
         logits = batch_logits(model, x_value, inputs, inputs.values, rows, neighbours.take(rows), pool, sharpness)
         yield rows, logits.numpy()

@@ -33,7 +33,7 @@ def test_complete_json_shape(model, catalog):
     sku = catalog.products[0].sku
     result = run("complete", "--model", model / "model", "--sku", sku, "--json")
     assert result.exit_code == 0
-    out = json.loads(result.output)
+    [out] = json.loads(result.output)                  # a list, also for one SKU
     assert set(out) == {"sku", "known", "completions"}
     c = out["completions"][0]
     assert set(c) == {"attribute", "value", "confidence", "evidence", "alternatives", "rejected"}
@@ -165,7 +165,7 @@ def test_rules_dry_run_explain_and_completeness(model, catalog, tmp_path):
     from kgattr.shacl import conditional_block
 
     sku = catalog.products[0].sku
-    shown = json.loads(run("complete", "--model", model / "model", "--sku", sku, "--json", "--explain").output)
+    [shown] = json.loads(run("complete", "--model", model / "model", "--sku", sku, "--json", "--explain").output)
     target = next(c for c in shown["completions"] if c["value"] is not None)
     assert target["checked"] and all(r["passed"] for r in target["checked"])
     condition = next(iter(catalog[sku].attributes.items()))

@@ -157,7 +157,7 @@ def test_refused_with_one_line_and_inputs_unchanged(ws, args, place):
 def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(ws, monkeypatch):
     import kgattr.catalog
 
-    def boom(path):
+    def boom(path, format=None):
         raise RuntimeError("boom\nsecond line")
 
     monkeypatch.setattr(kgattr.catalog, "read_catalog", boom)
