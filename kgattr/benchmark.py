@@ -376,7 +376,7 @@ def summary_markdown(results: list[tuple[str, dict]]) -> str:
                          f"2+ values), {s['hidden']:,} hidden cells (mask rate {s['mask_rate']}, seed {s['seed']})"
                          + (f"; BERT encoding for knn and text {summary['text_seconds']:.0f} s (kgattr's seconds "
                             "include its own, from the cache)" if "text_seconds" in summary else "")
-                         + (f"; not targets: " + "; ".join(f"{a} ({why})" for a, why in s["excluded"].items())
+                         + ("; not targets: " + "; ".join(f"{a} ({why})" for a, why in s["excluded"].items())
                             if s.get("excluded") else ""))
         lines += [""] + notes
     return "\n".join(lines) + "\n"

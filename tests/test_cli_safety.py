@@ -1,13 +1,11 @@
 """The command line never overwrites an input, writes a run's outputs as one set, loses no concurrent rule edit,
 and ends every failure with one line `kgattr: error: PLACE: WHAT` (exit 2)."""
 import hashlib
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner

@@ -13,7 +13,7 @@ import pytest
 
 from kgattr import Ontology, RuleSet, read_catalog, write_catalog
 from kgattr.catalog import Catalog, Product
-from kgattr.exceptions import KgattrError, OntologyError
+from kgattr.exceptions import KgattrError
 
 SAMPLE_TTL = Path(__file__).parent.parent / "ontology" / "sample.ttl"
 GOOD = b'{"sku": "a", "title": "t", "category": ["A"], "attributes": {"year": "2012"}}\n'
