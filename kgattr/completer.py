@@ -1,7 +1,6 @@
 """AttributeCompleter: the estimator that wires catalog -> ontology -> graph -> text -> GNN -> FAISS -> rules."""
 from __future__ import annotations
 
-import functools
 import logging
 
 import numpy as np
@@ -16,16 +15,6 @@ from .scoring import live_cells, score_gaps, stored_cells
 from .text import LexicalFeatures, TextEncoder
 
 log = logging.getLogger(__name__)
-
-
-def _reading_catalogs(fit):
-    """``fit`` taking a pandas DataFrame or a file path too (read by :func:`~kgattr.catalog.read_catalog`)."""
-    @functools.wraps(fit)
-    def wrapper(self, catalog, ontology=None):
-        from .frames import as_catalog
-
-        return fit(self, as_catalog(catalog), ontology)
-    return wrapper
 
 
 class AttributeCompleter:
@@ -98,8 +87,13 @@ class AttributeCompleter:
         return f"AttributeCompleter(epochs={self.epochs}, hidden_channels={self.hidden_channels})"
 
     # ---- fitting -------------------------------------------------------------------------------
-    def fit(self, catalog: Catalog, ontology: Ontology | None = None) -> "AttributeCompleter":
-        """Learn everything from ``catalog`` (the ontology is induced from it unless given)."""
+    def fit(self, catalog, ontology: Ontology | None = None) -> "AttributeCompleter":
+        """Learn everything from ``catalog`` (the ontology is induced from it unless given).
+
+        Args:
+            catalog: a :class:`~kgattr.catalog.Catalog`, a pandas DataFrame in wide form or a catalog file.
+        """
+        from .frames import as_catalog
         from .index import NeighbourIndex, value_profile
         from .linear import LinearTextScorer
         from .model import FusionGNN
@@ -109,6 +103,7 @@ class AttributeCompleter:
         for cache in ("_value_matcher", "_evidence_cache", "_pool_row_map", "_rule_caches", "_fresh_extracted",
                       "_extractor_model", "_sequence_index", "_category_sequence_index", "_category_index"):
             self.__dict__.pop(cache, None)
+        catalog = as_catalog(catalog)
         self.products_ = list(catalog.products)
         self.ontology_ = ontology or Ontology.induce(catalog)
         self.rules_ = RuleSet(self.ontology_)
@@ -417,8 +412,6 @@ class AttributeCompleter:
         return load(cls, path, ontology)
 
     # ---- pandas ----------------------------------------------------------------------------------
-    fit = _reading_catalogs(fit)                 # fit(DataFrame or path) as well as fit(Catalog)
-
     def complete_frame(self, frame, *, min_confidence: float = 0.5):
         """A filled copy of a wide catalog DataFrame (``frame`` itself is never modified).
 
