@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .catalog import Product
-from .outputs import umask
+from .outputs import locked, umask
 from .exceptions import ModelError
 from .extraction import ExtractedValues
 from .graph import CatalogGraph
@@ -99,10 +99,11 @@ def save(completer, path) -> None:
         tmp.chmod(0o777 & ~umask())                      # mkdtemp creates 0700
         moved = False
         try:
-            if path.exists():
-                path.rename(old)
-                moved = True
-            tmp.rename(path)
+            with locked([path]):                         # two saves to one target swap one after the other
+                if path.exists():
+                    path.rename(old)
+                    moved = True
+                tmp.rename(path)
         except BaseException:
             if moved and not path.exists():
                 old.rename(path)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
 from .exceptions import KgattrError, ModelError
+from .outputs import alive
 
 FORMAT = 4            # 2: calibration outcomes for per-attribute precision thresholds; 3: listing votes per category;
                       # 4: manifest.json, paths relative to the model directory
@@ -194,21 +194,11 @@ def check_target(path: Path) -> None:
                          f"move them or choose another directory")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_leftovers(path: Path) -> None:
     """Remove the temporary directories of saves to ``path`` whose process is gone (killed while writing)."""
     prefix = f".{path.name}."
     for entry in path.parent.glob(glob.escape(prefix) + "*"):
         kind, _, rest = entry.name[len(prefix):].partition("-")
         pid = rest.partition("-")[0]
-        if kind in ("partial", "old") and pid.isdigit() and not _alive(int(pid)):
+        if kind in ("partial", "old") and pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(entry, ignore_errors=True)

@@ -142,19 +142,24 @@ def claim(outputs: Iterable[tuple[str, Path]], inputs: Iterable[tuple[str, Path 
         yield
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a temporary file or folder named by it may still be written)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:                         # alive, another account's
+        return True
+    return True
+
+
 def _sweep(target: Path) -> None:
     """Remove temporary files of ``target`` whose writing process is gone (killed before it could clean up)."""
     prefix = f".{target.name}."
     for tmp in target.parent.glob(f"{glob.escape(prefix)}*{TMP_SUFFIX}"):
         pid = tmp.name[len(prefix):].split(".", 1)[0]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        if pid.isdigit() and not alive(int(pid)):
             tmp.unlink(missing_ok=True)
-        except PermissionError:                     # alive, another account's
-            pass
 
 
 def write_set(writers: dict[Path, Callable[[Path], None]]) -> None:
