@@ -1,9 +1,9 @@
-"""Fitting the FusionGNN: recover attribute values hidden from it; then mix and calibrate scores.
+"""Fitting the FusionGNN: recover attribute values hidden from it; and scoring held-out cells for the mix.
 
 Every epoch hides a random share of the known product-value edges from the whole graph; the hidden
 edges of a batch's products are its targets, so the model never sees the answer it is asked for.
 A fixed set of calibration edges is never a target (nor a training cell of the linear text scorer);
-per-attribute weights of the GNN's and the linear scorer's scores are fitted on them (they also calibrate).
+their held-out scores are what the mix of :mod:`kgattr.mixture` is fitted on (see :mod:`kgattr.crossfit`).
 """
 from __future__ import annotations
 
