@@ -223,6 +223,10 @@ def ontology_induce(catalog: Path = typer.Argument(..., help="Catalog to read.")
     differs = sum(1 for s in onto.shapes if any(p.disjoint for p in s.properties.values()))
     typer.echo(f"{len(onto.categories)} categories, {len(onto.attributes)} attributes, "
                f"{len(onto.shapes) - differs} category shapes, {differs} pairs of attributes that differ -> {output}")
+    for name, others in sorted(onto.alt_labels.items())[:10]:
+        typer.echo(f"  {name!r} may be the same attribute as {', '.join(map(repr, sorted(others)))} (skos:altLabel)")
+    if len(onto.alt_labels) > 10:
+        typer.echo(f"  … and {len(onto.alt_labels) - 10} more names with variants (skos:altLabel in {output})")
 
 
 @graph_app.command("build")
