@@ -288,8 +288,8 @@ def split(catalog: Path = typer.Argument(..., help="Catalog with known values to
 
     train, truth = out / "train.jsonl", out / "truth.jsonl"
     with claim([("--out", train), ("--out", truth)], [("the input catalog", catalog)]):
-        drawn, targets, excluded = prepare(read_catalog(catalog, format=catalog_format), limit=limit, seed=seed, min_count=min_count,
-                                           exclude=exclude or ())
+        drawn, targets, excluded = prepare(read_catalog(catalog, format=catalog_format), limit=limit, seed=seed,
+                                           min_count=min_count, exclude=exclude or ())
         result = split_catalog(drawn, mask_rate=mask_rate, seed=seed, cold_rate=cold_rate, attributes=targets)
         write_set({train: catalog_writer(result.train, train), truth: jsonl_writer(result.truth(), truth)})
     for a, why in excluded.items():
