@@ -31,15 +31,16 @@ Import circles, and how to break them (the report at the end lists what remains 
 - ontology.ontology <-> ontology.shacl: shacl builds on Ontology's vocabulary (IRIs, Property, Shape, Conditional,
   category_label, slug) while Ontology calls shacl, lazily, to read and write Turtle. Move the vocabulary down into
   ontology/terms.py; both import it, and ontology imports shacl at the top.
-- ontology.ontology -> ontology.mining -> ontology.rules -> ontology.ontology: ``Ontology.induce`` calls
-  ``mining.differing_attributes`` lazily. Move that function down into ontology/ontology.py (it reads a Catalog
-  only), and mining imports it from there.
-- extract.extraction <-> extract.tagger: the tagger builds on extraction's spans; only ``evaluate_extraction``
-  needs ``Extractor``, lazily. Move ``evaluate_extraction`` up into bench/ (it is a benchmark).
-- Upward, both lazy: engine's completer ``thresholds`` and extraction use bench.evaluation
-  (``precision_thresholds``; ``drawn_titles``, ``_title_key``). Move ``precision_thresholds`` down into
-  engine/completion.py and the two title helpers into io/catalog.py.
-Lazy imports stay only where they already were; the script adds none.
+- ontology.ontology <-> ontology.mining (which imports ontology.rules, which imports ontology.ontology):
+  ``Ontology.induce`` calls ``mining.differing_attributes`` lazily. Move ``Differing`` and
+  ``differing_attributes`` (they read a catalog only) down into ontology/ontology.py; mining imports them there.
+- extract.extraction <-> extract.tagger, and extract.extraction -> bench.evaluation (upward): both come from
+  extraction's benchmark, ``evaluate_extraction`` with ``held_out``, ``score_extraction`` and ``_prf``, which needs
+  ``Extractor`` and evaluation's ``drawn_titles``. Move those four up into bench/ (bench/extraction.py); the
+  tagger then builds on extraction, and extraction imports neither.
+- kgattr.completer -> bench.evaluation (upward, lazy, in ``thresholds``): move ``precision_thresholds`` down into
+  engine/completion.py, beside the decisions whose confidences it reads.
+Until then those lazy imports keep working as they do today; the script adds no lazy import.
 """
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ FOLDERS = {                               # lowest first; each folder's __init__
     "bench": "Evaluation: splits, metrics, baselines and the benchmark.",
     "cli": "The kgattr command line.",
 }
-ROOT_MODULES = {"__init__": None, "__main__": None, "exceptions": 0, "completer": "engine"}   # stay; their layer
+ROOT_MODULES = ("__init__", "__main__", "exceptions", "completer")          # stay at the top of the package
 # flat module (or glob) -> new dotted place under kgattr/
 MOVES = {
     "inputs": "io.inputs", "outputs": "io.outputs", "catalog": "io.catalog", "frames": "io.frames",
@@ -133,74 +134,83 @@ def owner(parts: dict, name: str) -> str:
 
 
 # ---- splitting a module by top-level names ---------------------------------------------------------------------
-def _used(code: str) -> set[str]:
-    return {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)}
+def _used(code: str, free: bool = False) -> set[str]:
+    """Names ``code`` reads; with ``free``, less those it also assigns somewhere (a rough test of being local)."""
+    names = [n for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)]
+    read = {n.id for n in names if isinstance(n.ctx, ast.Load)}
+    return read - {n.id for n in names if isinstance(n.ctx, ast.Store)} if free else read
 
 
-def split_source(source: str, parts: dict) -> dict[str, str]:
-    """Each part's source: its docstring, the imports and module-level names it uses, its own top-level
-    definitions in their order, and an import of what it uses of another part. A command that moves to a later
-    part loses its ``@app.command(...)`` line; the first part registers it instead."""
+def split_source(source: str, parts: dict) -> dict[str, tuple[str, str]]:
+    """Each part's (source, imports of the other parts).
+
+    A part is the module less what is not its own, in the module's order and spacing: its docstring; the imports
+    and module-level assignments it uses; its own definitions; in the first part, also every other statement. A
+    command that moves to a later part loses its ``@app.command(...)`` line and the first part registers it where
+    it was. The imports of what a part uses of the others are relative to the package, to be added once the
+    module's own imports are rewritten.
+    """
     tree = ast.parse(source)
     lines = source.splitlines(keepends=True)
     first = next(iter(parts))
     doc = ast.get_docstring(tree, clean=False)
-    blocks = []                      # (part, names it defines, code) of each statement after the docstring
-    registrations = []
+    blocks = []                  # (start, stop, part or None: where used, names defined, kind, node)
     for node in tree.body[1 if doc is not None else 0:]:
         start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])]) - 1
         while start > 0 and lines[start - 1].startswith("#"):
             start -= 1
-        code = "".join(lines[start:node.end_lineno])
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names = [node.name]
-            part = owner(parts, node.name)
-            for d in node.decorator_list:
-                text = ast.get_source_segment(source, d)
-                if part != first and re.fullmatch(r"\w+\.command\(.*\)", text, re.S):
-                    code = code.replace(f"@{text}\n", "", 1)
-                    registrations.append(f"{text}({node.name})\n")
+            blocks.append((start, node.end_lineno, owner(parts, node.name), [node.name], "def", node))
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             names = [t.id for t in targets if isinstance(t, ast.Name)]
-            part = None                                  # wherever it is used
+            blocks.append((start, node.end_lineno, owner(parts, names[0]) if any(
+                n in names for _, ns in parts.values() for n in ns) else None, names, "assign", node))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            blocks.append((start, node.end_lineno, None, [], "import", node))
         else:
-            names, part = [], None if isinstance(node, (ast.Import, ast.ImportFrom)) else first
-        blocks.append((part, names, code, isinstance(node, (ast.Import, ast.ImportFrom))))
+            blocks.append((start, node.end_lineno, first, [], "other", node))
     out = {}
     for part, (part_doc, _) in parts.items():
-        own = [code for p, _, code, _ in blocks if p == part]
-        if part == first:
-            own += registrations
-        body = "\n\n".join(c.rstrip("\n") + "\n" for c in own if c.strip())
-        used = _used(body)
-        shared = []
-        for p, names, code, _ in reversed(blocks):      # module-level names, also those other ones use
-            if p is None and names and used & set(names):
-                shared.insert(0, code)
-                used |= _used(code)
-        imports = []
-        for p, names, code, is_import in blocks:
-            if is_import:
-                kept = _prune_import(code, used)
-                if kept:
-                    imports.append(kept)
-        foreign = {}
-        for p, names, _, _ in blocks:
+        keep = {}                # block index -> its text in this part
+        for i, (start, stop, p, names, kind, node) in enumerate(blocks):
+            text = "".join(lines[start:stop])
+            commands = [ast.get_source_segment(source, d) for d in getattr(node, "decorator_list", [])]
+            commands = [c for c in commands if re.fullmatch(r"\w+\.command\(.*\)", c, re.S)]
+            if p == part:
+                keep[i] = text if part == first else re.sub(
+                    "|".join(rf"^@{re.escape(c)}\n" for c in commands) or "^$^", "", text, flags=re.M)
+            elif kind == "def" and part == first and commands:
+                keep[i] = "".join(f"{c}({node.name})\n" for c in commands)
+        used = _used("".join(keep.values()))
+        for i, (start, stop, p, names, kind, node) in reversed(list(enumerate(blocks))):
+            if kind == "assign" and p is None and used & set(names):     # shared: a copy in each part using it
+                keep[i] = "".join(lines[start:stop])
+                used |= _used(keep[i])
+        for i, (start, stop, p, names, kind, node) in enumerate(blocks):
+            if kind == "import":
+                pruned = _prune_import("".join(lines[start:stop]), node, used)
+                if pruned:
+                    keep[i] = pruned
+        body = []
+        previous = 0 if doc is None else tree.body[0].end_lineno
+        head = f'"""{part_doc}"""\n' if part_doc else "".join(lines[:previous])
+        for i, (start, stop, *_rest) in enumerate(blocks):
+            body.append("".join(line for line in lines[previous:start] if not line.strip()) + keep.get(i, ""))
+            previous = stop
+        text = re.sub(r"\n{4,}", "\n\n\n", head + "".join(body)).rstrip("\n") + "\n"
+        foreign, free = {}, _used("".join(v for i, v in keep.items() if blocks[i][4] != "import"), free=True)
+        for start, stop, p, names, kind, node in blocks:
             for n in names:
-                if p not in (None, part) and n in used:
+                if p not in (None, part) and n in free:
                     foreign.setdefault(p, []).append(n)
-        imports += [f"from .{p.rsplit('.', 1)[1]} import {', '.join(ns)}\n" for p, ns in foreign.items()]
-        text = f'"""{part_doc if part_doc else doc}"""\n' + "".join(imports) + "\n"
-        if shared:
-            text += "".join(shared) + "\n"
-        out[part] = text + "\n" + body
+        out[part] = (text, "".join(f"from .{p.rsplit('.', 1)[1]} import {', '.join(ns)}\n"
+                                   for p, ns in foreign.items()))
     return out
 
 
-def _prune_import(code: str, used: set[str]) -> str:
+def _prune_import(code: str, node, used: set[str]) -> str:
     """The import statement ``code`` with only the names in ``used`` ('' when none; __future__ kept)."""
-    node = ast.parse(code).body[0]
     if isinstance(node, ast.ImportFrom) and node.module == "__future__":
         return code
     keep = [a for a in node.names if (a.asname or a.name).split(".")[0] in used]
@@ -208,10 +218,32 @@ def _prune_import(code: str, used: set[str]) -> str:
         return code
     if not keep:
         return ""
-    names = ", ".join(a.name + (f" as {a.asname}" if a.asname else "") for a in keep)
+    names = [a.name + (f" as {a.asname}" if a.asname else "") for a in keep]
     if isinstance(node, ast.Import):
-        return f"import {names}\n"
-    return f"from {'.' * node.level}{node.module or ''} import {names}\n"
+        return f"import {', '.join(names)}\n"
+    return wrap(f"from {'.' * node.level}{node.module or ''} import ", names)
+
+
+def wrap(prefix: str, names: list[str], width: int = 120) -> str:
+    """``prefix`` and the comma-separated ``names``, in parentheses over several lines where one is too long."""
+    if len(prefix) + len(", ".join(names)) <= width:
+        return prefix + ", ".join(names) + "\n"
+    rows, row = [], prefix + "("
+    for i, name in enumerate(names):
+        piece = name + (", " if i < len(names) - 1 else ")")
+        if len(row) + len(piece.rstrip()) > width:
+            rows.append(row.rstrip())
+            row = " " * len(prefix + "(")
+        row += piece
+    return "\n".join(rows + [row]) + "\n"
+
+
+def add_imports(source: str, lines: str) -> str:
+    """``source`` with the import statements ``lines`` after its last top-level import."""
+    last = max((n.end_lineno for n in ast.parse(source).body if isinstance(n, (ast.Import, ast.ImportFrom))),
+               default=0)
+    rows = source.splitlines(keepends=True)
+    return "".join(rows[:last]) + lines + "".join(rows[last:])
 
 
 # ---- rewriting references -------------------------------------------------------------------------------------
@@ -280,9 +312,34 @@ class Rewriter:
             groups = self.targets(old, _names(m["names"]))
             spell = (lambda t: _relative(new_package, t)) if relative else (lambda t: t)
             if len(groups) == 1 and next(iter(groups.values())) == _names(m["names"]):
-                return f"{m['indent']}from {spell(next(iter(groups)))} import {m['names']}"
-            return "\n".join(f"{m['indent']}from {spell(t)} import {', '.join(ns)}" for t, ns in groups.items())
-        return self.pattern.sub(fix, text)
+                shift = len(spell(next(iter(groups)))) - len(module)         # continuation lines stay aligned
+                names = re.sub(r"\n {%d}" % max(-shift, 0), "\n" + " " * max(shift, 0), m["names"])
+                statement = f"{m['indent']}from {spell(next(iter(groups)))} import {names}"
+                if "#" in names or max(map(len, statement.splitlines())) <= 120:
+                    return statement
+                return wrap(f"{m['indent']}from {spell(next(iter(groups)))} import ", _names(names)).rstrip("\n")
+            return "".join(wrap(f"{m['indent']}from {spell(t)} import ", ns) for t, ns in groups.items()).rstrip("\n")
+        return sort_imports(self.pattern.sub(fix, text))
+
+
+def sort_imports(text: str) -> str:
+    """``text`` with each run of one-line imports from kgattr (relative or not) at one indentation sorted by module,
+    as they were before their modules moved."""
+    lines = text.splitlines(keepends=True)
+    out, i = [], 0
+    single = re.compile(rf"([ \t]*)from (\.[\w.]*|{PACKAGE}\.[\w.]*) import [^(\n]*\n")
+    while i < len(lines):
+        j = i
+        while j < len(lines) and single.fullmatch(lines[j]) and \
+                single.fullmatch(lines[j])[1] == single.fullmatch(lines[i])[1]:
+            j += 1
+        if j - i > 1:
+            out += sorted(lines[i:j], key=lambda line: single.fullmatch(line)[2])
+            i = j
+        else:
+            out.append(lines[i])
+            i += 1
+    return "".join(out)
 
 
 # ---- checks ------------------------------------------------------------------------------------------------------
@@ -370,10 +427,11 @@ def main() -> None:
     for old, new in moves.items():
         sh("git", "mv", str(path_of(old, root)), str(path_of(new, root)))
         origin[new] = origin.pop(old)
+    late = {}                                  # split part -> its imports of the other parts
     for old, parts in splits.items():
         source = path_of(old, root).read_text()
         sh("git", "mv", str(path_of(old, root)), str(path_of(next(iter(parts)), root)))   # history: first part
-        for new, code in split_source(source, parts).items():
+        for new, (code, late[new]) in split_source(source, parts).items():
             path_of(new, root).write_text(code)
             sh("git", "add", str(path_of(new, root)))
             origin[new] = origin[old]
@@ -383,6 +441,8 @@ def main() -> None:
         file = path_of(new, root)
         text = file.read_text()
         fixed = rewrite(text, old_package, new.rsplit(".", 1)[0])
+        if late.get(new):
+            fixed = sort_imports(add_imports(fixed, late[new]))
         if fixed != text:
             file.write_text(fixed)
     for glob in TEXT_FILES:
