@@ -173,7 +173,8 @@ def test_rules_suggest_and_lint_formats(ontology, catalog, tmp_path):
     assert [r["command"] for r in rows] == [s["command"] for s in lines]
     assert json.loads(rows[0]["category"]) == lines[0]["category"]
     lint = ["rules", "lint", str(ontology)]
-    assert runner.invoke(app, [*lint, "--output-format", "jsonl"]).output == runner.invoke(app, [*lint, "--json"]).output
+    jsonl = runner.invoke(app, [*lint, "--output-format", "jsonl"]).output
+    assert jsonl == runner.invoke(app, [*lint, "--json"]).output
     assert runner.invoke(app, [*lint, "--json", "--output-format", "json"]).exit_code == 2
 
 

@@ -301,7 +301,8 @@ class Rewriter:
                 old = f"{PACKAGE}.{m['stem']}"
                 if old in self.splits:
                     after = re.match(r"\.(\w+)", text[m.end():])
-                    new = owner(self.splits[old], after[1]) if after and m["sep"] == "." else next(iter(self.splits[old]))
+                    parts = self.splits[old]
+                    new = owner(parts, after[1]) if after and m["sep"] == "." else next(iter(parts))
                 else:
                     new = self.moves[old]
                 return new.replace(".", "/") + (m["py"] or "") if m["sep"] == "/" else new
@@ -451,10 +452,12 @@ def main() -> None:
             fixed = rewrite(text)
             if file.suffix == ".py":           # whole-package scans of modules
                 fixed = fixed.replace(f'/ "{PACKAGE}").glob("*.py")', f'/ "{PACKAGE}").rglob("*.py")')
-            if file.name == "pyproject.toml":
-                packages = [PACKAGE, *(f"{PACKAGE}.{n}" for n in FOLDERS), f"{PACKAGE}.serve"]
-                fixed = re.sub(r"packages = \[[^\]]*\]", "packages = [" + ", ".join(f'"{p}"' for p in packages) + "]",
-                               fixed)
+            if file.name == "pyproject.toml":            # the listed packages, and the new folders after the first
+                def packages(m):
+                    listed = re.findall(r'"([^"]+)"', m[1])
+                    listed[1:1] = [f"{PACKAGE}.{n}" for n in FOLDERS if f"{PACKAGE}.{n}" not in listed]
+                    return "packages = [" + ", ".join(f'"{p}"' for p in listed) + "]"
+                fixed = re.sub(r"packages = \[([^\]]*)\]", packages, fixed)
             if fixed != text:
                 file.write_text(fixed)
     report(root, unmapped)
