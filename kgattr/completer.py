@@ -98,7 +98,9 @@ class AttributeCompleter:
         from .linear import LinearTextScorer
         from .model import FusionGNN
         from .train import (Neighbours, Pool, calibration_logits, calibration_outcomes, fit_mixture, fit_model,
-                            num_features, pool_states)
+                            num_features, pool_states, seed_torch)
+
+        seed_torch(self.seed)
 
         for cache in ("_value_matcher", "_evidence_cache", "_pool_row_map", "_rule_caches", "_fresh_extracted",
                       "_extractor_model", "_sequence_index", "_category_sequence_index", "_category_index"):
