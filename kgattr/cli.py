@@ -48,7 +48,8 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
           epochs: Optional[int] = typer.Option(None, callback=count, help="Training epochs of the GNN [default: until the held-out loss stops falling]."),
           max_length: int = typer.Option(48, callback=count, help="BERT tokens per product."),
           extractor: Optional[Path] = typer.Option(None, "--extractor", help="Text extractor (`kgattr extract train`) whose spans become a score of the mix and evidence."),
-          seed: int = typer.Option(0, help="Random seed.")):
+          seed: int = typer.Option(0, help="Random seed."),
+          catalog_format: CatalogFormat = format_of_catalog()):
     """Learn ontology, graph, text features and the GNN from a catalog.
 
     Example: kgattr train data/sample.jsonl --out models/sample
@@ -59,7 +60,7 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
     from .ontology import Ontology
 
     check_target(out)                          # before training, not after
-    cat = read_catalog(catalog)
+    cat = read_catalog(catalog, format=catalog_format)
     onto = Ontology.load(ontology) if ontology else None
     completer = AttributeCompleter(text_model=str(text_model) if text_model else None,
                                    max_length=max_length, seed=seed, progress=_progress(),
@@ -276,7 +277,8 @@ def split(catalog: Path = typer.Argument(..., help="Catalog with known values to
           min_count: Optional[int] = typer.Option(None, callback=count, help="Target attributes: filled at least this often in the products drawn, 2+ values (default: 2% of them, at least 20)."),
           cold_rate: float = typer.Option(0.0, callback=rate, help="Share of titles whose products lose every known value."),
           limit: Optional[int] = typer.Option(None, callback=count, help="Draw this many products first; targets are chosen on the draw."),
-          exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="Attribute that is no target (repeatable), besides those detected as metadata.")):
+          exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="Attribute that is no target (repeatable), besides those detected as metadata."),
+          catalog_format: CatalogFormat = format_of_catalog()):
     """Hide known cells: OUT/train.jsonl keeps the rest, OUT/truth.jsonl lists the hidden ones.
 
     Metadata attributes (as `kgattr evaluate` finds them, plus --exclude) are dropped from train.jsonl.
@@ -290,8 +292,8 @@ def split(catalog: Path = typer.Argument(..., help="Catalog with known values to
 
     train, truth = out / "train.jsonl", out / "truth.jsonl"
     with claim([("--out", train), ("--out", truth)], [("the input catalog", catalog)]):
-        drawn, targets, excluded = prepare(read_catalog(catalog), limit=limit, seed=seed, min_count=min_count,
-                                           exclude=exclude or ())
+        drawn, targets, excluded = prepare(read_catalog(catalog, format=catalog_format), limit=limit, seed=seed,
+                                           min_count=min_count, exclude=exclude or ())
         result = split_catalog(drawn, mask_rate=mask_rate, seed=seed, cold_rate=cold_rate, attributes=targets)
         write_set({train: catalog_writer(result.train, train), truth: jsonl_writer(result.truth(), truth)})
     for a, why in excluded.items():
@@ -304,8 +306,12 @@ def split(catalog: Path = typer.Argument(..., help="Catalog with known values to
 def score(truth: Path = typer.Argument(..., help="Hidden cells, as `kgattr split` writes them."),
           predictions: Path = typer.Argument(..., help='JSON Lines: {"sku", "attribute", "value", "confidence"}.'),
           ontology: Optional[Path] = typer.Option(None, "--ontology", help="Count predictions breaking its rules."),
-          as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON.")):
+          as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
+          fmt: Optional[OutputFormat] = format_option()):
     """Score any method's predictions of hidden cells: accuracy, coverage at precision, ECE, rule breaking.
+
+    json is the full report; jsonl and csv give one row to all cells, one to the cold products' and one to
+    each attribute's.
 
     Example: kgattr score out/split/truth.jsonl out/split/imputed.jsonl.cells.jsonl
     """
@@ -328,8 +334,14 @@ def score(truth: Path = typer.Argument(..., help="Hidden cells, as `kgattr split
             raise CatalogError(f"{truth}: cells need a 'category' to check rules (write them with `kgattr split`)")
     result = score_cells(hidden, guesses, confidences if len(confidences) == len(cells) and cells else None,
                          cold={c["sku"] for c in truth_cells if c.get("cold")}, rules=rules, categories=categories)
-    if as_json:
+    fmt = output_format(fmt, as_json)
+    if fmt == "json":
         typer.echo(json.dumps(rounded(result), indent=1))
+        return
+    if fmt != "table":
+        per, cold = result.pop("per_attribute"), result.pop("cold", None)
+        emit([{"scope": "all", **result}] + ([{"scope": "cold", **cold}] if cold else [])
+             + [{"scope": "attribute", "attribute": a, **r} for a, r in per.items()], fmt)
         return
     typer.echo(_score_line(result) + f"  ({result['cells']} cells)")
     if "cold" in result:

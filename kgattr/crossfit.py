@@ -63,17 +63,15 @@ def cross_fit(c, inputs, near, target: np.ndarray, held: np.ndarray, batch_size:
         (model, linear, training losses of the model, [warm, cold] :class:`Heldout`), warm: products seeing
         their other values, cold: products seeing none (see :func:`~kgattr.train.calibration_logits`).
     """
-    import torch
-
     from .linear import LinearTextScorer
     from .model import FusionGNN
-    from .train import calibration_logits, fit_model, num_features
+    from .train import calibration_logits, fit_model, num_features, seed_torch
 
     epochs = c.epochs if c.epochs is not None else epoch_budget(inputs.text.shape[0], batch_size)
     patience = PATIENCE if c.epochs is None and epochs > MIN_EPOCHS else None
     graph = c.graph_
     edges = (graph.cooccurs, graph.pmi)
-    torch.manual_seed(c.seed)
+    seed_torch(c.seed)
     model = FusionGNN(text_dim=inputs.text.shape[1], lexical_size=c.lexical_.size,
                       num_categories=len(graph.categories), num_values=len(graph.values),
                       num_attributes=len(c.attributes_), value_attribute=c.value_attribute_.tolist(),

@@ -25,11 +25,6 @@ JsonOpt = typer.Option(False, "--json", help="One JSON object a line.")
 SUGGESTED = ("implies", "differs", "allowed", "not-applicable")       # the kinds of rule mining suggests
 
 
-def _echo_json(records) -> None:
-    for r in records:
-        typer.echo(json.dumps(r, ensure_ascii=False))
-
-
 @rules_app.command("list")
 def rules_list(ontology: list[Path] = FileOpt,
                category: Optional[str] = typer.Option(None, help="Only this category: its path (A > B) or name."),
@@ -137,7 +132,7 @@ def rules_remove(rule_id: str = typer.Argument(..., help="The rule's id, as `rul
 @rules_app.command("lint")
 def rules_lint(files: Optional[list[Path]] = typer.Argument(None, help="Turtle files, read as one "
                                                                        "[default: ontology/*.ttl]."),
-               as_json: bool = JsonOpt):
+               as_json: bool = JsonOpt, fmt: Optional[OutputFormat] = format_option("jsonl")):
     """Syntax errors (file:line), unknown attributes, categories and values, malformed patterns, rules kgattr
     cannot compile, and contradictions; exit code 1 when there is an error.
 
@@ -150,8 +145,9 @@ def rules_lint(files: Optional[list[Path]] = typer.Argument(None, help="Turtle f
     if not files:
         raise OntologyError("no Turtle files given and none in ontology/")
     findings = lint_files(files)
-    if as_json:
-        _echo_json({"level": f.level, "message": f.message} for f in findings)
+    fmt = output_format(fmt, as_json, "jsonl")
+    if fmt != "table":
+        emit([{"level": f.level, "message": f.message} for f in findings], fmt)
     else:
         for f in findings:
             typer.echo(str(f))
@@ -209,7 +205,8 @@ def rules_suggest(catalog: Path = typer.Argument(..., help="Catalog to mine."),
                   min_confidence: float = typer.Option(0.999, callback=share, help="Share of them that must follow it already."),
                   kind: Optional[Literal[SUGGESTED]] = typer.Option(None, help="Only this kind."),
                   top: int = typer.Option(30, callback=count, help="Suggestions to show, best supported first."),
-                  as_json: bool = JsonOpt, catalog_format: CatalogFormat = format_of_catalog()):
+                  as_json: bool = JsonOpt, fmt: Optional[OutputFormat] = format_option("jsonl"),
+                  catalog_format: CatalogFormat = format_of_catalog()):
     """Rules the data support, each with support, confidence, exceptions and the command that adopts it.
 
     Example: kgattr rules suggest data/sample.jsonl --ontology ontology/sample.ttl --min-support 20
@@ -223,10 +220,11 @@ def rules_suggest(catalog: Path = typer.Argument(..., help="Catalog to mine."),
                                 min_confidence=min_confidence)
              if kind is None or s.kind == kind][:top]
     target = str(ontology[-1]) if ontology else "ONTOLOGY.ttl"
-    if as_json:
-        _echo_json({"kind": s.kind, "category": list(s.category), "attribute": s.attribute, "detail": s.detail,
-                    "support": s.support, "confidence": round(s.confidence, 4), "exceptions": s.exceptions,
-                    "command": s.command(target)} for s in found)
+    fmt = output_format(fmt, as_json, "jsonl")
+    if fmt != "table":
+        emit([{"kind": s.kind, "category": list(s.category), "attribute": s.attribute, "detail": s.detail,
+               "support": s.support, "confidence": s.confidence, "exceptions": s.exceptions,
+               "command": s.command(target)} for s in found], fmt)
         return
     for s in found:
         typer.echo(f"{s}\n    {s.command(target)}")

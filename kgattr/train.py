@@ -31,6 +31,12 @@ class Inputs:
     mentions: sp.csr_matrix     # (n, 2 * num_values): value stated in the title | in the description
 
 
+def seed_torch(seed: int) -> None:
+    """Seed the network's initial weights (numpy and scikit-learn take the seed where they draw): results are then
+    byte-identical at one ``torch.get_num_threads()``; torch's CPU sums split by thread, so another count differs."""
+    torch.manual_seed(seed)
+
+
 def build_inputs(catalog, graph, text: np.ndarray, lexical, matcher, read_text: bool = True) -> Inputs:
     """The network's inputs for ``catalog`` against a fitted ``graph`` (its categories and value nodes),
     ``lexical`` features and value ``matcher``; without ``read_text``, tf-idf and mentions stay empty."""
@@ -209,8 +215,10 @@ def fit_model(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, graph_ed
                   torch.optim.SparseAdam([model.lexical.weight], lr=lexical_lr or lr)]
     n = inputs.text.shape[0]
     steps = epochs * ((n + batch_size - 1) // batch_size)
+    # OneCycleLR divides by (warm-up steps - 1): warm up for two steps at least, or (in 1-2 steps) not at all
+    warmup = 0.1 if steps < 3 else max(0.1, 2 / steps)
     schedulers = [torch.optim.lr_scheduler.OneCycleLR(o, max_lr=o.defaults["lr"], total_steps=max(steps, 1),
-                                                      pct_start=0.1) for o in optimizers]
+                                                      pct_start=warmup) for o in optimizers]
     history, heldout, best = [], [], None
     bar = progress_bar(total=steps, desc="training", unit="batch", enabled=progress)
     for epoch in range(epochs):

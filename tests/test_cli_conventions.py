@@ -121,15 +121,61 @@ def test_kinds_and_formats_are_choices(args, choices):
     assert choices in result.output and "Value error" not in result.output
 
 
-def test_catalog_format_option(catalog, tmp_path):
+@pytest.mark.parametrize("command", [["ontology", "induce", "-o", "o.ttl"], ["split", "-o", "split"],
+                                     ["train", "-o", "model"]])
+def test_catalog_format_option(catalog, tmp_path, command):
     from kgattr import write_catalog
 
     write_catalog(catalog, tmp_path / "c.jsonl")
     (tmp_path / "c.jsonl").rename(tmp_path / "catalog.txt")
-    base = ["ontology", "induce", str(tmp_path / "catalog.txt"), "-o", str(tmp_path / "o.ttl")]
-    assert runner.invoke(app, [*base, "--format", "jsonl"]).exit_code == 0
-    wrong = runner.invoke(app, [*base, "--format", "csv"])
+    base = [*command[:-1], str(tmp_path / command[-1]), str(tmp_path / "catalog.txt")]
+    wrong = runner.invoke(app, [*base, "--format", "csv"])            # read as asked: no training starts
     assert wrong.exit_code == 2 and "catalog.txt" in wrong.output
+    if command[0] != "train":
+        assert runner.invoke(app, [*base, "--format", "jsonl"]).exit_code == 0
+
+
+def test_score_formats(tmp_path):
+    import csv
+    import io
+    import json
+
+    truth = [{"sku": s, "attribute": a, "value": "x", "category": ["C"], "cold": s == "B"}
+             for s in "AB" for a in ("colour", "size")]
+    guesses = [dict(c, value="x" if c["attribute"] == "colour" else "y", confidence=0.9) for c in truth]
+    for name, cells in (("truth", truth), ("p", guesses)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cells))
+    base = ["score", str(tmp_path / "truth.jsonl"), str(tmp_path / "p.jsonl")]
+    report = json.loads(runner.invoke(app, [*base, "--output-format", "json"]).output)
+    assert report == json.loads(runner.invoke(app, [*base, "--json"]).output) and report["micro"] == 0.5
+    rows = [json.loads(line) for line in runner.invoke(app, [*base, "--output-format", "jsonl"]).output.splitlines()]
+    assert [(r["scope"], r.get("attribute")) for r in rows] == [("all", None), ("cold", None),
+                                                               ("attribute", "colour"), ("attribute", "size")]
+    assert rows[2]["accuracy"] == 1.0 and rows[3]["cells"] == 2
+    table = list(csv.DictReader(io.StringIO(runner.invoke(app, [*base, "--output-format", "csv"]).output)))
+    assert [r["scope"] for r in table] == [r["scope"] for r in rows] and table[0]["micro"] == "0.5"
+    assert "micro 0.5000" in runner.invoke(app, base).output
+    assert runner.invoke(app, [*base, "--json", "--output-format", "csv"]).exit_code == 2
+
+
+def test_rules_suggest_and_lint_formats(ontology, catalog, tmp_path):
+    import csv
+    import io
+    import json
+
+    from kgattr import write_catalog
+
+    write_catalog(catalog, tmp_path / "c.jsonl")
+    base = ["rules", "suggest", str(tmp_path / "c.jsonl"), "--min-support", "5", "--top", "5"]
+    lines = [json.loads(line) for line in runner.invoke(app, [*base, "--json"]).output.splitlines()]
+    assert lines and lines == json.loads(runner.invoke(app, [*base, "--output-format", "json"]).output)
+    rows = list(csv.DictReader(io.StringIO(runner.invoke(app, [*base, "--output-format", "csv"]).output)))
+    assert [r["command"] for r in rows] == [s["command"] for s in lines]
+    assert json.loads(rows[0]["category"]) == lines[0]["category"]
+    lint = ["rules", "lint", str(ontology)]
+    jsonl = runner.invoke(app, [*lint, "--output-format", "jsonl"]).output
+    assert jsonl == runner.invoke(app, [*lint, "--json"]).output
+    assert runner.invoke(app, [*lint, "--json", "--output-format", "json"]).exit_code == 2
 
 
 def test_progress_lines_when_stderr_is_not_a_terminal(capsys, monkeypatch):
