@@ -32,6 +32,9 @@ SPAN_WORD = re.compile(r"[^\s,;]+")
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
 QUANTITY = re.compile(r"(\d+(?:\.\d+)?)(\s?)([^\d\s]+)")
 CONVERT = "\x00"          # marks a value shape that converts the span's quantity into the value's unit
+CODE = "\x01"             # marks a span key by character classes (``STHK498`` -> ``A9``), and the shape "copy it"
+LETTER = re.compile(r"[^\W\d_]")
+CHAR_CLASS = re.compile(r"[^\W\d_]+|\d+|.", re.UNICODE)
 MAX_WORDS = 3
 MAX_PLACE = 3            # places beyond the third share one key
 FOLDS = 5
@@ -66,12 +69,24 @@ def spans(product, description_words: int) -> list[tuple[tuple, str, int, int, t
                 form = form if numbers else form.casefold()
                 place = places[form, j - i] = places[form, j - i] + 1
                 out.append(((form, j - i + 1, min(place, MAX_PLACE)), field, start, end, numbers))
+                if i == j and numbers and LETTER.search(text[start:end]):      # a code: copied as it stands
+                    form = CODE + CHAR_CLASS.sub(_char_class, text[start:end])
+                    place = places[form] = places[form] + 1
+                    out.append(((form, 1, min(place, MAX_PLACE)), field, start, end, ()))
     return out
+
+
+def _char_class(m: re.Match) -> str:
+    """A run of upper-case letters ``A``, lower-case ``a``, digits ``9``; any other character as it is."""
+    ch = m[0][0]
+    return "A" if ch.isupper() else "a" if ch.islower() else "9" if ch.isdigit() else m[0]
 
 
 def fill(value_shape: str, numbers: tuple[str, ...], span: str = "") -> str | None:
     """``value_shape`` with its ``#`` replaced by ``numbers`` in order; a :data:`CONVERT` shape writes the
     quantity ``span`` states in its unit (None: ``span`` states none)."""
+    if value_shape == CODE:
+        return span
     if value_shape.startswith(CONVERT):
         sep, unit = value_shape[1], value_shape[2:]
         q, target = quantity(span), _unit(unit)
@@ -142,15 +157,20 @@ class TextCopier:
         rules = defaultdict(set)                               # span key -> {(attribute, value shape)}
         units = defaultdict(lambda: defaultdict(Counter))      # attribute -> quantity -> {value as written: n}
         for p, found in zip(products, read):
-            by_numbers = defaultdict(list)
-            for key, *_, numbers in found:
-                by_numbers[numbers or key[0]].append(key)
+            by_numbers, codes = defaultdict(list), defaultdict(list)
+            for key, field, start, end, numbers in found:
+                if key[0].startswith(CODE):
+                    codes[getattr(p, field)[start:end]].append(key)
+                else:
+                    by_numbers[numbers or key[0]].append(key)
             stated = None
             for a, v in p.attributes.items():
                 if a in wanted:
                     form, numbers = shape(v)
                     for key in by_numbers.get(numbers or v.casefold(), ()):
                         rules[key].add((a, form if numbers else v))
+                    for key in codes.get(v, ()):
+                        rules[key].add((a, CODE))
                     q = quantity(v)
                     if q is not None:
                         units[a][_key(q)][v] += 1

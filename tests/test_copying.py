@@ -60,3 +60,11 @@ def test_units_convert_and_one_quantity_is_one_value():
               for i, n in enumerate([1, 2, 4, 8, 16] * 10)]
     copier = TextCopier().fit(drives, ["capacity"])
     assert copier.copies(Product("N", "drive", "2 terabytes", ("Storage",), {}), ["capacity"])["capacity"].value == "2TB"
+
+
+def test_codes_never_seen_are_copied_by_their_character_classes():
+    products = [Product(f"M{i}", f"Acme {code}{i:03d} Drive", "", ("Storage",), {"model_number": f"{code}{i:03d}"})
+                for i, code in enumerate(["STHK", "WDX", "QZ"] * 30)]
+    copier = TextCopier().fit(products, ["model_number"])
+    new = Product("N", "Acme PLM777 Drive", "", ("Storage",), {})
+    assert copier.copies(new, ["model_number"])["model_number"].value == "PLM777"
