@@ -175,7 +175,10 @@ def _check_config(file: Path, config: dict, cls) -> None:
         if name not in cls.PARAMS:
             raise ModelError(f"{file}: unknown parameter {name!r}")
         kind = type(defaults[name])
-        if defaults[name] is None:
+        if name == "epochs":                     # None: until the held-out loss stops falling
+            kind = int
+            fits = value is None or (isinstance(value, int) and not isinstance(value, bool))
+        elif defaults[name] is None:
             fits = value is None or isinstance(value, str)
         else:                                    # an int where a float is expected is fine; JSON true is no int
             fits = isinstance(value, (int, float) if kind is float else kind) and \
