@@ -305,9 +305,11 @@ class AttributeCompleter:
         for m, (r, a, attr, (value, conf, alts, rejected)) in enumerate(zip(cells["product"], cells["attribute"],
                                                                            attributes, decisions)):
             p = products[r]
-            copy = copies[m]
-            if copy is not None and (copy.confidence <= conf
-                                     or rules.check(categories[m], attr, copy.value, known[m]) is not None):
+            copy = copies[m] if copies[m] is not None and copies[m].confidence > conf else None
+            broken = rules.check(categories[m], attr, copy.value, known[m]) if copy is not None else None
+            if broken is not None:               # a copy the rules reject is listed like any rejected value
+                if all(r["value"] != copy.value for r in rejected):
+                    rejected = rejected + [{"value": copy.value, "rule": broken.rule}]
                 copy = None
             if copy is not None:
                 if value is not None and value != copy.value:
