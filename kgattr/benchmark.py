@@ -109,6 +109,8 @@ def run_benchmark(catalog: Catalog, *, mask_rate: float = 0.2, seed: int = 0, mi
     twins = twin_values(split)
     twin_cells = [c for c in split.hidden if c[:2] in twins]
     summary["twins"] = score(twin_cells, twins)
+    unseen = _unseen_cells(split)
+    summary["unseen"] = {k: len(v) for k, v in unseen.items()}
     categories = {p.sku: tuple(p.category) for p in train}
     rules = RuleSet(Ontology.induce(train))
     text = None
@@ -133,7 +135,8 @@ def run_benchmark(catalog: Catalog, *, mask_rate: float = 0.2, seed: int = 0, mi
         summary["methods"][name] = dict(score(split.hidden, guesses, confidences, cold=split.cold, rules=rules,
                                               categories=categories), seconds=seconds,
                                         cpu_seconds=cpu_seconds,
-                                        twins=score(twin_cells, guesses))
+                                        twins=score(twin_cells, guesses),
+                                        unseen={k: score(v, guesses)["micro"] for k, v in unseen.items()})
         log.info("%s: micro %.4f macro %.4f (%.0f s)", name, summary["methods"][name]["micro"],
                  summary["methods"][name]["macro"], seconds)
     return Benchmark(summary, split, predictions)
@@ -167,7 +170,33 @@ def markdown(summary: dict) -> str:
     for a, r in first["per_attribute"].items():
         lines.append(f"| {a} | {r['cells']} | "
                      + " | ".join(f"{m['per_attribute'][a]['accuracy']:.3f}" for m in methods.values()) + " |")
-    return "\n".join(lines + _twin_lines(summary)) + "\n"
+    return "\n".join(lines + _unseen_lines(summary) + _twin_lines(summary)) + "\n"
+
+
+def _unseen_cells(split) -> dict[str, list]:
+    """Hidden cells whose value no visible cell of the attribute holds: all, and those the product's title or
+    description states word for word."""
+    from .completion import text_evidence
+
+    seen = {(a, v) for p in split.train for a, v in p.attributes.items()}
+    products = {p.sku: p for p in split.train}
+    cells = [c for c in split.hidden if c[1:] not in seen]
+    return {"all": cells, "stated": [c for c in cells if text_evidence(c[2], products[c[0]].title,
+                                                                      products[c[0]].description)]}
+
+
+def _unseen_lines(summary: dict) -> list[str]:
+    """The section on hidden values never seen in training."""
+    unseen, methods = summary.get("unseen"), summary["methods"]
+    if not unseen or not unseen["all"]:
+        return []
+    return ["", "## Values never seen in training", "",
+            f"{unseen['all']} hidden cells ({unseen['all'] / max(summary['split']['hidden'], 1):.1%}) hold a value "
+            f"that no visible cell of their attribute holds; the product's text states {unseen['stated']} of them "
+            "word for word. Accuracy on them:", "",
+            "| cells | count | " + " | ".join(methods) + " |", "| --- | ---: |" + " ---: |" * len(methods)] + \
+        [f"| {label} | {unseen[k]} | " + " | ".join(f"{m['unseen'][k]:.3f}" for m in methods.values()) + " |"
+         for k, label in (("all", "never seen"), ("stated", "never seen, stated in the text"))]
 
 
 def _twin_lines(summary: dict, min_cells: int = 50) -> list[str]:

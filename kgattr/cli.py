@@ -45,7 +45,7 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
           out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
           ontology: Optional[Path] = typer.Option(None, "--ontology", help="Expert ontology: complete/impute read it afresh, so rule edits apply without training again; induced from the catalog if absent."),
           text_model: Optional[Path] = typer.Option(None, "--text-model", help="Local Hugging Face model directory."),
-          epochs: Optional[int] = typer.Option(None, callback=count, help="Training epochs of the GNN [default: 3]."),
+          epochs: Optional[int] = typer.Option(None, callback=count, help="Training epochs of the GNN [default: until the held-out loss stops falling]."),
           max_length: int = typer.Option(48, callback=count, help="BERT tokens per product."),
           extractor: Optional[Path] = typer.Option(None, "--extractor", help="Text extractor (`kgattr extract train`) whose spans become a score of the mix and evidence."),
           seed: int = typer.Option(0, help="Random seed."),
@@ -224,6 +224,10 @@ def ontology_induce(catalog: Path = typer.Argument(..., help="Catalog to read.")
     differs = sum(1 for s in onto.shapes if any(p.disjoint for p in s.properties.values()))
     typer.echo(f"{len(onto.categories)} categories, {len(onto.attributes)} attributes, "
                f"{len(onto.shapes) - differs} category shapes, {differs} pairs of attributes that differ -> {output}")
+    for name, others in sorted(onto.alt_labels.items())[:10]:
+        typer.echo(f"  {name!r} may be the same attribute as {', '.join(map(repr, sorted(others)))} (skos:altLabel)")
+    if len(onto.alt_labels) > 10:
+        typer.echo(f"  … and {len(onto.alt_labels) - 10} more names with variants (skos:altLabel in {output})")
 
 
 @graph_app.command("build")
@@ -366,7 +370,7 @@ def evaluate(catalogs: list[Path] = typer.Argument(..., help="Catalog(s) with kn
              draw: Optional[list[int]] = typer.Option(None, "--draw", help="Also run on a random draw of N products (repeatable); reports go to REPORT/NAME/draw-N."),
              exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="Attribute that is no target (repeatable), besides those detected as metadata."),
              settings: Optional[Path] = typer.Option(None, "--settings", help="TOML file of per-catalog `exclude` and `limit`, keyed by catalog name (e.g. bench/catalogs.toml)."),
-             epochs: Optional[int] = typer.Option(None, callback=count, help="kgattr's GNN training epochs [default: 3]."),
+             epochs: Optional[int] = typer.Option(None, callback=count, help="kgattr's GNN training epochs [default: until the held-out loss stops falling]."),
              text_model: Optional[Path] = typer.Option(None, "--text-model", help="Local Hugging Face model directory."),
              methods: str = typer.Option("majority,tfidf,knn,text,graph,kgattr", help="Comma-separated methods to run."),
              report: Optional[Path] = typer.Option(None, "--report", help="Directory for report.json, report.md, plots.")):

@@ -24,7 +24,9 @@ class AttributeCompleter:
         text_model: local Hugging Face model directory (None: the shipped all-MiniLM-L6-v2).
         max_length: BERT tokens per product (title, then the start of the description).
         hidden_channels: width of the GNN.
-        epochs, batch_size, lr: optimisation.
+        epochs: GNN training epochs (None: until the held-out loss stops falling, within a budget of updates
+            that gives a small catalog many epochs and a large one 3; see :mod:`kgattr.crossfit`).
+        batch_size, lr: optimisation.
         lexical_lr: learning rate of the tf-idf term embeddings (sparse; each row is updated rarely).
         svm_c: inverse regularisation of the linear text scorer's SVMs.
         mask_rate: share of known values hidden from the graph in each epoch (the training targets).
@@ -34,8 +36,8 @@ class AttributeCompleter:
         sharpness: temperature of similarity weights; small values let near-duplicates dominate.
         category_weight: retrieval bonus for a neighbour of the same leaf category.
         min_attribute_count: attributes known fewer times are not completed.
-        calibration_share: share of known values held out of training, to mix the deep and linear scores
-            and calibrate confidences.
+        calibration_share: share of known values held out of training, to mix the members' scores and
+            calibrate confidences; raised on small catalogs (see :func:`~kgattr.crossfit.heldout_cells`).
         top_k: candidates kept per gap.
         seed: for every random choice.
         cache_dir: text-embedding cache (see :class:`~kgattr.text.TextEncoder`).
@@ -47,7 +49,7 @@ class AttributeCompleter:
     """
 
     def __init__(self, *, text_model: str | None = None, max_length: int = 48, hidden_channels: int = 256,
-                 epochs: int = 3, batch_size: int = 512, lr: float = 3e-3, lexical_lr: float = 1e-2,
+                 epochs: int | None = None, batch_size: int = 512, lr: float = 3e-3, lexical_lr: float = 1e-2,
                  svm_c: float = 0.5, mask_rate: float = 0.25, neighbours: int = 10, sequence_window: int = 10,
                  sharpness: float = 0.05,
                  category_weight: float = 0.5,
@@ -93,14 +95,12 @@ class AttributeCompleter:
         Args:
             catalog: a :class:`~kgattr.catalog.Catalog`, a pandas DataFrame in wide form or a catalog file.
         """
+        from .copying import TextCopier, copy_gate
+        from .crossfit import cross_fit, heldout_cells
         from .frames import as_catalog
         from .index import NeighbourIndex, value_profile
-        from .linear import LinearTextScorer
-        from .model import FusionGNN
-        from .train import (Neighbours, Pool, calibration_logits, calibration_outcomes, fit_mixture, fit_model,
-                            num_features, pool_states, seed_torch)
-
-        seed_torch(self.seed)
+        from .mixture import calibration_outcomes, fit_mixture
+        from .train import Neighbours, Pool, pool_states
 
         for cache in ("_value_matcher", "_evidence_cache", "_pool_row_map", "_rule_caches", "_fresh_extracted",
                       "_extractor_model", "_sequence_index", "_category_sequence_index", "_category_index"):
@@ -138,40 +138,38 @@ class AttributeCompleter:
 
         coo = inputs.values.tocoo()
         target_attr = np.isin(self.value_attribute_[coo.col], [aindex[a] for a in self.targets_])
-        rng = np.random.default_rng(self.seed)
-        calibration = target_attr & (rng.random(coo.nnz) < self.calibration_share)
-        trained = target_attr & ~calibration
-        self.model_ = FusionGNN(text_dim=text.shape[1], lexical_size=self.lexical_.size,
-                                num_categories=len(graph.categories), num_values=len(graph.values),
-                                num_attributes=len(self.attributes_), value_attribute=self.value_attribute_.tolist(),
-                                hidden_channels=self.hidden_channels, num_features=num_features(near))
-        edges = (graph.cooccurs, graph.pmi)
-        self.history_ = fit_model(self.model_, inputs, near, edges, target_attr, calibration,
-                                  # small catalogs still get several updates per epoch
-                                  epochs=self.epochs, batch_size=min(self.batch_size, max(32, len(catalog) // 8)),
-                                  lr=self.lr, mask_rate=self.mask_rate, sharpness=self.sharpness, seed=self.seed,
-                                  lexical_lr=self.lexical_lr, progress=self.progress)
-        # in a thread beside the GNN, liblinear (which releases the GIL) slowed torch's two threads more than it saved
-        self.linear_ = LinearTextScorer(C=self.svm_c).fit(inputs.lexical, coo.row[trained], coo.col[trained],
-                                                          self.value_attribute_, self.lexical_.title_size_)
-        log.info("trained: losses %s", [round(x, 4) for x in self.history_])
+        held = heldout_cells(target_attr, share=self.calibration_share, num_targets=len(self.targets_),
+                             seed=self.seed)
+        # small catalogs still get several updates per epoch
+        batch_size = min(self.batch_size, max(32, len(catalog) // 8))
+        self.model_, self.linear_, self.history_, heldout = cross_fit(self, inputs, near, target_attr, held,
+                                                                      batch_size)
+        log.info("trained: losses %s; %d held-out cells", [round(x, 4) for x in self.history_],
+                 len(heldout[0].truth))
         # mix weights (2, num_attributes, S): [products with known values, products without any],
-        # [GNN, linear, extractor (with one)]
+        # [GNN, linear, similar-product vote, extractor (with one)]
         mixes = []
-        for rows, truth, logits in calibration_logits(self.model_, inputs, near, edges, calibration,
-                                                      mask_rate=self.mask_rate, sharpness=self.sharpness,
-                                                      seed=self.seed):
+        for rows, truth, scores in heldout:
             allowed = np.stack([self._allowed_mask(catalog.products[r].category) for r in rows]) if len(rows) \
                 else np.zeros((0, len(graph.values)), bool)
-            scores = [logits, self.linear_.decision(inputs.lexical[rows])]
             if extracted is not None:
-                scores.append(extracted[rows].toarray())
-            mixes.append(fit_mixture(scores, truth, allowed, self.value_attribute_, len(self.attributes_)))
+                scores = scores + [extracted[rows].toarray()]
+            mixes.append(fit_mixture(scores, truth, allowed, self.value_attribute_, len(self.attributes_),
+                                     groups=rows))
             if len(mixes) == 1:
                 confidence, correct = calibration_outcomes(scores, mixes[0], truth, allowed, self.value_attribute_)
-                self.calibration_ = {"attribute": self.value_attribute_[truth], "confidence": confidence,
+                attribute = self.value_attribute_[truth]
+                self.copier_ = TextCopier(seed=self.seed).fit(catalog.products, self.targets_) if self.read_text \
+                    else None
+                if self.copier_:
+                    self.copies_for_, confidence, correct = copy_gate(
+                        self.copier_, rows, [self.attributes_[a] for a in attribute], confidence, correct)
+                    log.info("values copied from the text for %d of %d targets", len(self.copies_for_),
+                             len(self.targets_))
+                self.calibration_ = {"attribute": attribute, "confidence": confidence,
                                      "correct": correct.astype(np.uint8)}
         self.mix_ = np.stack(mixes)
+        edges = (graph.cooccurs, graph.pmi)
         self.pool_ = Pool(pool_states(self.model_, inputs, inputs.values, edges), inputs.values, self.value_attribute_)
         self.cells_ = score_gaps(self, catalog, inputs, near, extracted)
         log.info("calibrated and scored %d gaps", len(self.cells_["product"]))
@@ -303,15 +301,42 @@ class AttributeCompleter:
                           for n in names[m]]
         decisions = decide(lambda m, v: rules.check(categories[m], attributes[m], v, known[m]).rule,
                            names, cells["logits"], allowed)
+        copies = self._copies(products, cells["product"], attributes)
         for m, (r, a, attr, (value, conf, alts, rejected)) in enumerate(zip(cells["product"], cells["attribute"],
                                                                            attributes, decisions)):
             p = products[r]
+            copy = copies[m] if copies[m] is not None and copies[m].confidence > conf else None
+            broken = rules.check(categories[m], attr, copy.value, known[m]) if copy is not None else None
+            if broken is not None:               # a copy the rules reject is listed like any rejected value
+                if all(r["value"] != copy.value for r in rejected):
+                    rejected = rejected + [{"value": copy.value, "rule": broken.rule}]
+                copy = None
+            if copy is not None:
+                if value is not None and value != copy.value:
+                    alts = [{"value": value, "confidence": round(conf, 4)}] + alts[:2]
+                value, conf = copy.value, copy.confidence
             evidence = self._evidence(p, a, value, neighbours[r], listed[r]) \
                 if value is not None and conf >= evidence_floor else {}
+            if copy is not None and evidence:
+                text = getattr(p, copy.field)
+                evidence["extracted"] = {"field": copy.field, "start": copy.start, "end": copy.end,
+                                         "text": text[copy.start:copy.end], "confidence": round(copy.confidence, 4)}
+                evidence["text"] = passage(text, copy.start, copy.end)
             checked = rules.explain(categories[m], attr, value, known[m]) if explain and value is not None else []
             out[p.sku].completions.append(Completion(p.sku, attr, value, round(conf, 4), alts, rejected, evidence,
                                                      checked))
         return list(out.values())
+
+    def _copies(self, products, rows: np.ndarray, attributes: list[str]) -> list:
+        """(M,) the :class:`~kgattr.copying.Copy` the text gives each cell (product ``rows``, ``attributes``), or
+        None: where the attribute takes no copies, or the text states none."""
+        copier, wanted = getattr(self, "copier_", None), set(getattr(self, "copies_for_", ()))
+        if copier is None or not wanted:
+            return [None] * len(attributes)
+        found = {}
+        for r in set(rows.tolist()):
+            found[r] = copier.copies(products[r], wanted - products[r].attributes.keys())
+        return [found[r].get(a) if a in wanted else None for r, a in zip(rows.tolist(), attributes)]
 
     def complete(self, skus: list[str], catalog: Catalog | None = None, *,
                  explain: bool = False) -> list[ProductCompletion]:

@@ -188,3 +188,52 @@ def _category_rules(catalog, rules, min_support, min_confidence) -> list[Suggest
                 out.append(Suggestion("allowed", path, a, "one of " + ", ".join(common), cells, covered / cells,
                                       ("allowed", "--attribute", a, "--values", ",".join(common), *_scope_args(path))))
     return out
+
+
+def name_variants(counts: Counter, *, min_length: int = 4, max_inserted: int = 2) -> dict[str, frozenset[str]]:
+    """Attribute names that differ only in form (``Color``, ``color``, ``Color(s)``, ``colour``): {the most used
+    name: the others}.
+
+    Two names are variants when their letters and digits, case-folded and without a plural ``s``, are equal,
+    or one of them is the other with at most ``max_inserted`` letters inserted inside it (``color`` ->
+    ``colour``); keys shorter than ``min_length`` must be equal. A substituted letter, and letters or digits
+    added at either end, never match: ``Voltage - AC`` and ``Voltage - DC``, ``Power`` and ``Power (W)``,
+    ``Fabric`` and ``Fabric 2`` stay apart.
+
+    Args:
+        counts: cells per attribute name.
+    """
+    import difflib
+    import unicodedata
+
+    def key(name: str) -> str:
+        k = "".join(ch for ch in unicodedata.normalize("NFKC", name).casefold() if ch.isalnum())
+        return k[:-1] if len(k) > min_length and k.endswith("s") else k
+
+    def inserted(a: str, b: str) -> bool:            # b is a with a few letters inserted
+        if not 0 < len(b) - len(a) <= max_inserted or len(a) < min_length:
+            return False
+        ops = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+        return all(op == "equal" or (op == "insert" and 0 < i < len(a) and b[j:k].isalpha())
+                   for op, i, _, j, k in ops)
+
+    groups: dict[str, list[str]] = defaultdict(list)
+    for name in counts:
+        groups[key(name)].append(name)
+    keys = sorted(groups, key=len)
+    parent = {k: k for k in keys}
+    for i, a in enumerate(keys):
+        for b in keys[i + 1:]:
+            if len(b) - len(a) > max_inserted:
+                break
+            if parent[b] == b and inserted(a, b):
+                parent[b] = parent[a]
+    merged: dict[str, list[str]] = defaultdict(list)
+    for k, names in groups.items():
+        merged[parent[k]] += names
+    out = {}
+    for names in merged.values():
+        if len(names) > 1:
+            main = max(names, key=lambda n: (counts[n], n))
+            out[main] = frozenset(n for n in names if n != main)
+    return out

@@ -11,6 +11,7 @@ state.safetensors      neighbours, pool states, scored gaps of the training cata
 neighbours.faiss       product vectors for similar-product search
 ontology.ttl           a copy of the ontology the model was trained with (used when its files are gone)
 products.sqlite        the training catalog's products by SKU (for `complete` and evidence)
+copier.json            copy rules: values read from a product's own text, and the attributes that take them
 manifest.json          size and sha256 of each file above, written last
 ```
 
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .catalog import Product
+from .copying import TextCopier
 from .outputs import locked, umask
 from .exceptions import ModelError
 from .extraction import ExtractedValues
@@ -132,6 +134,8 @@ def _write(c, tmp: Path, home: Path) -> None:
     vocab = {"lexical": c.lexical_.get_state(),
              "category_attributes": [[list(k), sorted(v)] for k, v in c.category_attributes_.items()]}
     (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    copier = {"copier": c.copier_.get_state() if c.copier_ else None, "attributes": getattr(c, "copies_for_", [])}
+    (tmp / "copier.json").write_text(json.dumps(copier, ensure_ascii=False))
     save_torch({k: v.contiguous() for k, v in c.model_.state_dict().items()}, str(tmp / "network.safetensors"))
     state = {"knn_index": c.knn_[0], "knn_score": c.knn_[1], "text_hash": c.text_hash_, "record_hash": c.record_hash_,
              "value_attribute": c.value_attribute_, "mix": c.mix_,
@@ -171,7 +175,10 @@ def _check_config(file: Path, config: dict, cls) -> None:
         if name not in cls.PARAMS:
             raise ModelError(f"{file}: unknown parameter {name!r}")
         kind = type(defaults[name])
-        if defaults[name] is None:
+        if name == "epochs":                     # None: until the held-out loss stops falling
+            kind = int
+            fits = value is None or (isinstance(value, int) and not isinstance(value, bool))
+        elif defaults[name] is None:
             fits = value is None or isinstance(value, str)
         else:                                    # an int where a float is expected is fine; JSON true is no int
             fits = isinstance(value, (int, float) if kind is float else kind) and \
@@ -215,6 +222,10 @@ def load(cls, path, ontology: Path | None = None):
         vocab = json_object(path / "vocab.json")
         self.lexical_ = LexicalFeatures.from_state(vocab["lexical"])
         self.category_attributes_ = {tuple(k): set(v) for k, v in vocab["category_attributes"]}
+    with reading(path / "copier.json"):
+        copier = json_object(path / "copier.json")
+        self.copier_ = TextCopier.from_state(copier["copier"]) if copier["copier"] else None
+        self.copies_for_ = copier["attributes"]
     with reading(path / "state.safetensors"):
         state = load_file(str(path / "state.safetensors"))
         self.knn_ = (state["knn_index"], state["knn_score"])

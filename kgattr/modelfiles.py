@@ -17,10 +17,11 @@ from pathlib import Path
 from .exceptions import KgattrError, ModelError
 from .outputs import alive
 
-FORMAT = 4            # 2: calibration outcomes for per-attribute precision thresholds; 3: listing votes per category;
-                      # 4: manifest.json, paths relative to the model directory
+FORMAT = 5            # 2: calibration outcomes for per-attribute precision thresholds; 3: listing votes per category;
+                      # 4: manifest.json, paths relative to the model directory; 5: the similar-product vote a
+                      # member of the mix, copy rules (copier.json)
 FILES = ("config.json", "nodes.json", "edges.safetensors", "vocab.json", "network.safetensors", "linear.safetensors",
-         "state.safetensors", "neighbours.faiss", "ontology.ttl", "products.sqlite")
+         "state.safetensors", "neighbours.faiss", "ontology.ttl", "products.sqlite", "copier.json")
 MANIFEST = "manifest.json"
 STATE = ("knn_index", "knn_score", "text_hash", "record_hash", "value_attribute", "mix",
          "calibration_attribute", "calibration_confidence", "calibration_correct",

@@ -38,6 +38,7 @@ PREFIXES = f"""@prefix kg: <{KG}> .
 @prefix rdf: <http://www.w3.org/1999/02/22-rdf-syntax-ns#> .
 @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
 @prefix sh: <http://www.w3.org/ns/shacl#> .
+@prefix skos: <http://www.w3.org/2004/02/skos/core#> .
 @prefix xsd: <http://www.w3.org/2001/XMLSchema#> .
 """
 
@@ -151,12 +152,16 @@ class Ontology:
     uncompiled: list[tuple[str, str]] = field(default_factory=list)
     # the files it was read from, so that a model reads its rules afresh at each use
     sources: tuple[str, ...] = field(default=(), compare=False)
+    # skos:altLabel: other names of an attribute (proposed by induce where names differ only in form)
+    alt_labels: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def induce(cls, catalog, *, min_support: int = 1, max_unseen: float = 0.005,
                max_equal: float = 0.02) -> "Ontology":
         """Bootstrap from data: every observed category, the attributes seen in it, the values seen with it,
-        and the pairs of attributes whose values differ (see :func:`~kgattr.mining.differing_attributes`).
+        the pairs of attributes whose values differ (see :func:`~kgattr.mining.differing_attributes`) and the
+        names that differ only in form, as ``skos:altLabel``s of the most used one (see
+        :func:`~kgattr.mining.name_variants`).
 
         Args:
             catalog: the :class:`~kgattr.catalog.Catalog` to read.
@@ -167,7 +172,7 @@ class Ontology:
             max_equal: two attributes must differ when they are equal in at most this share of the products
                 holding both.
         """
-        from .mining import differing_attributes
+        from .mining import differing_attributes, name_variants
 
         categories: set[tuple[str, ...]] = set()
         seen: dict[tuple[str, ...], dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
@@ -188,6 +193,7 @@ class Ontology:
                 values = frozenset(v for v, c in counts.items() if c >= min_support) if closed else None
                 shape.properties[name] = Property(f"allowed/{slug('.'.join(path))}/{slug(name)}", values, max_count=1)
             onto.shapes.append(shape)
+        onto.alt_labels = name_variants(Counter(a for p in catalog for a in p.attributes))
         for found in differing_attributes(catalog, max_equal=max_equal):
             rid = f"differs/all/{slug(found.attribute)}/{slug(found.other)}"
             onto.shapes.append(Shape(rid, (), properties={found.attribute: Property(rid, disjoint=frozenset({found.other}))},
@@ -205,7 +211,9 @@ class Ontology:
         return Ontology(self.categories | other.categories, self.attributes | other.attributes,
                         [s for s in self.shapes if s.id not in ids] + other.shapes,
                         [c for c in self.conditionals if c.id not in ids] + other.conditionals,
-                        [u for u in self.uncompiled if u[0] not in ids] + other.uncompiled)
+                        [u for u in self.uncompiled if u[0] not in ids] + other.uncompiled,
+                        alt_labels={a: self.alt_labels.get(a, frozenset()) | other.alt_labels.get(a, frozenset())
+                                    for a in self.alt_labels.keys() | other.alt_labels.keys()})
 
     def to_turtle(self, *, source: str = "", origin: str = "induced") -> str:
         """Readable Turtle: taxonomy first, then one commented block per rule (or category block)."""
@@ -222,7 +230,8 @@ class Ontology:
             out.append(f"<{category_iri(path)}> a rdfs:Class, kg:Category ;\n    rdfs:label {Literal(path[-1]).n3()}{parent} .")
         out += ["", "# --- attributes ---"]
         for name in sorted(self.attributes):
-            out.append(f"<{attribute_iri(name)}> a rdf:Property, kg:Attribute ; rdfs:label {Literal(name).n3()} .")
+            alt = "".join(f" ;\n    skos:altLabel {Literal(a).n3()}" for a in sorted(self.alt_labels.get(name, ())))
+            out.append(f"<{attribute_iri(name)}> a rdf:Property, kg:Attribute ; rdfs:label {Literal(name).n3()}{alt} .")
         for shape in sorted(self.shapes, key=lambda s: (s.category, not s.closed, s.id)):
             out += ["", shape_block(shape, origin=shape.origin or origin, added=shape.added or today).rstrip("\n")]
         for rule in sorted(self.conditionals, key=lambda c: (c.category, c.id)):
@@ -253,7 +262,7 @@ class Ontology:
         for path in paths:
             digest.update(read_input(path, OntologyError) + b"\0")
         sources = tuple(str(Path(p).resolve()) for p in paths)
-        cached = default_cache_dir() / f"ontology-v4-{digest.hexdigest()}.json"
+        cached = default_cache_dir() / f"ontology-v5-{digest.hexdigest()}.json"
         onto = _from_cache(cached)
         if onto is None:
             onto = cls.from_graph(parse_turtle(*paths), ", ".join(map(file_label, paths)))
@@ -273,7 +282,8 @@ class Ontology:
         return {"categories": sorted(map(list, self.categories)), "attributes": sorted(self.attributes),
                 "shapes": [{**s.__dict__, "properties": {a: prop(p) for a, p in s.properties.items()}}
                            for s in self.shapes],
-                "conditionals": [c.__dict__ for c in self.conditionals], "uncompiled": self.uncompiled}
+                "conditionals": [c.__dict__ for c in self.conditionals], "uncompiled": self.uncompiled,
+                "alt_labels": {a: sorted(v) for a, v in sorted(self.alt_labels.items())}}
 
     @classmethod
     def from_json(cls, d: dict) -> "Ontology":
@@ -286,7 +296,8 @@ class Ontology:
         conditionals = [Conditional(**{**c, "category": tuple(c["category"]), "condition": tuple(c["condition"]),
                                        "consequence": tuple(c["consequence"])}) for c in d["conditionals"]]
         return cls({tuple(c) for c in d["categories"]}, set(d["attributes"]), shapes, conditionals,
-                   [tuple(u) for u in d["uncompiled"]])
+                   [tuple(u) for u in d["uncompiled"]],
+                   alt_labels={a: frozenset(v) for a, v in d["alt_labels"].items()})
 
     @classmethod
     def from_graph(cls, graph, where: str = "<graph>") -> "Ontology":

@@ -16,7 +16,7 @@ def score_gaps(c, catalog, inputs, near, extracted=None) -> dict[str, np.ndarray
     """Top-k candidates of every gap: product row (M,), attribute (M,), values (M, k), logits (M, k).
     ``near``: :class:`~kgattr.train.Neighbours` of the catalog's products in the pool.
     ``extracted``: (n, num_values) CSR of the extractor's confidences, when the model uses one."""
-    from .train import predict_logits
+    from .train import predict_logits, similar_vote
 
     k = c.top_k
     starts = np.searchsorted(c.value_attribute_, np.arange(len(c.attributes_) + 1))
@@ -26,7 +26,8 @@ def score_gaps(c, catalog, inputs, near, extracted=None) -> dict[str, np.ndarray
     for rows, logits in predict_logits(c.model_, inputs, near, c.pool_, (c.graph_.cooccurs, c.graph_.pmi),
                                        sharpness=c.sharpness, progress=c.progress):
         w = weight[(known[rows] == 0).astype(np.int64)]                   # (len(rows), num_values, S)
-        scores = [logits, c.linear_.decision(inputs.lexical[rows])]
+        scores = [logits, c.linear_.decision(inputs.lexical[rows]),
+                  similar_vote(near.take(rows), c.pool_, c.sharpness)]
         if extracted is not None:
             scores.append(extracted[rows].toarray())
         logits = sum(score * w[..., j] for j, score in enumerate(scores))

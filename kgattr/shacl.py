@@ -279,6 +279,10 @@ class GraphReader:
         onto = Ontology()
         onto.categories = {self.path_of(c) for c in g.subjects(RDF.type, URIRef(KG + "Category"))}
         onto.attributes = {self.name_of(a) for a in g.subjects(RDF.type, URIRef(KG + "Attribute"))}
+        alt = URIRef("http://www.w3.org/2004/02/skos/core#altLabel")
+        onto.alt_labels = {name: frozenset(str(v) for v in g.objects(a, alt))
+                           for a in g.subjects(RDF.type, URIRef(KG + "Attribute"))
+                           if (name := self.name_of(a)) and (a, alt, None) in g}
         nodes = set(g.subjects(RDF.type, SH.NodeShape)) | set(g.subjects(RDF.type, SH.PropertyShape))
         for node in sorted(nodes, key=str):
             has_target = any(str(p).startswith(str(SH) + "target") for p in g.predicates(node))

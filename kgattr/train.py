@@ -1,9 +1,9 @@
-"""Fitting the FusionGNN: recover attribute values hidden from it; then mix and calibrate scores.
+"""Fitting the FusionGNN: recover attribute values hidden from it; and scoring held-out cells for the mix.
 
 Every epoch hides a random share of the known product-value edges from the whole graph; the hidden
 edges of a batch's products are its targets, so the model never sees the answer it is asked for.
 A fixed set of calibration edges is never a target (nor a training cell of the linear text scorer);
-per-attribute weights of the GNN's and the linear scorer's scores are fitted on them (they also calibrate).
+their held-out scores are what the mix of :mod:`kgattr.mixture` is fitted on (see :mod:`kgattr.crossfit`).
 """
 from __future__ import annotations
 
@@ -187,15 +187,20 @@ def _visible(edges: np.ndarray, keep: np.ndarray, shape) -> sp.csr_matrix:
 def fit_model(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, graph_edges,
               targetable: np.ndarray, calibration: np.ndarray, *, epochs: int, batch_size: int, lr: float,
               mask_rate: float, sharpness: float, seed: int, lexical_lr: float | None = None,
-              progress: bool = False) -> list[float]:
-    """Train ``model`` in place; returns the mean loss of each epoch.
+              patience: int | None = None, progress: bool = False) -> tuple[list[float], list[float]]:
+    """Train ``model`` in place; returns the mean loss of each epoch, and the calibration edges' held-out loss
+    after each epoch (with ``patience``; else empty).
 
     Args:
         neighbours: of each product (self excluded).
         graph_edges: (cooccurs (2, P), pmi (P,)) of the value graph.
         targetable: (E,) bool over the known edges (``inputs.values`` in COO order) that may be targets.
         calibration: (E,) bool, edges kept out of training targets for calibration.
+        patience: stop once the held-out loss has not fallen for this many epochs, and keep the weights of its
+            lowest (None: train every epoch, without measuring it).
     """
+    import copy
+
     from .progress import bar as progress_bar
 
     rng = np.random.default_rng(seed)
@@ -214,7 +219,7 @@ def fit_model(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, graph_ed
     warmup = 0.1 if steps < 3 else max(0.1, 2 / steps)
     schedulers = [torch.optim.lr_scheduler.OneCycleLR(o, max_lr=o.defaults["lr"], total_steps=max(steps, 1),
                                                       pct_start=warmup) for o in optimizers]
-    history = []
+    history, heldout, best = [], [], None
     bar = progress_bar(total=steps, desc="training", unit="batch", enabled=progress)
     for epoch in range(epochs):
         hidden = rng.random(edges.shape[1]) < mask_rate
@@ -246,8 +251,32 @@ def fit_model(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, graph_ed
             bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(losses):.3f}")
         history.append(float(np.mean(losses)) if losses else float("nan"))
         log.info("epoch %d loss %.4f (%d batches)", epoch + 1, history[-1], len(losses))
+        if patience is not None and calibration.any():
+            heldout.append(heldout_loss(model, inputs, neighbours, graph_edges, calibration, mask_rate=mask_rate,
+                                        sharpness=sharpness, seed=seed))
+            log.info("epoch %d held-out loss %.4f", epoch + 1, heldout[-1])
+            if heldout[-1] <= min(heldout):
+                best = copy.deepcopy(model.state_dict())
+            elif len(heldout) - 1 - int(np.argmin(heldout)) >= patience:
+                break
     bar.close()
-    return history
+    if heldout:
+        model.load_state_dict(best)
+    return history, heldout
+
+
+@torch.no_grad()
+def heldout_loss(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, graph_edges, calibration: np.ndarray, *,
+                 mask_rate: float, sharpness: float, seed: int) -> float:
+    """Mean cross-entropy of the ``calibration`` edges (see :func:`calibration_logits`, warm products only)."""
+    rows, truth, logits, _ = calibration_logits(model, inputs, neighbours, graph_edges, calibration,
+                                                mask_rate=mask_rate, sharpness=sharpness, seed=seed,
+                                                cold_products=0)[0]
+    if len(truth) == 0:
+        return float("nan")
+    attr_mask = _attribute_mask(model.value_attribute.numpy())
+    z = torch.from_numpy(logits).masked_fill(~attr_mask[model.value_attribute[truth]], float("-inf"))
+    return float(F.cross_entropy(z, torch.from_numpy(truth.astype(np.int64))))
 
 
 def _attribute_mask(value_attribute: np.ndarray) -> torch.Tensor:
@@ -291,9 +320,10 @@ def calibration_logits(model: FusionGNN, inputs: Inputs, neighbours, graph_edges
                        cold_products: int = 4096) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Logits of the calibration edges, hidden together with a random share of the others.
 
-    Returns two (product rows (c,), true value indices (c,), logits (c, num_values)): warm, the products
-    seeing their other values; cold, up to ``cold_products`` of the same products seeing none of their
-    values, as a new product arrives (its neighbours keep theirs).
+    Returns two (product rows (c,), true value indices (c,), logits (c, num_values), similar-product votes
+    (c, num_values), see :func:`similar_vote`): warm, the products seeing their other values; cold, up to
+    ``cold_products`` of the same products seeing none of their values, as a new product arrives (its
+    neighbours keep theirs).
     """
     rng = np.random.default_rng(seed + 1)
     coo = inputs.values.tocoo()
@@ -308,92 +338,29 @@ def calibration_logits(model: FusionGNN, inputs: Inputs, neighbours, graph_edges
     cold = np.sort(rng.choice(products, min(cold_products, len(products)), replace=False))
     out = []
     for chosen, seen in ((products, visible), (cold, sp.csr_matrix(inputs.values.shape, dtype=np.float32))):
-        rows, truth, logits = [], [], []
+        rows, truth, logits, votes = [], [], [], []
         for start in range(0, len(chosen), batch_size):
             batch = chosen[start:start + batch_size]
-            z = batch_logits(model, x_value, inputs, seen, batch, neighbours.take(batch), pool, sharpness)
+            near = neighbours.take(batch)
+            z = batch_logits(model, x_value, inputs, seen, batch, near, pool, sharpness)
             t = wanted[batch].tocoo()
             rows.append(batch[t.row])
             truth.append(t.col)
             logits.append(z[torch.from_numpy(t.row.astype(np.int64))].numpy())
+            votes.append(similar_vote(near, pool, sharpness)[t.row])
         if not rows:
-            out.append((np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, inputs.values.shape[1]), np.float32)))
+            empty = np.zeros((0, inputs.values.shape[1]), np.float32)
+            out.append((np.zeros(0, np.int64), np.zeros(0, np.int64), empty, empty))
             continue
-        out.append((np.concatenate(rows), np.concatenate(truth), np.concatenate(logits)))
+        out.append((np.concatenate(rows), np.concatenate(truth), np.concatenate(logits), np.concatenate(votes)))
     return out
 
 
-def fit_mixture(scores: list[np.ndarray], truth: np.ndarray, allowed: np.ndarray, value_attribute: np.ndarray,
-                num_attributes: int, prior_strength: float = 5.0) -> np.ndarray:
-    """(num_attributes, len(scores)) weights w minimising the held-out NLL of softmax(sum_j w_j * scores_j).
-
-    One weight per score and attribute: stacking and temperature scaling in one. Weights shared by all
-    cells are fitted first; each attribute's own weights then minimise its summed NLL plus
-    ``prior_strength`` times their squared distance to the shared ones, so that an attribute with a few
-    dozen held-out cells stays near the shared weights and one with thousands goes its own way. (On the
-    real catalog's held-out cells, 5-fold: NLL per cell 0.264 with a hard 50-cell cut-off, 0.252 with
-    this prior; accuracy unchanged.)
-
-    Args:
-        scores: each (c, num_values), raw scores of the calibration cells.
-        truth: (c,) true value index of each cell.
-        allowed: (c, num_values) bool, the candidates the rules leave (the true value always among them).
-    """
-    weights = np.ones((num_attributes, len(scores)), dtype=np.float32)
-    if len(truth) == 0:
-        return weights
-    segments = _segments(scores, truth, allowed, value_attribute)
-    for _, _, ok, y in segments.values():
-        ok[torch.arange(len(y)), y] = True
-    shared = _fit_weights(list(segments.values()), len(scores))
-    weights[:] = shared
-    for a, segment in segments.items():
-        weights[a] = _fit_weights([segment], len(scores), prior=torch.from_numpy(shared),
-                                  prior_strength=prior_strength)
-    return weights
-
-
-def _fit_weights(segments: list, num_scores: int, *, prior: torch.Tensor | None = None,
-                 prior_strength: float = 0.0) -> np.ndarray:
-    """(S,) weights minimising the summed NLL of the ``segments``' cells, plus ``prior_strength`` times the
-    squared distance to ``prior`` when given, over the cell count. An L-BFGS run per attribute converges in a
-    few steps; one run for all attributes at once took as many as the slowest needed, for every one."""
-    w = torch.ones(num_scores, requires_grad=True)
-    total = sum(len(y) for _, _, _, y in segments)
-    opt = torch.optim.LBFGS([w], lr=1, max_iter=100, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = sum(F.cross_entropy((z @ w).masked_fill(~ok, -1e9), y, reduction="sum") for _, z, ok, y in segments)
-        if prior is not None:
-            loss = loss + prior_strength * ((w - prior) ** 2).sum()
-        loss = loss / total
-        loss.backward()
-        return loss
-    opt.step(closure)
-    return w.detach().clamp(0.0, 50.0).numpy()
-
-
-def _segments(scores: list[np.ndarray], truth: np.ndarray, allowed: np.ndarray, value_attribute: np.ndarray) -> dict:
-    """Per attribute of the cells: (cell indices (m,), its own columns of the scores (m, values, len(scores)),
-    of ``allowed`` (m, values), the true value's column (m,))."""
-    attr = value_attribute[truth]
-    out = {}
-    for a in np.unique(attr):
-        cells = np.flatnonzero(attr == a)
-        cols = np.flatnonzero(value_attribute == a)
-        z = np.stack([s[cells][:, cols] for s in scores], -1).astype(np.float32)
-        out[int(a)] = (cells, torch.from_numpy(z), torch.from_numpy(allowed[cells][:, cols]),
-                       torch.from_numpy((truth[cells] - cols[0]).astype(np.int64)))
-    return out
-
-
-def calibration_outcomes(scores: list[np.ndarray], weights: np.ndarray, truth: np.ndarray, allowed: np.ndarray,
-                         value_attribute: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(confidence (c,), correct (c,)) of the top allowed value of each calibration cell under the mix
-    ``weights`` (num_attributes, len(scores)): what per-attribute precision thresholds are chosen on."""
-    confidence, correct = np.zeros(len(truth), np.float32), np.zeros(len(truth), bool)
-    for a, (cells, z, ok, y) in _segments(scores, truth, allowed, value_attribute).items():
-        conf, top = torch.softmax((z @ torch.from_numpy(weights[a])).masked_fill(~ok, -1e9), 1).max(1)
-        confidence[cells], correct[cells] = conf.numpy(), (top == y).numpy()
-    return confidence, correct
+def similar_vote(near: Neighbours, pool: Pool, sharpness: float, floor: float = 0.01) -> np.ndarray:
+    """(n, num_values) float32 log(share + ``floor``) of the similarity-weighted vote of the similar products
+    (as :func:`neighbour_votes`' first feature): the kNN member of the mix."""
+    onehot = attribute_onehot(pool.value_attribute, int(pool.value_attribute.max()) + 1 if len(pool.value_attribute)
+                              else 1)
+    share, = vote_shares(near.index, [np.exp((near.score - 1.0) / sharpness)], pool.values, pool.values @ onehot,
+                         pool.value_attribute)
+    return np.log(share + floor)

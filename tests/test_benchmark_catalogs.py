@@ -118,6 +118,10 @@ def test_evaluate_on_the_electronics_sample(tmp_path, tiny_bert):
     assert set(report["methods"]) == {"majority", "tfidf", "knn", "text", "graph", "kgattr"}
     assert "model_number" in report["split"]["attributes"] and report["split"]["hidden"] > 50
     assert report["methods"]["kgattr"]["coverage"] > 0.5
+    # values never seen in training but stated in the text: only copies can fill them
+    assert report["unseen"]["stated"] > 10
+    assert report["methods"]["tfidf"]["unseen"]["stated"] == 0
+    assert report["methods"]["kgattr"]["unseen"]["stated"] >= 0.5
 
 
 def test_evaluate_command_on_a_folder_with_draws(tmp_path):

@@ -22,7 +22,9 @@ def test_fit_and_complete(fitted, catalog):
         assert c.attribute not in pc.known
         assert 0 <= c.confidence <= 1
         assert c.value is None or fitted.rules_.check(catalog[sku].category, c.attribute, c.value) is None
-        assert set(c.evidence) == {"similar_skus", "listed_near", "graph", "text"}
+        # a value copied from the text also shows its span
+        assert {"similar_skus", "listed_near", "graph", "text"} <= set(c.evidence) <= \
+            {"similar_skus", "listed_near", "graph", "text", "extracted"}
 
 
 def test_not_fitted_and_unknown_sku(fitted):

@@ -127,7 +127,7 @@ def test_completer_uses_the_extractor_as_a_score_and_as_evidence(catalog, tiny_b
 
     model = AttributeCompleter(text_model=tiny_bert, hidden_channels=32, epochs=4, neighbours=5, min_attribute_count=5,
                                extractor=str(extractor)).fit(catalog)
-    assert model.mix_.shape[-1] == 3 and model.extracted_ is not None
+    assert model.mix_.shape[-1] == 4 and model.extracted_ is not None      # GNN, linear, vote, extractor
     model.save(tmp_path / "m")
     loaded = AttributeCompleter.load(tmp_path / "m")
     stated = [c for pc in loaded.impute(catalog) for c in pc.completions if c.evidence.get("extracted")]

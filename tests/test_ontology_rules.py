@@ -124,3 +124,22 @@ def test_induced_differs_rule_checks_both_ways(tmp_path):
     assert rules.conditional(("Apparel",), "base_colour")
     same = Product("Q", "t", "d", ("Apparel",), {"base_colour": "Red", "colour1": "Red"})
     assert [(v.attribute, v.kind) for v in rules.violations([same])] == [("colour1", "differs")]
+
+
+def test_names_that_differ_only_in_form_are_proposed_as_one_attribute(tmp_path):
+    from collections import Counter
+
+    from kgattr.catalog import Catalog, Product
+    from kgattr.mining import name_variants
+    from kgattr.ontology import Ontology
+
+    counts = Counter({"Color": 50, "colour": 3, "Color(s)": 2, "Voltage - AC": 5, "Voltage - DC": 9,
+                      "Power": 4, "Power (W)": 3, "Fabric": 7, "Fabric 2": 2})
+    assert name_variants(counts) == {"Color": frozenset({"colour", "Color(s)"})}
+    catalog = Catalog([Product(f"S{i}", "t", "", ("Shirts",), {"Color" if i % 4 else "colour": "Red"})
+                       for i in range(8)], "c")
+    onto = Ontology.induce(catalog)
+    assert onto.alt_labels == {"Color": frozenset({"colour"})}
+    onto.save(tmp_path / "o.ttl")
+    assert "skos:altLabel" in (tmp_path / "o.ttl").read_text()
+    assert Ontology.load(tmp_path / "o.ttl").alt_labels == onto.alt_labels

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from kgattr.model import FusionGNN
-from kgattr.train import Neighbours, fit_mixture, neighbour_votes
+from kgattr.mixture import fit_mixture
+from kgattr.train import Neighbours, neighbour_votes
 
 
 def test_mixture_recovers_overconfidence_and_ignores_noise():
@@ -31,8 +32,9 @@ def test_mixture_keeps_an_attribute_with_few_cells_near_the_shared_weights():
     truth = np.array([np.flatnonzero(value_attribute == a)[(signal if a == 0 else noise)[i, 3 * a:3 * a + 3].argmax()]
                       for i, a in enumerate(attr)])
     allowed = np.ones_like(signal, dtype=bool)
-    pulled = fit_mixture([signal, noise], truth, allowed, value_attribute, 2)
-    alone = fit_mixture([signal, noise], truth, allowed, value_attribute, 2, prior_strength=0.0)
+    # one fold: no choice by cross-validation, the prior alone
+    pulled = fit_mixture([signal, noise], truth, allowed, value_attribute, 2, prior_strength=5.0, folds=1)
+    alone = fit_mixture([signal, noise], truth, allowed, value_attribute, 2, prior_strength=0.0, folds=1)
     assert pulled[0, 0] > 3 * pulled[0, 1]
     assert np.abs(pulled[1] - pulled[0]).sum() < 0.5 * np.abs(alone[1] - alone[0]).sum()
 
@@ -81,11 +83,11 @@ def test_linear_scorer_matches_liblinear_and_round_trips():
     a1 = 3 + (np.asarray(x[:, 5].todense()).ravel() > 0)
     rows = np.concatenate([np.arange(n)] * 3)
     values = np.concatenate([a0, a1, np.full(n, 5)])
-    scorer = LinearTextScorer(C=0.5, description_values=2, min_weight=0.0).fit(x, rows, values, value_attribute,
-                                                                               title_size)
+    scorer = LinearTextScorer(C=0.5, description_weights=2 * terms, min_weight=0.0).fit(
+        x, rows, values, value_attribute, title_size)
     scores = scorer.decision(x)
     title = x[:, :title_size]
-    expected = LinearSVC(C=0.5).fit(title, a0).decision_function(title)  # 3 values > 2: title terms only
+    expected = LinearSVC(C=0.5).fit(title, a0).decision_function(title)  # 3 values x 40 terms > 80: title terms only
     assert np.allclose(scores[:, :3], expected, atol=1e-5)
     d = LinearSVC(C=0.5).fit(x, a1).decision_function(x)                  # 2 values: every term
     assert np.allclose(scores[:, 4] - scores[:, 3], d, atol=1e-5)
@@ -93,6 +95,6 @@ def test_linear_scorer_matches_liblinear_and_round_trips():
     assert scorer.weight_[title_size:, :3].nnz == 0
     again = LinearTextScorer.from_state(scorer.get_state())
     assert np.array_equal(again.decision(x), scores)
-    pruned = LinearTextScorer(C=0.5, description_values=2, min_weight=0.05).fit(x, rows, values, value_attribute,
-                                                                                 title_size)
+    pruned = LinearTextScorer(C=0.5, description_weights=2 * terms, min_weight=0.05).fit(
+        x, rows, values, value_attribute, title_size)
     assert 0 < pruned.weight_.nnz < scorer.weight_.nnz and np.abs(pruned.weight_.data).min() >= 0.05

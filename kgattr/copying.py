@@ -1,0 +1,315 @@
+"""Values copied from a product's own text: the open-vocabulary member of the mix.
+
+Technical catalogs state many values in the title or description, often in another form than the attribute
+holds them (text ``450mΩ`` for ``450mR``, ``200mA`` for ``200 mA``) and often values never seen in training.
+A :class:`TextCopier` learns per attribute *copy rules* from the products whose value it knows: a span of one
+to three words whose numbers equal the value's numbers (or, without numbers, whose words equal the value) gives
+the rule "span shape -> value shape", keyed by the span's shape (numbers replaced by ``#``), its word count and
+its place among the product's spans of that shape (the second ``#A`` of a description is often another
+current than the first). Applied to a new product, a rule writes the span's numbers into the value shape, so a
+value never seen in training is filled when the text states it, and the span is its evidence.
+
+Where a value and a span state one quantity in different units (``0.1uF`` for ``100nF``, ``2 Terabytes`` for
+``2TB``), the rule converts the span's quantity into the value's unit (units read by ``pint``); and a value
+equal as a quantity to a known value of its attribute is written as that known value, so that ``2TB``,
+``2 TB`` and ``2 terabytes`` are one value.
+
+Each rule's precision is counted on the training products (how often the value it writes is the true one),
+smoothed towards the precision of all rules, and mapped to a calibrated confidence by a logistic fit on
+out-of-fold estimates (folds of products), so that a rule's confidence is never measured on the products it
+was learned from.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from collections import Counter, defaultdict
+from typing import NamedTuple
+
+import numpy as np
+
+SPAN_WORD = re.compile(r"[^\s,;]+")
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
+QUANTITY = re.compile(r"(\d+(?:\.\d+)?)(\s?)([^\d\s]+)")
+CONVERT = "\x00"          # marks a value shape that converts the span's quantity into the value's unit
+CODE = "\x01"             # marks a span key by character classes (``STHK498`` -> ``A9``), and the shape "copy it"
+LETTER = re.compile(r"[^\W\d_]")
+CHAR_CLASS = re.compile(r"[^\W\d_]+|\d+|.", re.UNICODE)
+MAX_WORDS = 3
+MAX_PLACE = 3            # places beyond the third share one key
+FOLDS = 5
+
+
+class Copy(NamedTuple):
+    """A value written from a span of a product's text, with its calibrated confidence and where it was read."""
+    value: str
+    confidence: float
+    field: str
+    start: int
+    end: int
+
+
+def shape(text: str) -> tuple[str, tuple[str, ...]]:
+    """(shape, numbers): ``text`` with each number replaced by ``#``, and the numbers as written."""
+    return NUMBER.sub("#", text), tuple(NUMBER.findall(text))
+
+
+def spans(product, description_words: int) -> list[tuple[tuple, str, int, int, tuple[str, ...]]]:
+    """Spans of 1..MAX_WORDS words of the title and the first ``description_words`` words of the description:
+    [(key, field, start, end, numbers)], key = (shape, words, place); a span without numbers is keyed by its
+    case-folded words."""
+    out, places = [], Counter()
+    for field, limit in (("title", None), ("description", description_words)):
+        text = getattr(product, field) or ""
+        words = [(m.start(), m.end()) for m in SPAN_WORD.finditer(text)][:limit]
+        for i in range(len(words)):
+            for j in range(i, min(i + MAX_WORDS, len(words))):
+                start, end = words[i][0], words[j][1]
+                form, numbers = shape(text[start:end])
+                form = form if numbers else form.casefold()
+                place = places[form, j - i] = places[form, j - i] + 1
+                out.append(((form, j - i + 1, min(place, MAX_PLACE)), field, start, end, numbers))
+                if i == j and numbers and LETTER.search(text[start:end]):      # a code: copied as it stands
+                    form = CODE + CHAR_CLASS.sub(_char_class, text[start:end])
+                    place = places[form] = places[form] + 1
+                    out.append(((form, 1, min(place, MAX_PLACE)), field, start, end, ()))
+    return out
+
+
+def _char_class(m: re.Match) -> str:
+    """A run of upper-case letters ``A``, lower-case ``a``, digits ``9``; any other character as it is."""
+    ch = m[0][0]
+    return "A" if ch.isupper() else "a" if ch.islower() else "9" if ch.isdigit() else m[0]
+
+
+def fill(value_shape: str, numbers: tuple[str, ...], span: str = "") -> str | None:
+    """``value_shape`` with its ``#`` replaced by ``numbers`` in order; a :data:`CONVERT` shape writes the
+    quantity ``span`` states in its unit (None: ``span`` states none)."""
+    if value_shape == CODE:
+        return span
+    if value_shape.startswith(CONVERT):
+        sep, unit = value_shape[1], value_shape[2:]
+        q, target = quantity(span), _unit(unit)
+        if q is None or target is None or q[1] != target[1]:
+            return None
+        return f"{q[0] / target[0]:.6g}{' ' if sep == ' ' else ''}{unit}"
+    parts = value_shape.split("#")
+    return "".join(p + n for p, n in zip(parts, numbers + ("",)))
+
+
+@lru_cache(maxsize=8192)
+def _unit(text: str) -> tuple[float, str] | None:
+    """(factor to base units, dimensionality) of a unit as written (None: not a unit pint knows)."""
+    registry = _registry()
+    for form in dict.fromkeys((text, text.casefold())):
+        try:
+            base = registry.Quantity(1.0, registry.parse_units(form)).to_base_units()
+        except Exception:                     # pint raises many kinds for what is not a unit
+            continue
+        return float(base.magnitude), str(base.units)
+    return None
+
+
+@lru_cache(maxsize=1)
+def _registry():
+    import pint
+
+    return pint.UnitRegistry()
+
+
+def quantity(text: str) -> tuple[float, str] | None:
+    """(magnitude in base units, dimensionality) of a number followed by a unit, e.g. ``5.6uH`` (None: not one)."""
+    m = QUANTITY.fullmatch(text)
+    if m is None or m[3][0] in "%-+~±@#":
+        return None
+    unit = _unit(m[3])
+    return None if unit is None else (float(m[1]) * unit[0], unit[1])
+
+
+def _same(a: tuple[float, str] | None, b: tuple[float, str] | None) -> bool:
+    return a is not None and b is not None and a[1] == b[1] and abs(a[0] - b[0]) <= 1e-9 * max(abs(a[0]), abs(b[0]))
+
+
+def _key(q: tuple[float, str]) -> str:
+    return f"{q[0]:.9g} {q[1]}"
+
+
+class TextCopier:
+    """Copy rules per attribute, their precision and a calibration (see the module docstring).
+
+    Args:
+        description_words: words of the description read (the title is read whole).
+        smoothing: pseudo-firings of the prior precision added to each rule's counts.
+        seed: for the folds.
+    """
+
+    def __init__(self, description_words: int = 64, smoothing: float = 2.0, seed: int = 0):
+        self.description_words = description_words
+        self.smoothing = smoothing
+        self.seed = seed
+
+    def fit(self, products, attributes: list[str]) -> "TextCopier":
+        """Learn the rules of ``attributes`` from ``products``; ``heldout_`` holds out-of-fold copies of their
+        known values: {(product row, attribute): (Copy, correct)}."""
+        self.attributes_ = list(attributes)
+        wanted = set(attributes)
+        read = [spans(p, self.description_words) for p in products]
+        rules = defaultdict(set)                               # span key -> {(attribute, value shape)}
+        units = defaultdict(lambda: defaultdict(Counter))      # attribute -> quantity -> {value as written: n}
+        for p, found in zip(products, read):
+            by_numbers, codes = defaultdict(list), defaultdict(list)
+            for key, field, start, end, numbers in found:
+                if key[0].startswith(CODE):
+                    codes[getattr(p, field)[start:end]].append(key)
+                else:
+                    by_numbers[numbers or key[0]].append(key)
+            stated = None
+            for a, v in p.attributes.items():
+                if a in wanted:
+                    form, numbers = shape(v)
+                    for key in by_numbers.get(numbers or v.casefold(), ()):
+                        rules[key].add((a, form if numbers else v))
+                    for key in codes.get(v, ()):
+                        rules[key].add((a, CODE))
+                    q = quantity(v)
+                    if q is not None:
+                        units[a][_key(q)][v] += 1
+                        if stated is None:
+                            stated = [(key, quantity(getattr(p, field)[start:end]))
+                                      for key, field, start, end, _ in found if key[1] <= 2]
+                        m = QUANTITY.fullmatch(v)
+                        rules.update({key: rules[key] | {(a, CONVERT + (m[2] or "_") + m[3])}
+                                      for key, sq in stated if _same(q, sq) and key not in by_numbers.get(numbers, ())})
+        self.rules_ = {k: sorted(v) for k, v in rules.items()}
+        self.known_ = {a: {q: forms.most_common(1)[0][0] for q, forms in by_q.items()} for a, by_q in units.items()}
+        fold = np.random.default_rng(self.seed).permutation(len(products)) % FOLDS
+        fired, right = Counter(), Counter()                   # (rule, fold) -> firings, right ones
+        firings = []
+        for row, (p, found) in enumerate(zip(products, read)):
+            for key, field, start, end, numbers in found:
+                for a, form in self.rules_.get(key, ()):
+                    if a in p.attributes:
+                        value = self._fill(a, form, numbers, getattr(p, field)[start:end])
+                        ok = value == p.attributes[a]
+                        fired[key, a, form, fold[row]] += 1
+                        right[key, a, form, fold[row]] += ok
+                        firings.append((row, a, key, form, value, ok, field, start, end))
+        total_fired, total_right = Counter(), Counter()
+        for (key, a, form, _), n in fired.items():
+            total_fired[key, a, form] += n
+            total_right[key, a, form] += right[key, a, form, _]
+        self.prior_ = sum(total_right.values()) / max(sum(total_fired.values()), 1)
+        self.stats_ = {r: (total_fired[r], total_right[r]) for r in total_fired}
+        # out-of-fold precision of every firing, and the best copy per known cell
+        best = {}
+        for row, a, key, form, value, ok, field, start, end in firings:
+            f = fold[row]
+            n = total_fired[key, a, form] - fired[key, a, form, f]
+            k = total_right[key, a, form] - right[key, a, form, f]
+            if k == 0 or value is None:      # a rule learned in this product's fold only; no quantity read
+                continue
+            precision = self._precision(n, k)
+            if precision > best.get((row, a), (None, -1.0))[1]:
+                best[row, a] = ((value, field, start, end, ok), precision)
+        raw = np.array([p for _, p in best.values()])
+        correct = np.array([c[4] for c, _ in best.values()], dtype=bool)
+        self.calibration_ = _fit_logistic(_logit(raw), correct)
+        conf = self._calibrate(raw)
+        self.heldout_ = {cell: (Copy(c[0], float(q), *c[1:4]), c[4]) for (cell, (c, _)), q in zip(best.items(), conf)}
+        return self
+
+    def _fill(self, attribute: str, form: str, numbers: tuple[str, ...], span: str) -> str | None:
+        """The value a rule writes, as the attribute's known value of that quantity where there is one."""
+        value = fill(form, numbers, span)
+        known = self.known_.get(attribute)
+        q = quantity(value) if known and value else None
+        return known.get(_key(q), value) if q else value
+
+    def _precision(self, fired, right):
+        return (right + self.smoothing * self.prior_) / (fired + self.smoothing)
+
+    def _calibrate(self, precision: np.ndarray) -> np.ndarray:
+        a, b = self.calibration_
+        return 1.0 / (1.0 + np.exp(-(a * _logit(precision) + b)))
+
+    def copies(self, product, attributes) -> dict[str, Copy]:
+        """The best copy of each of ``attributes`` that ``product``'s text gives (attributes without one are left
+        out)."""
+        wanted = set(attributes)
+        best = {}
+        for key, field, start, end, numbers in spans(product, self.description_words):
+            for a, form in self.rules_.get(key, ()):
+                if a in wanted:
+                    precision = self._precision(*self.stats_[key, a, form])
+                    if precision > best.get(a, (None, -1.0))[1]:
+                        value = self._fill(a, form, numbers, getattr(product, field)[start:end])
+                        if value is not None:
+                            best[a] = ((value, field, start, end), precision)
+        if not best:
+            return {}
+        conf = self._calibrate(np.array([p for _, p in best.values()]))
+        return {a: Copy(c[0], float(q), *c[1:]) for (a, (c, _)), q in zip(best.items(), conf)}
+
+    # ---- persistence: plain JSON-able state ---------------------------------------------------------
+    def get_state(self) -> dict:
+        return {"description_words": self.description_words, "smoothing": self.smoothing, "prior": self.prior_,
+                "attributes": self.attributes_, "known": self.known_,
+                "calibration": list(self.calibration_),
+                "rules": [[list(key), a, form, *self.stats_[key, a, form]]
+                          for key, found in self.rules_.items() for a, form in found]}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "TextCopier":
+        self = cls(state["description_words"], state["smoothing"])
+        self.prior_, self.calibration_ = state["prior"], tuple(state["calibration"])
+        self.attributes_, self.known_ = state["attributes"], state["known"]
+        self.rules_, self.stats_ = defaultdict(list), {}
+        for key, a, form, fired, right in state["rules"]:
+            key = tuple(key)
+            self.rules_[key].append((a, form))
+            self.stats_[key, a, form] = (fired, right)
+        self.rules_ = dict(self.rules_)
+        return self
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
+def _fit_logistic(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(slope, intercept) of a one-feature logistic regression of ``y`` on ``x`` ((1, 0): the identity, when
+    ``y`` holds one class only)."""
+    if len(np.unique(y)) < 2:
+        return 1.0, 0.0
+    from sklearn.linear_model import LogisticRegression
+
+    fit = LogisticRegression(C=10.0).fit(x[:, None], y)
+    return float(fit.coef_[0, 0]), float(fit.intercept_[0])
+
+
+def copy_gate(copier: TextCopier, rows: np.ndarray, attributes: list[str], confidence: np.ndarray,
+              correct: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Where copies beat the mix, judged on the mix's held-out cells.
+
+    A copy replaces the mix's value when it is more confident; an attribute takes copies when doing so leaves at
+    least as many of its held-out cells right as the mix alone.
+
+    Args:
+        rows: (c,) product row of each held-out cell; attributes: (c,) its attribute.
+        confidence, correct: (c,) the mix's confidence and outcome on it.
+
+    Returns:
+        (attributes that take copies, and (c,) confidence and outcome with copies where they are taken).
+    """
+    taken = np.zeros(len(rows), bool)
+    copy_conf, copy_right = confidence.copy(), correct.copy()
+    for i, cell in enumerate(zip(rows.tolist(), attributes)):
+        found = copier.heldout_.get(cell)
+        if found is not None and found[0].confidence > confidence[i]:
+            taken[i], copy_conf[i], copy_right[i] = True, found[0].confidence, found[1]
+    names = np.array(attributes, dtype=object)
+    enabled = [a for a in sorted(set(copier.attributes_)) if
+               copy_right[names == a].sum() >= correct[names == a].sum()]
+    use = taken & np.isin(names, enabled)
+    return enabled, np.where(use, copy_conf, confidence), np.where(use, copy_right, correct)
