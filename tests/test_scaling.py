@@ -124,3 +124,13 @@ def test_impute_on_ray_writes_the_same_bytes(ray_cluster, fitted, tmp_path, monk
                                                   tmp_path / f"{name}.jsonl.review.jsonl")]
     assert outputs["local"][1].count(b"\n") > 100
     assert outputs["local"] == outputs["ray"]
+
+
+def test_ray_missing_is_one_error(monkeypatch):
+    import sys
+
+    from kgattr.distributed import RayError, connect
+
+    monkeypatch.setitem(sys.modules, "ray", None)                 # as where it is not installed
+    with pytest.raises(RayError, match=r"pip install 'kgattr\[ray\]'"):
+        connect()
