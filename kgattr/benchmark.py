@@ -35,11 +35,11 @@ class Benchmark:
 
 
 def _kgattr(train: Catalog, epochs: int | None, seed: int, progress: bool, text_model, cache_dir,
-            read_text: bool, min_attribute_count: int):
+            read_text: bool, min_attribute_count: int, text_backend: str):
     from .completer import AttributeCompleter
 
     completer = AttributeCompleter(text_model=text_model, seed=seed, progress=progress, cache_dir=cache_dir,
-                                   read_text=read_text, min_attribute_count=min_attribute_count,
+                                   text_backend=text_backend, read_text=read_text, min_attribute_count=min_attribute_count,
                                    **({"epochs": epochs} if epochs else {})).fit(train)
     out = {}
     for pc in completer.impute(train, evidence_floor=float("inf")):      # accuracy needs values, not evidence
@@ -74,7 +74,7 @@ def prepare(catalog: Catalog, *, limit: int | None = None, seed: int = 0, min_co
 def run_benchmark(catalog: Catalog, *, mask_rate: float = 0.2, seed: int = 0, min_count: int | None = None,
                   cold_rate: float = 0.0, limit: int | None = None, epochs: int | None = None,
                   methods: tuple[str, ...] = ALL_METHODS, text_model: str | None = None, progress: bool = False,
-                  cache_dir=None, exclude=()) -> Benchmark:
+                  cache_dir=None, exclude=(), text_backend: str = "torch") -> Benchmark:
     """Every method of ``methods`` on one split; rule breaking is judged by the ontology induced from its
     visible cells (what kgattr itself is given).
 
@@ -84,6 +84,7 @@ def run_benchmark(catalog: Catalog, *, mask_rate: float = 0.2, seed: int = 0, mi
             products, at least 20]. kgattr is trained as a user trains it, and on every target even when
             rarer than its default ``min_attribute_count``.
         exclude: attribute names that are no targets, besides those detected as listing metadata.
+        text_backend: how BERT runs, for every method that reads its embeddings (see :mod:`kgattr.encoding`).
     """
     from .baselines import METHODS, NEEDS_TEXT
     from .completer import AttributeCompleter
@@ -118,7 +119,7 @@ def run_benchmark(catalog: Catalog, *, mask_rate: float = 0.2, seed: int = 0, mi
         from .text import TextEncoder
 
         t0 = time.time()
-        text = TextEncoder(text_model, cache_dir=cache_dir).encode([p.text for p in train], progress=progress)
+        text = TextEncoder(text_model, cache_dir=cache_dir, backend=text_backend).encode([p.text for p in train], progress=progress)
         summary["text_seconds"] = time.time() - t0             # knn's and text's input, outside their seconds
     predictions = {}
     for name in methods:
@@ -126,7 +127,8 @@ def run_benchmark(catalog: Catalog, *, mask_rate: float = 0.2, seed: int = 0, mi
         if name in ("kgattr", "graph"):
             # as a user trains it, and down to the rarest target so that every target is modelled
             floor = min(AttributeCompleter().min_attribute_count, max(1, min(visible.values(), default=20)))
-            predictions[name] = _kgattr(train, epochs, seed, progress, text_model, cache_dir, name == "kgattr", floor)
+            predictions[name] = _kgattr(train, epochs, seed, progress, text_model, cache_dir, name == "kgattr", floor,
+                                        text_backend)
         else:
             predictions[name] = METHODS[name](train, wanted, text)
         seconds, cpu_seconds = time.time() - t0, time.process_time() - c0      # wall clock; CPU of all threads

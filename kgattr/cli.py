@@ -17,6 +17,7 @@ import typer
 from .cli_base import (CatalogFormat, KgattrGroup, OutputFormat, console as make_console, count, emit,
                        format_of_catalog, format_option, natural, output_format, progress as _progress, rate,
                        root_options, rounded, share, terminate_on_sigterm, within)
+from .encode_cli import Backend, EncoderOpt, RayAddressOpt, encode
 from .extract_cli import extract_app
 from .model_cli import model_app
 from .outputs import claim
@@ -48,6 +49,7 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
           epochs: Optional[int] = typer.Option(None, callback=count, help="Training epochs of the GNN [default: until the held-out loss stops falling]."),
           max_length: int = typer.Option(48, callback=count, help="BERT tokens per product."),
           extractor: Optional[Path] = typer.Option(None, "--extractor", help="Text extractor (`kgattr extract train`) whose spans become a score of the mix and evidence."),
+          encoder: Backend = EncoderOpt,
           seed: int = typer.Option(0, help="Random seed."),
           catalog_format: CatalogFormat = format_of_catalog()):
     """Learn ontology, graph, text features and the GNN from a catalog.
@@ -63,7 +65,7 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
     cat = read_catalog(catalog, format=catalog_format)
     onto = Ontology.load(ontology) if ontology else None
     completer = AttributeCompleter(text_model=str(text_model) if text_model else None,
-                                   max_length=max_length, seed=seed, progress=_progress(),
+                                   max_length=max_length, seed=seed, progress=_progress(), text_backend=encoder,
                                    extractor=str(extractor.resolve()) if extractor else None,
                                    **({"epochs": epochs} if epochs else {}))
     completer.fit(cat, onto)
@@ -146,7 +148,9 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
                                                           help="Fill only cells at least this confident [default: 0.5]."),
            precision: Optional[float] = typer.Option(None, "--precision", callback=within(0, 1, open_low=True),
                                                      help="Instead: fill an attribute's cells only where its estimated precision is at least this."),
-           ontology: Optional[list[Path]] = OntologyOpt, catalog_format: CatalogFormat = format_of_catalog()):
+           ontology: Optional[list[Path]] = OntologyOpt, catalog_format: CatalogFormat = format_of_catalog(),
+           ray: bool = typer.Option(False, "--ray", help="Encode and score on a Ray cluster (pip install 'kgattr[ray]'); the outputs are the same."),
+           ray_address: Optional[str] = RayAddressOpt):
     """Fill every gap of a catalog; original values are never changed.
 
     Example: kgattr impute data/sample.jsonl --model models/sample -o out/sample.jsonl --precision 0.95
@@ -165,7 +169,15 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
     with claim([("--output", output), ("--cells", cells), ("--review", review)],
                [("the input catalog", catalog), *_model_inputs(model, completer)]):
         cat = read_catalog(catalog, format=catalog_format)
-        filled, rows, unsure = _fill(completer, cat, min_confidence, precision)
+        if ray or ray_address:
+            from .distributed import impute_chunks
+
+            def run(floor):
+                return impute_chunks(model, [cat], address=ray_address, evidence_floor=floor, progress=_progress())[0]
+        else:
+            def run(floor):
+                return completer.impute(cat, evidence_floor=floor)
+        filled, rows, unsure = _fill(completer, cat, min_confidence, precision, run)
         write_set({cells: jsonl_writer(rows, cells), review: jsonl_writer(unsure, review),
                    output: catalog_writer(cat, output, filled)})
     typer.echo(f"{len(rows)} cells filled in {len(cat)} products -> {output} (cells: {cells}); "
@@ -179,15 +191,16 @@ def _model_inputs(model: Path, completer) -> list[tuple[str, Path]]:
             *(("the ontology", Path(f)) for f in completer.ontology_.sources)]
 
 
-def _fill(completer, cat, min_confidence: float, precision: float | None):
-    """(attributes by SKU with the gaps filled, filled cells, cells left for review) of ``cat``."""
+def _fill(completer, cat, min_confidence: float, precision: float | None, impute):
+    """(attributes by SKU with the gaps filled, filled cells, cells left for review) of ``cat``, whose
+    completions ``impute(evidence floor)`` gives."""
     completer.progress = _progress()
     floor = {}                                 # attribute -> confidence threshold, with --precision
     if precision is not None:
         floor = {a: float("inf") if t is None else t for a, t in completer.thresholds(precision).items()}
     lowest = min(floor.values(), default=min_confidence)
     filled, rows, unsure = {}, [], []
-    for pc in completer.impute(cat, evidence_floor=lowest):
+    for pc in impute(lowest):
         attrs = dict(cat[pc.sku].attributes)
         for c in pc.completions:
             if c.value is None or c.attribute in attrs:
@@ -373,6 +386,7 @@ def evaluate(catalogs: list[Path] = typer.Argument(..., help="Catalog(s) with kn
              epochs: Optional[int] = typer.Option(None, callback=count, help="kgattr's GNN training epochs [default: until the held-out loss stops falling]."),
              text_model: Optional[Path] = typer.Option(None, "--text-model", help="Local Hugging Face model directory."),
              methods: str = typer.Option("majority,tfidf,knn,text,graph,kgattr", help="Comma-separated methods to run."),
+             encoder: Backend = EncoderOpt,
              report: Optional[Path] = typer.Option(None, "--report", help="Directory for report.json, report.md, plots.")):
     """Hide known cells, fit every method on the rest, score them all on the hidden cells.
 
@@ -398,7 +412,8 @@ def evaluate(catalogs: list[Path] = typer.Argument(..., help="Catalog(s) with kn
             raise typer.BadParameter(f"unknown method {m!r} (choose from {', '.join(ALL_METHODS)})",
                                      param_hint="--methods")
     options = dict(mask_rate=mask_rate, seed=seed, min_count=min_count, cold_rate=cold_rate, epochs=epochs,
-                   methods=chosen, text_model=str(text_model) if text_model else None, progress=_progress())
+                   methods=chosen, text_model=str(text_model) if text_model else None, progress=_progress(),
+                   text_backend=encoder)
     paths = find_catalogs(catalogs)
     inputs = [*(("the input catalog", c) for c in paths), ("the text model", text_model)]
     if len(paths) > 1 or draw or settings:
@@ -419,6 +434,7 @@ def evaluate(catalogs: list[Path] = typer.Argument(..., help="Catalog(s) with kn
 
 
 app.command("completeness")(completeness)
+app.command("encode")(encode)
 
 
 @app.command()

@@ -43,6 +43,8 @@ class AttributeCompleter:
         cache_dir: text-embedding cache (see :class:`~kgattr.text.TextEncoder`).
         extractor: directory of a trained text extractor (``kgattr extract train``): the values it reads in a
             product's text become a third score of the mix, and their spans evidence (None: not used).
+        text_backend: how BERT runs: ``torch``, ``onnx`` or ``onnx-int8`` (see :mod:`kgattr.encoding`); new products
+            are encoded the same way.
         read_text: False gives the graph-only ablation of the benchmark (GRAPE-style): no BERT, tf-idf or
             mentions, neighbours by shared known values; it completes only the products it was fitted on.
         progress: show progress bars.
@@ -54,7 +56,8 @@ class AttributeCompleter:
                  sharpness: float = 0.05,
                  category_weight: float = 0.5,
                  min_attribute_count: int = 20, calibration_share: float = 0.05, top_k: int = 10, seed: int = 0,
-                 extractor: str | None = None, read_text: bool = True, cache_dir=None, progress: bool = False):
+                 extractor: str | None = None, text_backend: str = "torch", read_text: bool = True, cache_dir=None,
+                 progress: bool = False):
         self.text_model = text_model
         self.max_length = max_length
         self.hidden_channels = hidden_channels
@@ -73,6 +76,7 @@ class AttributeCompleter:
         self.top_k = top_k
         self.seed = seed
         self.extractor = extractor
+        self.text_backend = text_backend
         self.read_text = read_text
         self.cache_dir = cache_dir
         self.progress = progress
@@ -80,7 +84,7 @@ class AttributeCompleter:
     PARAMS = ("text_model", "max_length", "hidden_channels", "epochs", "batch_size", "lr", "lexical_lr", "svm_c",
               "mask_rate", "neighbours", "sequence_window",
               "sharpness", "category_weight", "min_attribute_count", "calibration_share", "top_k", "seed", "extractor",
-              "read_text")
+              "text_backend", "read_text")
 
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in self.PARAMS}
@@ -216,7 +220,8 @@ class AttributeCompleter:
         return np.array([self._category_index.get(tuple(p.category), -1) for p in products], dtype=np.int64)
 
     def _encoder(self) -> TextEncoder:
-        return TextEncoder(self.text_model, max_length=self.max_length, cache_dir=self.cache_dir)
+        return TextEncoder(self.text_model, max_length=self.max_length, cache_dir=self.cache_dir,
+                           backend=self.text_backend)
 
     def _vectors(self, text: np.ndarray, catalog) -> np.ndarray:
         from .index import product_vectors

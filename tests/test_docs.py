@@ -32,7 +32,8 @@ TRAINS = "trains a model (the slow tests run those of the manual)"
 USES_SKIPPED = "reads what a command not run wrote"
 # commands that read text through an encoder get the tiny test one (and one short epoch where they train)
 ENCODED = {("train",): ["--epochs", "1"], ("evaluate",): ["--epochs", "1"],
-           ("extract", "train"): ["--max-windows", "200"], ("extract", "evaluate"): ["--max-windows", "200"]}
+           ("extract", "train"): ["--max-windows", "200"], ("extract", "evaluate"): ["--max-windows", "200"],
+           ("encode",): []}
 
 runner = CliRunner()
 

@@ -73,7 +73,7 @@ def test_text_encoder_shapes_and_cache(tiny_bert, tmp_path, monkeypatch):
     assert x.shape == (3, 32) and x.dtype == np.float32
     assert np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
     assert np.array_equal(x[0], x[2])
-    monkeypatch.setattr(TextEncoder, "_encode", lambda *a, **k: pytest.fail("cache missed"))
+    monkeypatch.setattr(TextEncoder, "encode_batches", lambda *a, **k: pytest.fail("cache missed"))
     assert np.array_equal(enc.encode(texts), x)
     assert repr(enc).startswith("TextEncoder(")
 
