@@ -1,0 +1,104 @@
+"""Generated catalogs, impute chunk by chunk, the approximate neighbour index."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from kgattr.catalog import Catalog, read_catalog, write_catalog
+from kgattr.datasets import make_catalog
+from kgattr.imputation import impute_file
+from kgattr.scale import copies, resample
+
+
+def test_resample_is_deterministic_with_new_skus_and_perturbed_text(catalog):
+    first = list(resample(catalog, 500, seed=3))
+    assert [dataclasses.astuple(p) for p in first] == [dataclasses.astuple(p) for p in resample(catalog, 500, seed=3)]
+    assert len(first) == 500 and len({p.sku for p in first}) == 500
+    assert not {p.sku for p in first} & {p.sku for p in catalog}
+    source = {p.sku: p for p in catalog}
+    for p in first:
+        original = source[p.sku.rsplit("~", 1)[0]]
+        assert (p.category, p.attributes) == (original.category, original.attributes)
+        assert p.title != original.title
+    assert [dataclasses.astuple(p) for p in resample(catalog, 500, seed=4)] != [dataclasses.astuple(p) for p in first]
+
+
+def test_copies_spread_the_draw_evenly():
+    counts = copies(7, 30, seed=0)
+    assert sum(counts) == 30 and set(counts) == {4, 5} and counts == copies(7, 30, seed=0)
+    assert sum(copies(100, 10, seed=1)) == 10
+
+
+def test_sample_from_a_catalog_streams_jsonl(tmp_path, catalog):
+    from typer.testing import CliRunner
+
+    from kgattr.cli import app
+
+    write_catalog(catalog, tmp_path / "c.jsonl")
+    result = CliRunner().invoke(app, ["sample", "--from", str(tmp_path / "c.jsonl"), "--size", "50", "--seed", "2",
+                                      "-o", str(tmp_path / "g.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert [p.sku for p in read_catalog(tmp_path / "g.jsonl")] == [p.sku for p in resample(catalog, 50, 2)]
+
+
+def _mixed(catalog) -> Catalog:
+    """The fitted catalog's products unchanged, with a value dropped, with new text, and new products."""
+    products = list(catalog)[:100]
+    for i, p in enumerate(list(catalog)[100:130]):
+        products.append(dataclasses.replace(p, attributes=dict(list(p.attributes.items())[1:])) if i % 2 else
+                        dataclasses.replace(p, title=p.title + " Classic"))
+    products += [dataclasses.replace(p, sku=f"N{i}") for i, p in enumerate(make_catalog(30, seed=7))]
+    return Catalog(products)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_impute_in_chunks_writes_what_impute_whole_writes(fitted, catalog, tmp_path, suffix):
+    source = tmp_path / f"in{suffix}"
+    write_catalog(_mixed(catalog), source)
+    outputs = {}
+    for chunk in (3, 10**6):
+        out = tmp_path / str(chunk)
+        files = [out / f"out{suffix}", out / "cells.jsonl", out / "review.jsonl"]
+        done = impute_file(fitted, source, *files, min_confidence=0.6, chunk=chunk)
+        assert done.products == 160 and done.filled and done.review
+        outputs[chunk] = [f.read_bytes() for f in files]
+        assert not list(out.glob(".*"))               # no temporary file left
+    assert outputs[3] == outputs[10**6]
+
+
+def test_a_bad_product_in_a_late_chunk_writes_nothing(fitted, catalog, tmp_path):
+    from kgattr.exceptions import CatalogError
+
+    source = tmp_path / "in.jsonl"
+    write_catalog(catalog, source)
+    with open(source, "a") as f:
+        f.write('{"sku": "%s"}\n' % catalog.products[0].sku)
+    with pytest.raises(CatalogError, match=":161: field 'sku': duplicate SKU"):
+        impute_file(fitted, source, tmp_path / "o.jsonl", tmp_path / "c.jsonl", tmp_path / "r.jsonl",
+                    min_confidence=0.5, chunk=10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+def test_approximate_index_above_its_threshold(tmp_path):
+    from kgattr.index import NeighbourIndex
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(20, 16))
+    vectors = (centres[rng.integers(20, size=2000)] + 0.3 * rng.normal(size=(2000, 16))).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    exact = NeighbourIndex().add(vectors)
+    approximate = NeighbourIndex(exact_limit=100).add(vectors)
+    assert not exact.approximate and approximate.approximate
+    ids = np.arange(0, 2000, 10)
+    want = exact.search(vectors[ids], 10, exclude=ids)
+    got = approximate.search(vectors[ids], 10, exclude=ids)
+    assert not (got.index == ids[:, None]).any()
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(want.index, got.index)])
+    assert recall >= 0.9
+    np.testing.assert_allclose(approximate.reconstruct(ids), vectors[ids], atol=1e-6)
+    approximate.save(tmp_path / "n.faiss")
+    loaded = NeighbourIndex.load(tmp_path / "n.faiss")
+    assert loaded.approximate
+    np.testing.assert_array_equal(loaded.search(vectors[ids], 10).index, approximate.search(vectors[ids], 10).index)
+    again = NeighbourIndex(exact_limit=100).add(vectors)
+    np.testing.assert_array_equal(again.search(vectors[ids], 10).index, approximate.search(vectors[ids], 10).index)
