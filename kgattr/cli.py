@@ -19,6 +19,7 @@ from .cli_base import (CatalogFormat, KgattrGroup, OutputFormat, console as make
                        root_options, rounded, share, terminate_on_sigterm, within)
 from .extract_cli import extract_app
 from .model_cli import model_app
+from .growth import SIZES
 from .outputs import claim
 from .rules_cli import completeness, rules_app
 
@@ -386,6 +387,28 @@ def evaluate(catalogs: list[Path] = typer.Argument(..., help="Catalog(s) with kn
 
 
 app.command("completeness")(completeness)
+
+
+@app.command("bench-scale")
+def bench_scale(source: Path = typer.Option(..., "--from", help="Real catalog whose products are drawn again at each size."),
+                report: Path = typer.Option(..., "--report", help="Directory for growth.json, growth.md, growth.png (and, while running, work/)."),
+                size: list[int] = typer.Option(list(SIZES), "--size", callback=lambda sizes: [count(n) for n in sizes], help="Catalog size to measure (repeatable)."),
+                max_memory: float = typer.Option(6.0, "--max-memory", callback=within(0, None, open_low=True), help="GB a stage may hold: a stage predicted to need more is not run, one that takes more is stopped."),
+                cold: bool = typer.Option(True, "--cold/--no-cold", help="Also train with an empty text cache."),
+                seed: int = typer.Option(0, callback=natural, help="Random seed of the generated catalogs.")):
+    """Measure train, impute and complete at growing catalog sizes: seconds, peak memory, growth exponents.
+
+    Example: kgattr bench-scale --from data/sample.jsonl --size 200 --size 400 --no-cold --report out/bench-scale
+    """
+    from .growth import GB, run
+
+    with claim([("--report", report / "growth.json"), ("--report", report / "growth.md"),
+                ("--report", report / "growth.png")], [("the input catalog", source)]):
+        result = run(source, report, sizes=size, seed=seed, max_memory=max_memory * GB, cold=cold,
+                     log=lambda line: typer.echo(line, err=True))
+    for stage, g in result["growth"].items():
+        typer.echo(f"{stage}: exponent {g['seconds']} (seconds), {g['peak_bytes']} (memory)")
+    typer.echo(f"-> {report / 'growth.md'}")
 
 
 @app.command()

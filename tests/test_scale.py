@@ -102,3 +102,33 @@ def test_approximate_index_above_its_threshold(tmp_path):
     np.testing.assert_array_equal(loaded.search(vectors[ids], 10).index, approximate.search(vectors[ids], 10).index)
     again = NeighbourIndex(exact_limit=100).add(vectors)
     np.testing.assert_array_equal(again.search(vectors[ids], 10).index, approximate.search(vectors[ids], 10).index)
+
+
+def test_measure_reports_time_memory_and_stops_a_process_past_its_memory():
+    import sys
+
+    from kgattr.growth import GB, measure
+
+    env = {"PATH": "/usr/bin:/bin"}
+    small = measure([sys.executable, "-c", "x = bytearray(50 * 2**20)"], env, GB)
+    assert small["exit"] == 0 and 50 * 2**20 < small["peak_bytes"] < GB and small["seconds"] > 0
+    big = measure([sys.executable, "-c", "import time; x = bytearray(300 * 2**20); time.sleep(30)"], env, 200 * 2**20)
+    assert big["exit"] == -9 and big["stopped"]["bytes"] > 200 * 2**20 and big["seconds"] < 20
+    failed = measure([sys.executable, "-c", "raise SystemExit('kgattr: error: no')"], env, GB)
+    assert failed["exit"] == 1 and failed["error"] == ["kgattr: error: no"]
+
+
+def test_growth_report_exponents_predictions_and_files(tmp_path):
+    from kgattr.growth import STAGES, _predicted_peak, exponent, summarise, write_report
+
+    assert exponent([10, 100], [3.0, 300.0]) == 2.0 and exponent([10], [1.0]) is None
+    stage = lambda s, b: {"seconds": s, "cpu_seconds": s, "peak_bytes": b, "exit": 0}
+    runs = {1000: {k: stage(10, 2**30) for k in STAGES}, 4000: {k: stage(40, 2 * 2**30) for k in STAGES}}
+    assert _predicted_peak(runs, "train_warm", 16000) == pytest.approx(4 * 2**30)
+    runs[16000] = {"sample": stage(160, 2**29), "train_warm": {"skipped": "predicted peak 7.0 GB > 6.0 GB"}}
+    report = summarise(tmp_path / "c.jsonl", runs, 6 * 2**30)
+    assert report["growth"]["train_warm"] == {"seconds": 1.0, "cpu_seconds": 1.0, "peak_bytes": 0.5}
+    write_report(report, tmp_path)
+    text = (tmp_path / "growth.md").read_text()
+    assert "| train_warm | 10 s (10); 1.00 GB | 40 s (40); 2.00 GB | not run: predicted peak 7.0 GB > 6.0 GB |" in text
+    assert (tmp_path / "growth.png").read_bytes()[:4] == b"\x89PNG"
