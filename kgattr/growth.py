@@ -131,7 +131,7 @@ def _predicted_peak(runs: dict, stage: str, size: int) -> float | None:
 
 
 def run(source: Path, out: Path, *, sizes=SIZES, seed: int = 0, max_memory: float = 6 * GB, cold: bool = True,
-        log=print) -> dict:
+        cache: Path | None = None, log=print) -> dict:
     """Measure every stage at every size (ascending); write ``out``/growth.json, growth.md and growth.png.
 
     Args:
@@ -140,6 +140,10 @@ def run(source: Path, out: Path, *, sizes=SIZES, seed: int = 0, max_memory: floa
             (several GB at the largest sizes: remove it when done).
         max_memory: bytes a stage may hold; see the module's description.
         cold: also train with an empty text cache (its BERT encoding is most of a first run's time).
+        cache: a text-embedding cache shared by every size and kept (None: an empty one a size, so that the first
+            training is cold and the second warm). Every size's texts are among those of the larger sizes (copy c
+            of a product is the same at any size), so a cache filled at one size is warm for the smaller ones;
+            training with it is reported as warm, and no cold training runs.
         log: called with a line per stage.
     """
     runs: dict[int, dict] = {}
@@ -149,7 +153,7 @@ def run(source: Path, out: Path, *, sizes=SIZES, seed: int = 0, max_memory: floa
         work = out / "work" / str(size)
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        env["KGATTR_CACHE"] = str(work / "cache")
+        env["KGATTR_CACHE"] = str(cache or work / "cache")
         catalog, model, result = work / "catalog.jsonl", work / "model", {}
         runs[size] = result
         commands = {
@@ -161,7 +165,7 @@ def run(source: Path, out: Path, *, sizes=SIZES, seed: int = 0, max_memory: floa
                                str(work / "out.jsonl")],
             "complete": ["complete", "--model", str(model), "--sku", None]}
         for stage in STAGES:
-            if stage == "train_cold" and not cold:
+            if stage == "train_cold" and (cache or not cold):
                 continue
             needs = {"sample": None, "train_cold": "sample", "train_warm": "sample"}.get(stage, "train_warm")
             if needs and result.get(needs, {}).get("exit") != 0:
@@ -183,11 +187,13 @@ def run(source: Path, out: Path, *, sizes=SIZES, seed: int = 0, max_memory: floa
             if stage.startswith("impute") and result[stage]["exit"] == 0:
                 result[stage]["products_per_second"] = round(size / result[stage]["seconds"], 1)
             log(f"{size}: {stage} {json.dumps(result[stage])}")
+            report = summarise(source, runs, max_memory)
+            write_report(report, out)                 # after every stage: a run stopped early keeps what it measured
         if result.get("train_warm", {}).get("exit") == 0:
             result["index"] = recall(model)
             log(f"{size}: index {json.dumps(result['index'])}")
-        report = summarise(source, runs, max_memory)
-        write_report(report, out)
+            report = summarise(source, runs, max_memory)
+            write_report(report, out)
     return report
 
 
