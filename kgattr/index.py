@@ -149,14 +149,30 @@ class SequenceIndex:
     """
 
     def __init__(self, skus: list[str], groups: list | None = None):
-        groups = [None] * len(skus) if groups is None else list(groups)
+        self.skus_ = skus
+        self.groups_ = [None] * len(skus) if groups is None else list(groups)
         keys = [sku_key(s) for s in skus]
         members: dict = {}
         for i in sorted(range(len(skus)), key=keys.__getitem__):
-            members.setdefault(groups[i], []).append(i)
+            members.setdefault(self.groups_[i], []).append(i)
         self.order_ = {g: np.array(rows, dtype=np.int64) for g, rows in members.items()}
-        self.keys_ = {g: [keys[i] for i in rows] for g, rows in members.items()}
-        self.rank_ = {(g, skus[i]): r for g, rows in members.items() for r, i in enumerate(rows)}
+        # per stored product: its place in its group's order; the sort keys, which only a SKU not stored needs
+        # (and which weigh most), are made again for a group when one is searched
+        self.rank_ = np.zeros(len(skus), dtype=np.int64)
+        for rows in self.order_.values():
+            self.rank_[rows] = np.arange(len(rows))
+        self.row_ = {s: i for i, s in enumerate(skus)}
+        self.keys_: dict = {}
+
+    def _place(self, sku: str, group) -> tuple[int, int]:
+        """(left, right): the group's ranks either side of ``sku`` (its own rank and the next when stored)."""
+        i = self.row_.get(sku)
+        if i is not None and self.groups_[i] == group:
+            return int(self.rank_[i]), int(self.rank_[i]) + 1
+        if group not in self.keys_:
+            self.keys_[group] = [sku_key(self.skus_[i]) for i in self.order_[group]]
+        at = bisect.bisect_left(self.keys_[group], sku_key(sku))
+        return at, at
 
     def search(self, skus: list[str], window: int, groups: list | None = None) -> np.ndarray:
         """(n, 2 * window) int64: the stored products of the same group up to ``window`` places before each SKU
@@ -169,9 +185,7 @@ class SequenceIndex:
             order = self.order_.get(group)
             if order is None:
                 continue
-            rank = self.rank_.get((group, sku))
-            left, right = (rank, rank + 1) if rank is not None else \
-                (bisect.bisect_left(self.keys_[group], sku_key(sku)),) * 2
+            left, right = self._place(sku, group)
             ranks = np.concatenate([left - steps, right + steps - 1])
             ok = (ranks >= 0) & (ranks < len(order))
             index[i, ok] = order[ranks[ok]]
