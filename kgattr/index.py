@@ -52,12 +52,13 @@ class NeighbourIndex:
 
     Args:
         index: a FAISS index (as :meth:`load` reads it).
-        exact_limit: most vectors searched exactly (the choice is made by the first :meth:`add`).
+        exact_limit: most vectors searched exactly (the choice is made by the first :meth:`add`; None:
+            :data:`EXACT_LIMIT`).
     """
 
-    def __init__(self, index=None, *, exact_limit: int = EXACT_LIMIT):
+    def __init__(self, index=None, *, exact_limit: int | None = None):
         self.index_ = index
-        self.exact_limit = exact_limit
+        self.exact_limit = EXACT_LIMIT if exact_limit is None else exact_limit
 
     @property
     def approximate(self) -> bool:

@@ -132,3 +132,20 @@ def test_growth_report_exponents_predictions_and_files(tmp_path):
     text = (tmp_path / "growth.md").read_text()
     assert "| train_warm | 10 s (10); 1.00 GB | 40 s (40); 2.00 GB | not run: predicted peak 7.0 GB > 6.0 GB |" in text
     assert (tmp_path / "growth.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_model_over_the_exact_limit_saves_loads_and_answers(catalog, tiny_bert, tmp_path, monkeypatch):
+    from kgattr import AttributeCompleter
+    from kgattr.modelfiles import verify
+
+    monkeypatch.setattr("kgattr.index.EXACT_LIMIT", 50)
+    fitted = AttributeCompleter(text_model=tiny_bert, hidden_channels=16, epochs=4, neighbours=5,
+                                min_attribute_count=5, cache_dir=tmp_path / "cache").fit(catalog)
+    assert fitted.index_.approximate
+    fitted.save(tmp_path / "model")
+    assert (tmp_path / "model" / "neighbours.faiss").read_bytes()[:4] == b"IwFl" and not verify(tmp_path / "model")
+    loaded = AttributeCompleter.load(tmp_path / "model")
+    new = Catalog([dataclasses.replace(p, sku=f"N{i}") for i, p in enumerate(make_catalog(5, seed=9))])
+    result = loaded.impute(new)
+    assert [pc.sku for pc in result] == [p.sku for p in new] and all(pc.completions for pc in result)
+    assert all(len(c.evidence["similar_skus"]) for pc in result for c in pc.completions if c.value)
