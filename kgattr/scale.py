@@ -17,13 +17,15 @@ SEPARATOR = "~"        # a generated SKU is SOURCE_SKU~COPY
 
 def copies(n: int, size: int, seed: int) -> list[int]:
     """How many times each of ``n`` source products is drawn for ``size`` products: every product ``size // n``
-    times, and ``size % n`` of them (chosen with ``seed``) once more.
+    times, and the first ``size % n`` of a shuffle (by ``seed``) once more. The draws of a smaller size are among
+    those of a larger one, so its texts are too (and a text cache filled at one size is warm for the smaller).
 
     Returns:
         (n,) counts summing to ``size``.
     """
-    counts = [size // n] * n
-    for i in random.Random(seed).sample(range(n), size % n):
+    counts, order = [size // n] * n, list(range(n))
+    random.Random(seed).shuffle(order)
+    for i in order[:size % n]:
         counts[i] += 1
     return counts
 

@@ -149,3 +149,8 @@ def test_a_model_over_the_exact_limit_saves_loads_and_answers(catalog, tiny_bert
     result = loaded.impute(new)
     assert [pc.sku for pc in result] == [p.sku for p in new] and all(pc.completions for pc in result)
     assert all(len(c.evidence["similar_skus"]) for pc in result for c in pc.completions if c.value)
+
+
+def test_a_smaller_draw_is_part_of_a_larger_one(catalog):
+    draw = lambda size: {repr(dataclasses.astuple(p)) for p in resample(catalog, size, seed=5)}
+    assert draw(70) <= draw(150) <= draw(400)
