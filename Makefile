@@ -17,7 +17,7 @@ QUIET := 2>&1 | { grep -v -e "is ignored: it is neither a file nor a directory" 
 # the demo's rule: an expert says mesh sports shoes never fasten with Velcro
 DEMO_RULE := excludes/Footwear-Shoes-Sports-Shoes/Material-Mesh/Fastening-Velcro
 
-.PHONY: install demo demo-extract test test-slow bench clean
+.PHONY: install demo demo-extract test test-slow bench bench-scale clean
 
 $(KGATTR): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -63,6 +63,15 @@ DATA ?= ../shared/data
 bench: install
 	$(BIN)/kgattr evaluate $(DATA) --draw 1500 --settings bench/catalogs.toml --mask-rate 0.2 --seed 0 --report out/bench
 	$(BIN)/kgattr evaluate $(CATALOG) --mask-rate 0.2 --seed 0 --cold-rate 0.05 --methods majority,tfidf,knn,text,kgattr --report out/bench-cold
+
+# cost against catalog size: CATALOG's products drawn again at each of SIZES (generated catalogs: accuracy on them
+# means nothing); train, impute and complete timed in their own processes; a stage whose memory would pass
+# MAX_MEMORY GB is not run (or is stopped). Report in out/bench-scale/growth.{md,json,png}; work/ keeps the models.
+SIZES ?= 10000 44441 200000 1000000
+MAX_MEMORY ?= 6
+bench-scale: install
+	$(BIN)/kgattr bench-scale --from $(CATALOG) $(foreach n,$(SIZES),--size $(n)) --max-memory $(MAX_MEMORY) \
+		--report out/bench-scale
 
 clean:
 	rm -rf models out graphs/sample

@@ -302,25 +302,63 @@ def read_catalog(source, *, format: str | None = None) -> Catalog:
     return _collect(_csv_products(decode_text(data, name), name, "\t" if format == "tsv" else ","), name)
 
 
-def _collect(products: Iterable[tuple[str, Product]], name: str) -> Catalog:
-    out, seen = [], {}
+def _unique(products: Iterable[tuple[str, Product]]) -> Iterator[Product]:
+    seen = {}
     for where, p in products:
         if p.sku in seen:
             raise CatalogError(f"{where}: field 'sku': duplicate SKU {p.sku!r} (first at {seen[p.sku]})")
         seen[p.sku] = where
-        out.append(p)
+        yield p
+
+
+def _collect(products: Iterable[tuple[str, Product]], name: str) -> Catalog:
+    out = list(_unique(products))
     if not out:
         raise CatalogError(f"{name}: no products")
     return Catalog(out, name)
 
 
+def read_chunks(source, size: int, *, format: str | None = None) -> Iterator[Catalog]:
+    """The catalog :func:`read_catalog` reads, as consecutive catalogs of up to ``size`` products each.
+
+    A JSON Lines file is read as the chunks are taken, so only one chunk's products are in memory at a time (and
+    the SKUs seen, to refuse a duplicate); other formats are read whole first. A bad product raises when its chunk
+    is reached, after the chunks before it.
+    """
+    path = Path(source) if isinstance(source, (str, os.PathLike)) else None
+    if path is None or (format or EXTENSIONS.get(os.path.splitext(path.name.lower().removesuffix(".gz"))[1])) != "jsonl":
+        catalog = read_catalog(source, format=format)
+        for start in range(0, len(catalog), size):
+            yield Catalog(catalog.products[start:start + size], catalog.source)
+        return
+    name, chunk, count = file_label(path), [], 0
+    with open_input(path) as f:
+        for count, p in enumerate(_unique((w, _check_product(r, w)) for w, r in _json_records(f, name)), 1):
+            chunk.append(p)
+            if len(chunk) == size:
+                yield Catalog(chunk, name)
+                chunk = []
+    if not count:
+        raise CatalogError(f"{name}: no products")
+    if chunk:
+        yield Catalog(chunk, name)
+
+
+def open_jsonl(tmp: Path, path: str | os.PathLike):
+    """``tmp`` opened to write JSON Lines text, gzipped when the final ``path`` ends in .gz."""
+    return gzip.open(tmp, "wt", encoding="utf-8") if str(path).endswith(".gz") else open(tmp, "w", encoding="utf-8")
+
+
+def write_lines(f, records: Iterable[dict]) -> None:
+    for r in records:
+        f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
 def jsonl_writer(records: Iterable[dict], path: str | os.PathLike) -> Callable[[Path], None]:
     """A function writing ``records`` as JSON Lines to the file it is given (gzipped when ``path`` ends in .gz)."""
     def write(tmp: Path) -> None:
-        opener = gzip.open(tmp, "wt", encoding="utf-8") if str(path).endswith(".gz") else open(tmp, "w", encoding="utf-8")
-        with opener as f:
-            for r in records:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        with open_jsonl(tmp, path) as f:
+            write_lines(f, records)
     return write
 
 
@@ -328,14 +366,25 @@ def write_jsonl(records: Iterable[dict], path: str | os.PathLike) -> None:
     atomic_write(path, jsonl_writer(records, path))
 
 
+def streams(path: str | os.PathLike) -> bool:
+    """Whether a catalog written to ``path`` is JSON Lines, written product by product (CSV and Parquet take
+    their columns from all products, so they are written at the end)."""
+    return Path(path).suffix not in (".csv", ".parquet")
+
+
 def catalog_writer(catalog: Catalog, path: str | os.PathLike,
                    attributes: dict[str, dict[str, str]] | None = None) -> Callable[[Path], None]:
     """A function writing ``catalog`` to the file it is given, in the format of ``path``'s suffix; ``attributes``
     overrides products' attributes by SKU."""
     attributes = attributes or {}
-    records = [p.to_json(attributes.get(p.sku)) for p in catalog]
+    return records_writer([p.to_json(attributes.get(p.sku)) for p in catalog], path)
+
+
+def records_writer(records: list[dict], path: str | os.PathLike) -> Callable[[Path], None]:
+    """A function writing product ``records`` (as :meth:`Product.to_json` makes them) to the file it is given, in
+    the format of ``path``'s suffix."""
     suffix = Path(path).suffix
-    if suffix not in (".csv", ".parquet"):
+    if streams(path):
         return jsonl_writer(records, path)
     import pandas as pd
 

@@ -20,6 +20,7 @@ from .cli_base import (CatalogFormat, KgattrGroup, OutputFormat, console as make
 from .encode_cli import Backend, EncoderOpt, RayAddressOpt, encode
 from .extract_cli import extract_app
 from .model_cli import model_app
+from .growth import SIZES
 from .outputs import claim
 from .rules_cli import completeness, rules_app
 
@@ -155,9 +156,9 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
 
     Example: kgattr impute data/sample.jsonl --model models/sample -o out/sample.jsonl --precision 0.95
     """
-    from .catalog import catalog_writer, jsonl_writer, read_catalog
     from .completer import AttributeCompleter
-    from .outputs import check_outputs, write_set
+    from .imputation import impute_file
+    from .outputs import check_outputs
 
     if precision is not None and min_confidence is not None:
         raise typer.BadParameter("give --precision or --min-confidence, not both", param_hint="--precision")
@@ -168,20 +169,20 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
     completer = AttributeCompleter.load(model, ontology=ontology)
     with claim([("--output", output), ("--cells", cells), ("--review", review)],
                [("the input catalog", catalog), *_model_inputs(model, completer)]):
-        cat = read_catalog(catalog, format=catalog_format)
-        if ray or ray_address:
-            from .distributed import impute_chunks
+        completer.progress = _progress()
+        done = impute_file(completer, catalog, output, cells, review, min_confidence=min_confidence,
+                           precision=precision, catalog_format=catalog_format,
+                           impute=_on_ray(model, ray_address) if ray or ray_address else None)
+    typer.echo(f"{done.filled} cells filled in {done.products} products -> {output} (cells: {cells}); "
+               f"{done.review} left for review -> {review}")
 
-            def run(floor):
-                return impute_chunks(model, [cat], address=ray_address, evidence_floor=floor, progress=_progress())[0]
-        else:
-            def run(floor):
-                return completer.impute(cat, evidence_floor=floor)
-        filled, rows, unsure = _fill(completer, cat, min_confidence, precision, run)
-        write_set({cells: jsonl_writer(rows, cells), review: jsonl_writer(unsure, review),
-                   output: catalog_writer(cat, output, filled)})
-    typer.echo(f"{len(rows)} cells filled in {len(cat)} products -> {output} (cells: {cells}); "
-               f"{len(unsure)} left for review -> {review}")
+
+def _on_ray(model: Path, address: str | None):
+    """``impute(catalog, evidence_floor)`` on a Ray cluster's actors (see :mod:`kgattr.distributed`)."""
+    from .distributed import impute_chunks
+
+    return lambda part, floor: impute_chunks(model, [part], address=address, evidence_floor=floor,
+                                             progress=_progress())[0]
 
 
 def _model_inputs(model: Path, completer) -> list[tuple[str, Path]]:
@@ -189,33 +190,6 @@ def _model_inputs(model: Path, completer) -> list[tuple[str, Path]]:
     extractor = Path(completer.extractor) if completer.extractor else None
     return [("the model directory", model), ("the extractor", extractor),
             *(("the ontology", Path(f)) for f in completer.ontology_.sources)]
-
-
-def _fill(completer, cat, min_confidence: float, precision: float | None, impute):
-    """(attributes by SKU with the gaps filled, filled cells, cells left for review) of ``cat``, whose
-    completions ``impute(evidence floor)`` gives."""
-    completer.progress = _progress()
-    floor = {}                                 # attribute -> confidence threshold, with --precision
-    if precision is not None:
-        floor = {a: float("inf") if t is None else t for a, t in completer.thresholds(precision).items()}
-    lowest = min(floor.values(), default=min_confidence)
-    filled, rows, unsure = {}, [], []
-    for pc in impute(lowest):
-        attrs = dict(cat[pc.sku].attributes)
-        for c in pc.completions:
-            if c.value is None or c.attribute in attrs:
-                continue
-            threshold = floor.get(c.attribute, min_confidence)
-            if c.confidence >= threshold:
-                attrs[c.attribute] = c.value
-                rows.append({"sku": pc.sku, "attribute": c.attribute, "value": c.value, "confidence": c.confidence,
-                             "source": "kgattr", "evidence": c.evidence})
-            else:
-                unsure.append({"sku": pc.sku, "attribute": c.attribute, "best_guess": c.value,
-                               "confidence": c.confidence, "threshold": None if threshold == float("inf") else threshold,
-                               "alternatives": c.alternatives})
-        filled[pc.sku] = attrs
-    return filled, rows, unsure
 
 
 @ontology_app.command("induce")
@@ -265,21 +239,31 @@ def graph_build(catalog: Path = typer.Argument(..., help="Catalog to read."),
 
 @app.command()
 def sample(output: Path = typer.Option(..., "--output", "-o", help="Catalog file to write."),
-           products: int = typer.Option(400, callback=count, help="Number of products."),
+           products: int = typer.Option(400, "--products", "--size", callback=count, help="Number of products."),
            kind: str = typer.Option("fashion", help="fashion (closed vocabularies) or electronics (values with units in varied forms, model numbers, typos)."),
+           source: Optional[Path] = typer.Option(None, "--from", help="Instead: draw a real catalog's products again under new SKUs with perturbed text (to measure cost at larger sizes; accuracy on it means nothing)."),
            seed: int = typer.Option(0, callback=natural, help="Random seed.")):
-    """Write a synthetic catalog: the demo's fashion one, or a technical electronics one.
+    """Write a synthetic catalog: the demo's fashion one, a technical electronics one, or one drawn from a real one.
 
     Example: kgattr sample --kind electronics -o out/electronics.jsonl
     """
-    from .catalog import write_catalog
+    from .catalog import Catalog, read_catalog, streams, write_catalog, write_jsonl
     from .datasets import SAMPLES
 
     if kind not in SAMPLES:
         raise typer.BadParameter(f"unknown kind {kind!r} (choose from {', '.join(SAMPLES)})", param_hint="--kind")
-    with claim([("--output", output)]):
-        write_catalog(SAMPLES[kind](products, seed=seed), output)
-    typer.echo(f"{products} {kind} products -> {output}")
+    with claim([("--output", output)], [("the input catalog", source)]):
+        if source is None:
+            write_catalog(SAMPLES[kind](products, seed=seed), output)
+        else:
+            from .scale import resample
+
+            drawn = resample(read_catalog(source), products, seed)
+            if streams(output):
+                write_jsonl((p.to_json() for p in drawn), output)
+            else:
+                write_catalog(Catalog(drawn, str(source)), output)
+    typer.echo(f"{products} {'products drawn from ' + str(source) if source else kind + ' products'} -> {output}")
 
 
 @app.command()
@@ -435,6 +419,29 @@ def evaluate(catalogs: list[Path] = typer.Argument(..., help="Catalog(s) with kn
 
 app.command("completeness")(completeness)
 app.command("encode")(encode)
+
+
+@app.command("bench-scale")
+def bench_scale(source: Path = typer.Option(..., "--from", help="Real catalog whose products are drawn again at each size."),
+                report: Path = typer.Option(..., "--report", help="Directory for growth.json, growth.md, growth.png (and, while running, work/)."),
+                size: list[int] = typer.Option(list(SIZES), "--size", callback=lambda sizes: [count(n) for n in sizes], help="Catalog size to measure (repeatable)."),
+                max_memory: float = typer.Option(6.0, "--max-memory", callback=within(0, None, open_low=True), help="GB a stage may hold: a stage predicted to need more is not run, one that takes more is stopped."),
+                cold: bool = typer.Option(True, "--cold/--no-cold", help="Also train with an empty text cache."),
+                cache: Optional[Path] = typer.Option(None, "--cache", help="Text cache shared by every size and kept, warm from an earlier run (no cold training then) [default: an empty one a size]."),
+                seed: int = typer.Option(0, callback=natural, help="Random seed of the generated catalogs.")):
+    """Measure train, impute and complete at growing catalog sizes: seconds, peak memory, growth exponents.
+
+    Example: kgattr bench-scale --from data/sample.jsonl --size 200 --size 400 --no-cold --report out/bench-scale
+    """
+    from .growth import GB, run
+
+    with claim([("--report", report / "growth.json"), ("--report", report / "growth.md"),
+                ("--report", report / "growth.png")], [("the input catalog", source)]):
+        result = run(source, report, sizes=size, seed=seed, max_memory=max_memory * GB, cold=cold, cache=cache,
+                     log=lambda line: typer.echo(line, err=True))
+    for stage, g in result["growth"].items():
+        typer.echo(f"{stage}: exponent {g['seconds']} (seconds), {g['peak_bytes']} (memory)")
+    typer.echo(f"-> {report / 'growth.md'}")
 
 
 @app.command()

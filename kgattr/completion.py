@@ -83,9 +83,11 @@ class EvidenceFinder:
 
     def __init__(self, graph, attributes: list[str], value_attribute: np.ndarray):
         hv = graph.has_value
-        # (pool size, num_attributes) value index held by each trained product, -1: none
-        self.held = np.full((len(graph.skus), len(attributes)), -1, dtype=np.int32)
-        self.held[hv[0], value_attribute[hv[1]]] = hv[1]
+        # the values held, sorted by product * num_attributes + attribute (the key): (known cells,) each, where a
+        # dense products x attributes table would grow with both
+        key = hv[0].astype(np.int64) * len(attributes) + value_attribute[hv[1]]
+        order = np.argsort(key, kind="stable")
+        self.keys, self.held = key[order], hv[1][order]
         self.pmi = dict(zip(zip(graph.cooccurs[0].tolist(), graph.cooccurs[1].tolist()), graph.pmi.tolist()))
         self.vindex = graph.value_index()
         self.graph, self.attributes = graph, attributes
@@ -111,7 +113,11 @@ class EvidenceFinder:
     def _holding(self, rows: np.ndarray, attribute: int, limit: int) -> list[dict]:
         """The first ``limit`` of ``rows`` that hold a value of ``attribute``: [{sku, value}]."""
         rows = rows[rows >= 0]
-        held = self.held[rows, attribute]
+        if not len(self.keys):
+            return []
+        wanted = rows.astype(np.int64) * len(self.attributes) + attribute
+        at = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
+        held = np.where(self.keys[at] == wanted, self.held[at], -1)
         return [{"sku": self.graph.skus[j], "value": self.graph.values[v][1]}
                 for j, v in zip(rows[held >= 0][:limit].tolist(), held[held >= 0][:limit].tolist())]
 

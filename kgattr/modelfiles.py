@@ -30,9 +30,10 @@ TENSORS = {"edges.safetensors": ("has_value", "in_category", "parent", "cooccurs
            "state.safetensors": STATE + ("pool_h1",),
            "linear.safetensors": ("linear_indptr", "linear_indices", "linear_data", "linear_shape", "linear_bias"),
            "network.safetensors": ()}
-# first bytes of the other binary files: a faiss.IndexFlatIP (what NeighbourIndex writes), an SQLite database
-MAGIC = {"neighbours.faiss": (b"IxFI", "a FAISS index"),
-         "products.sqlite": (b"SQLite format 3\0", "an SQLite database")}
+# first bytes of the other binary files: a faiss.IndexFlatIP or IndexIVFFlat (what NeighbourIndex writes below and
+# above its exact limit), an SQLite database
+MAGIC = {"neighbours.faiss": ((b"IxFI", b"IwFl"), "a FAISS index"),
+         "products.sqlite": ((b"SQLite format 3\0",), "an SQLite database")}
 
 
 @contextmanager
@@ -148,9 +149,10 @@ def check_files(path: Path, files: dict) -> None:
 def _check_headers(path: Path) -> None:
     from safetensors import safe_open
 
-    for name, (magic, kind) in MAGIC.items():
+    for name, (magics, kind) in MAGIC.items():
         with reading(path / name), open(path / name, "rb") as f:
-            if f.read(len(magic)) != magic:
+            head = f.read(max(map(len, magics)))
+            if not any(head.startswith(m) for m in magics):
                 raise ModelError(f"{path / name}: not {kind}")
     for name, required in TENSORS.items():
         with reading(path / name, "not a safetensors file"), safe_open(str(path / name), "np") as f:

@@ -162,38 +162,56 @@ def _sweep(target: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def write_set(writers: dict[Path, Callable[[Path], None]]) -> None:
-    """Write several files as one set: each ``write(tmp)`` fills a temporary file beside its target; only when
-    all are written are they renamed over their targets, in order. On any error none is renamed and the
+@contextlib.contextmanager
+def staged(paths: Iterable[Path]):
+    """Write several files as one set: the block gets {target: temporary file beside it} to fill; only when it
+    ends without error are they renamed over their targets, in order. On any error none is renamed and the
     temporary files are removed. A file keeps the mode of the one it replaces (new ones: 0666 less the umask),
     and a symlink keeps pointing where it did: the file it points to is the one replaced.
 
     Args:
-        writers: target path -> function writing the content to the temporary path it is given.
+        paths: the targets.
     """
-    staged: list[tuple[Path, Path]] = []           # (temporary file, resolved target)
+    staged: dict[Path, tuple[Path, Path]] = {}     # path -> (temporary file, resolved target)
     try:
-        for path, write in writers.items():
+        for path in paths:
             target = Path(path).resolve()
             target.parent.mkdir(parents=True, exist_ok=True)
             _sweep(target)
             fd, name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=target.parent)
             os.close(fd)
-            tmp = Path(name)
-            staged.append((tmp, target))
-            try:
-                write(tmp)
-            except OSError as e:                        # name the output, not the temporary file
-                if e.filename is None or e.filename == name:
-                    raise OSError(e.errno, e.strerror or str(e), str(path)) from e
-                raise
+            staged[path] = (Path(name), target)
+        named = {str(tmp): path for path, (tmp, _) in staged.items()}
+        try:
+            yield {path: tmp for path, (tmp, _) in staged.items()}
+        except OSError as e:                        # name the output, not the temporary file
+            if e.filename in named or (e.filename is None and len(named) == 1):
+                raise OSError(e.errno, e.strerror or str(e), str(named.get(e.filename, path))) from e
+            raise
+        for tmp, target in staged.values():
             mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o666 & ~umask()
             os.chmod(tmp, mode)                             # mkstemp creates 0600
-        for tmp, target in staged:
+        for tmp, target in staged.values():
             os.replace(tmp, target)
     finally:
-        for tmp, _ in staged:
+        for tmp, _ in staged.values():
             tmp.unlink(missing_ok=True)
+
+
+def write_set(writers: dict[Path, Callable[[Path], None]]) -> None:
+    """Write several files as one set (see :func:`staged`), each by its ``write(tmp)``.
+
+    Args:
+        writers: target path -> function writing the content to the temporary path it is given.
+    """
+    with staged(writers) as tmp:
+        for path, write in writers.items():
+            try:
+                write(tmp[path])
+            except OSError as e:
+                if e.filename is None:              # e.g. a full disk: name the output being written
+                    raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+                raise
 
 
 def atomic_write(path, write: Callable[[Path], None]) -> None:

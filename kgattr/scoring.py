@@ -121,12 +121,16 @@ def live_cells(c, catalog: Catalog) -> tuple[dict[str, np.ndarray], np.ndarray]:
 def stored_cells(c, rows: np.ndarray, products, local: np.ndarray) -> dict[str, np.ndarray]:
     """The cells scored at training time for pool ``rows``, as rows ``local`` of the caller's list, limited
     to the gaps the current rules leave (a rule edited since may have made an attribute inapplicable)."""
-    position = np.full(len(c.graph_.skus), -1, dtype=np.int64)
-    position[rows] = np.arange(len(rows))
-    at = position[c.cells_["product"]]
-    sel = np.flatnonzero(at >= 0)
+    # cells_ is sorted by product: each row's cells are one run, found by binary search (no pass over the pool,
+    # which a catalog imputed chunk by chunk would pay once a chunk); a row given twice counts at its last place
+    unique, first = np.unique(rows[::-1], return_index=True)
+    starts = np.searchsorted(c.cells_["product"], unique, "left")
+    counts = np.searchsorted(c.cells_["product"], unique, "right") - starts
+    sel = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())   # (cells,) in cells_
+    at = np.repeat(len(rows) - 1 - first, counts)                                          # (cells,) in rows
     wanted = {(i, a) for i, p in enumerate(products) for a in c.gaps(p)}
-    sel = sel[[(int(at[j]), int(c.cells_["attribute"][j])) in wanted for j in sel]]
+    keep = np.array([(int(i), int(a)) in wanted for i, a in zip(at, c.cells_["attribute"][sel])], dtype=bool)
+    sel, at = sel[keep], at[keep]
     cells = {k: v[sel] for k, v in c.cells_.items()}
-    cells["product"] = local[at[sel]]
+    cells["product"] = local[at]
     return cells

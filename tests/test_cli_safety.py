@@ -223,16 +223,13 @@ def test_two_concurrent_rule_edits_both_land(ws):
 PAUSED = """
 import sys, time
 import kgattr.catalog as c
-real = c.jsonl_writer
-def paused(records, path):
-    write = real(records, path)
-    def w(tmp):
-        write(tmp)
-        if str(path).endswith(".review.jsonl"):      # two files of the set written, not yet renamed
-            print("written", flush=True)
-            time.sleep(300)
-    return w
-c.jsonl_writer = paused
+real = c.write_lines
+def paused(f, records):
+    real(f, records)
+    if ".review.jsonl." in f.name:                   # every file of the set begun, none renamed
+        print("written", flush=True)
+        time.sleep(300)
+c.write_lines = paused
 sys.argv = ["kgattr", *sys.argv[1:]]
 from kgattr.cli import main
 main()
@@ -249,14 +246,14 @@ def test_a_killed_impute_leaves_the_previous_outputs(ws, sig):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "written", proc.stderr.read()
-        assert len(list(out.parent.glob("*.kgattr-tmp"))) == 2
+        assert len(list(out.parent.glob("*.kgattr-tmp"))) == 3
         proc.send_signal(sig)
         proc.wait(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == (-9 if sig == signal.SIGKILL else 128 + signal.SIGTERM)
     left = list(out.parent.glob("*.kgattr-tmp"))
-    assert len(left) == (2 if sig == signal.SIGKILL else 0)       # kill -9 runs no cleanup; SIGTERM does
+    assert len(left) == (3 if sig == signal.SIGKILL else 0)       # kill -9 runs no cleanup; SIGTERM does
     assert {f: d for f, d in digests(ws / "out").items() if not f.endswith(".kgattr-tmp")} == before
     assert cli(*args, "--min-confidence", "0")[0] == 0             # the next write sweeps what a killed one left
     assert not list(out.parent.glob("*.kgattr-tmp"))

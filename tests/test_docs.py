@@ -225,7 +225,8 @@ EXAMPLES = {name: _example(cmd) for name, cmd in commands(app)}
 BEFORE = {"rules remove": "rules add"}
 NOT_RUN = {"rules test": "names a placeholder RULE_ID",
            "serve": "starts a server that runs until stopped (tests/test_serve_api.py covers it)",
-           "score": "reads predictions of the split's hidden cells, which no other example writes"}
+           "score": "reads predictions of the split's hidden cells, which no other example writes",
+           "bench-scale": "trains twice a size in subprocesses, minutes (tests/test_scale.py covers its parts)"}
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
