@@ -39,6 +39,8 @@ ModelOpt = typer.Option(..., "--model", "-m", help="Model directory written by `
 OntologyOpt = typer.Option(None, "--ontology", help="Ontology Turtle file(s) whose rules apply instead of the model's "
                                                    "(repeatable) [default: the files it was trained with, read afresh].")
 
+ReviewedOpt = typer.Option(None, "--reviewed", help="Review store of `kgattr serve`: accepted and edited values count as known, rejected ones are never proposed again for their products (the catalog file is not changed).")
+
 
 @app.command()
 def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, .parquet)."),
@@ -48,6 +50,7 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
           epochs: Optional[int] = typer.Option(None, callback=count, help="Training epochs of the GNN [default: 3]."),
           max_length: int = typer.Option(48, callback=count, help="BERT tokens per product."),
           extractor: Optional[Path] = typer.Option(None, "--extractor", help="Text extractor (`kgattr extract train`) whose spans become a score of the mix and evidence."),
+          reviewed: Optional[Path] = ReviewedOpt,
           seed: int = typer.Option(0, help="Random seed.")):
     """Learn ontology, graph, text features and the GNN from a catalog.
 
@@ -57,18 +60,22 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
     from .completer import AttributeCompleter
     from .modelfiles import check_target
     from .ontology import Ontology
+    from .reviewed import Reviewed
 
     check_target(out)                          # before training, not after
+    reviews = Reviewed.read(reviewed) if reviewed else None
     cat = read_catalog(catalog)
     onto = Ontology.load(ontology) if ontology else None
     completer = AttributeCompleter(text_model=str(text_model) if text_model else None,
                                    max_length=max_length, seed=seed, progress=_progress(),
                                    extractor=str(extractor.resolve()) if extractor else None,
                                    **({"epochs": epochs} if epochs else {}))
-    completer.fit(cat, onto)
+    completer.fit(cat, onto, reviewed=reviews)
     completer.save(out)
+    learnt = f"; reviews: {sum(map(len, reviews.confirmed.values()))} values confirmed, " \
+        f"{len(reviews.triples())} refused" if reviews else ""
     typer.echo(f"trained on {len(cat)} products, {len(completer.targets_)} attributes; "
-               f"{len(completer.cells_['product'])} gaps scored -> {out}")
+               f"{len(completer.cells_['product'])} gaps scored{learnt} -> {out}")
 
 
 def _table(result) -> None:
@@ -145,7 +152,8 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
                                                           help="Fill only cells at least this confident [default: 0.5]."),
            precision: Optional[float] = typer.Option(None, "--precision", callback=within(0, 1, open_low=True),
                                                      help="Instead: fill an attribute's cells only where its estimated precision is at least this."),
-           ontology: Optional[list[Path]] = OntologyOpt, catalog_format: CatalogFormat = format_of_catalog()):
+           ontology: Optional[list[Path]] = OntologyOpt, catalog_format: CatalogFormat = format_of_catalog(),
+           reviewed: Optional[Path] = ReviewedOpt):
     """Fill every gap of a catalog; original values are never changed.
 
     Example: kgattr impute data/sample.jsonl --model models/sample -o out/sample.jsonl --precision 0.95
@@ -153,6 +161,7 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
     from .catalog import catalog_writer, jsonl_writer, read_catalog
     from .completer import AttributeCompleter
     from .outputs import check_outputs, write_set
+    from .reviewed import Reviewed
 
     if precision is not None and min_confidence is not None:
         raise typer.BadParameter("give --precision or --min-confidence, not both", param_hint="--precision")
@@ -162,9 +171,12 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
     review = review or output.with_name(output.name + ".review.jsonl")
     completer = AttributeCompleter.load(model, ontology=ontology)
     with claim([("--output", output), ("--cells", cells), ("--review", review)],
-               [("the input catalog", catalog), *_model_inputs(model, completer)]):
+               [("the input catalog", catalog), ("--reviewed", reviewed), *_model_inputs(model, completer)]):
         cat = read_catalog(catalog, format=catalog_format)
-        filled, rows, unsure = _fill(completer, cat, min_confidence, precision)
+        if reviewed:
+            reviewed = Reviewed.read(reviewed)
+            cat = reviewed.apply(cat)          # reviewed values go to the output as known ones
+        filled, rows, unsure = _fill(completer, cat, min_confidence, precision, reviewed)
         write_set({cells: jsonl_writer(rows, cells), review: jsonl_writer(unsure, review),
                    output: catalog_writer(cat, output, filled)})
     typer.echo(f"{len(rows)} cells filled in {len(cat)} products -> {output} (cells: {cells}); "
@@ -178,7 +190,7 @@ def _model_inputs(model: Path, completer) -> list[tuple[str, Path]]:
             *(("the ontology", Path(f)) for f in completer.ontology_.sources)]
 
 
-def _fill(completer, cat, min_confidence: float, precision: float | None):
+def _fill(completer, cat, min_confidence: float, precision: float | None, reviewed=None):
     """(attributes by SKU with the gaps filled, filled cells, cells left for review) of ``cat``."""
     completer.progress = _progress()
     floor = {}                                 # attribute -> confidence threshold, with --precision
@@ -186,7 +198,7 @@ def _fill(completer, cat, min_confidence: float, precision: float | None):
         floor = {a: float("inf") if t is None else t for a, t in completer.thresholds(precision).items()}
     lowest = min(floor.values(), default=min_confidence)
     filled, rows, unsure = {}, [], []
-    for pc in completer.impute(cat, evidence_floor=lowest):
+    for pc in completer.impute(cat, evidence_floor=lowest, reviewed=reviewed):
         attrs = dict(cat[pc.sku].attributes)
         for c in pc.completions:
             if c.value is None or c.attribute in attrs:
