@@ -31,6 +31,11 @@ def load_encoder(path: str):
     return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path)
 
 
+# (tokenizer, model) by path, for TextEncoder only (the extractor fine-tunes its own copy): a server scoring new
+# products request by request would otherwise read the weights again for each batch
+_ENCODERS: dict[str, tuple] = {}
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get("KGATTR_CACHE", Path.home() / ".cache" / "kgattr"))
 
@@ -73,7 +78,9 @@ class TextEncoder:
         import torch
         from .progress import bar as progress_bar
 
-        tokenizer, model = load_encoder(self.path)
+        if self.path not in _ENCODERS:
+            _ENCODERS[self.path] = load_encoder(self.path)
+        tokenizer, model = _ENCODERS[self.path]
         model.eval()
         order = np.argsort([len(t) for t in texts])        # similar lengths per batch: less padding
         out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)

@@ -5,6 +5,7 @@ the library's own message: an unknown SKU or cell 404, any other bad input (a re
 """
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Literal
 
@@ -103,9 +104,10 @@ def create_app(bench: Workbench, token: str) -> FastAPI:
         return bench.completions(sku, explain)
 
     @app.post("/api/completions", tags=["completions"])
-    def new_completions(product: NewProduct, explain: bool = False) -> dict:
-        """Completions of a product posted as a catalog line, scored now."""
-        return bench.complete_new(product.product(), explain)
+    async def new_completions(product: NewProduct, explain: bool = False) -> dict:
+        """Completions of a product posted as a catalog line, scored now (with those posted meanwhile)."""
+        # awaited, not run in the thread pool: waiting requests hold no thread, so none caps the batch
+        return await asyncio.wrap_future(bench.submit(product.product(), explain))
 
     @app.get("/api/queue", tags=["review"])
     def queue(category: str | None = None, attribute: str | None = None,

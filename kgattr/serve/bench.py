@@ -1,7 +1,8 @@
-"""Latency of a running ``kgattr serve``: N concurrent clients for T seconds, first on stored products'
-completions (GET), then on new products' (POST, each with a title never seen, so its text is encoded).
+"""Latency of ``kgattr serve``: N concurrent clients for T seconds, first on stored products' completions (GET),
+then on new products' (POST, each with a title never seen, so its text is encoded).
 
     python -m kgattr.serve.bench --url http://127.0.0.1:8000 --catalog data/sample.jsonl --clients 20 --seconds 20
+    python -m kgattr.serve.bench --model models/sample --catalog data/sample.jsonl    # starts and stops a server
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import http.client
 import json
 import threading
 import time
+from contextlib import contextmanager, nullcontext
 from urllib.parse import quote, urlsplit
 
 import numpy as np
@@ -81,14 +83,53 @@ def run(url: str, products, *, clients: int = 20, seconds: float = 20) -> dict:
     return {"stored": _load(url, clients, seconds, stored), "new": _load(url, clients, seconds, new)}
 
 
+@contextmanager
+def server(model, db=None, timeout: float = 1800):
+    """A ``kgattr serve`` of ``model`` on a free local port, from start (queue filled, warmed up) to stop; yields
+    its URL."""
+    import os
+    import secrets
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = [sys.executable, "-m", "kgattr", "serve", "--model", str(model), "--port", str(port)]
+    process = subprocess.Popen(argv + (["--db", str(db)] if db else []),
+                               env={**os.environ, "KGATTR_TOKEN": secrets.token_urlsafe(16)})
+    url, start = f"http://127.0.0.1:{port}", time.monotonic()
+    try:
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"kgattr serve exited with status {process.returncode}")
+            if time.monotonic() - start > timeout:
+                raise SystemExit(f"kgattr serve did not answer within {timeout:.0f} s")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/api/stats")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait()
+
+
 if __name__ == "__main__":
     from ..catalog import read_catalog
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--url", default="http://127.0.0.1:8000", help="a running server")
+    parser.add_argument("--model", help="instead: start a server of this model directory, stopped at the end")
+    parser.add_argument("--db", help="its review store (default: beside the model)")
     parser.add_argument("--catalog", required=True, help="the catalog the model was trained on")
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args()
-    print(json.dumps(run(args.url, read_catalog(args.catalog), clients=args.clients, seconds=args.seconds),
-                     indent=1))
+    products = read_catalog(args.catalog)
+    with server(args.model, args.db) if args.model else nullcontext(args.url) as url:
+        print(json.dumps(run(url, products, clients=args.clients, seconds=args.seconds), indent=1))

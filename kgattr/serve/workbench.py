@@ -2,7 +2,9 @@
 review store, with every answer taken from the library (completer, authoring, audit, rules).
 
 The completer keeps per-call state (rules swapped by a dry run, spans of freshly scored products), so its calls
-are serialised by one lock; stored products' completions are cached until the rules change.
+are serialised by one lock; stored products' completions are cached until the rules change. New products are
+scored by one thread of their own, in batches: whatever arrived while it was busy goes through BERT and the
+network together.
 """
 from __future__ import annotations
 
@@ -78,8 +80,9 @@ class Workbench:
         self.store = ReviewStore(db or review_db(model))
         self.auto_fill, self.audit_share = auto_fill, audit_share
         self.lock = threading.RLock()
-        self._pending: list[tuple] = []            # (product, explain, Future) waiting for complete_new's batch
-        self._pending_lock = threading.Lock()
+        self._pending: list[tuple] = []            # (product, explain, Future) waiting for the scoring thread
+        self._arrived = threading.Condition()       # guards _pending and _scorer
+        self._scorer: threading.Thread | None = None
         self._cache: dict[tuple[str, bool], dict] = {}
 
     # ---- completions --------------------------------------------------------------------------------------------
@@ -99,27 +102,38 @@ class Workbench:
         return self._cache[key]
 
     def complete_new(self, product: Product, explain: bool = False) -> dict:
-        """``ProductCompletion.to_json()`` of a product given whole (new or changed), scored now.
+        """``ProductCompletion.to_json()`` of a product given whole (new or changed), scored now."""
+        return self.submit(product, explain).result()
 
-        Requests that arrive while the completer is busy are scored together at its next turn: one batch
-        through BERT and the network costs little more than one product.
+    def submit(self, product: Product, explain: bool = False):
+        """Queue ``product`` for the scoring thread (started on first use).
+
+        Returns a :class:`concurrent.futures.Future` of what :meth:`complete_new` returns; requests that arrive
+        while a batch is scored form the next batch: one pass through BERT and the network costs little more
+        than one product.
         """
         from concurrent.futures import Future
 
         future = Future()
-        with self._pending_lock:
+        with self._arrived:
             self._pending.append((product, explain, future))
-        while not future.done():
+            if self._scorer is None:
+                self._scorer = threading.Thread(target=self._score_forever, name="kgattr-scoring", daemon=True)
+                self._scorer.start()
+            self._arrived.notify()
+        return future
+
+    def _score_forever(self) -> None:
+        while True:
+            with self._arrived:
+                self._arrived.wait_for(lambda: self._pending)
             with self.lock:
                 self._score_pending()
-        return future.result()
 
     def _score_pending(self) -> None:
         """Score the waiting products that share the first one's ``explain`` and have distinct SKUs (the
         others wait for the next turn)."""
-        with self._pending_lock:
-            if not self._pending:
-                return
+        with self._arrived:
             explain, batch, rest, skus = self._pending[0][1], [], [], set()
             for item in self._pending:
                 if item[1] == explain and item[0].sku not in skus:
@@ -131,11 +145,11 @@ class Workbench:
         try:
             found = self.completer.complete([p.sku for p, _, _ in batch], Catalog([p for p, _, _ in batch],
                                                                                   "<request>"), explain=explain)
+            by_sku = {pc.sku: pc.to_json() for pc in found}
         except Exception as e:  # every waiting request gets the error, as its own call would have
             for _, _, future in batch:
                 future.set_exception(e)
             return
-        by_sku = {pc.sku: pc.to_json() for pc in found}
         for p, _, future in batch:
             future.set_result(by_sku[p.sku])
 
