@@ -108,8 +108,8 @@ class AttributeCompleter:
                       "_extractor_model", "_sequence_index", "_category_sequence_index", "_category_index"):
             self.__dict__.pop(cache, None)
         catalog = as_catalog(catalog)
-        self.refused_ = as_reviewed(reviewed) if reviewed is not None else Reviewed()
-        catalog = self.refused_.apply(catalog)
+        self.reviewed_ = as_reviewed(reviewed) if reviewed is not None else Reviewed()
+        catalog = self.reviewed_.apply(catalog)
         self.products_ = list(catalog.products)
         self.ontology_ = ontology or Ontology.induce(catalog)
         self.rules_ = RuleSet(self.ontology_)
@@ -289,7 +289,7 @@ class AttributeCompleter:
         ``explain`` lists every rule checked for each chosen value. Values reviewers refused (the model's and
         ``reviewed``'s) are no candidates.
         """
-        refused = self.refused_.merge(reviewed) if reviewed is not None else self.refused_
+        refused = self.reviewed_.merge(reviewed) if reviewed is not None else self.reviewed_
         cells = refused.drop_refused(cells, [p.sku for p in products], self.attributes_, self.graph_.values)
         out = {p.sku: ProductCompletion(p.sku, dict(p.attributes), []) for p in products}
         listed = self._listed_near(products, by_category=False)[:, 0] if evidence_floor <= 1 and len(cells["product"]) else None

@@ -153,8 +153,8 @@ def _write(c, tmp: Path, home: Path) -> None:
         db.executemany("INSERT INTO products VALUES (?, ?)",
                        [(p.sku, json.dumps(p.to_json(), ensure_ascii=False)) for p in c.products_])
     db.close()
-    if c.refused_.refused:
-        (tmp / "refused.json").write_text(json.dumps({"refused": c.refused_.triples()}, ensure_ascii=False))
+    if c.reviewed_.refused:
+        (tmp / "refused.json").write_text(json.dumps({"refused": c.reviewed_.triples()}, ensure_ascii=False))
     for f in tmp.iterdir():
         f.chmod(0o666 & ~umask())
 
@@ -231,7 +231,7 @@ def load(cls, path, ontology: Path | None = None):
         self.calibration_ = {k[len("calibration_"):]: state[k] for k in STATE if k.startswith("calibration_")}
         self.extracted_ = ExtractedValues({k: state[f"extracted_{k}"] for k in ExtractedValues.KEYS}) \
             if "extracted_row" in state else None
-    self.refused_ = _read_refused(path / "refused.json") if "refused.json" in files else Reviewed()
+    self.reviewed_ = _read_refused(path / "refused.json") if "refused.json" in files else Reviewed()
     self.ontology_ = load_ontology(path, [_resolve(f, path) for f in config["ontology_files"]], ontology)
     self.rules_ = RuleSet(self.ontology_)
     return self
