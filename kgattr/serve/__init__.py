@@ -46,6 +46,7 @@ def serve(model, *, catalog=None, ontology=None, db=None, host: str = "127.0.0.1
                       audit_share=audit_share)
     added = bench.fill_queue()
     bench.warm_up()
+    bench.warm_cache()
     print(f"review store {bench.store.path}: {added} cells added; http://{host}:{port}/queue "
           f"(API docs: /docs)", flush=True)
     uvicorn.run(create_app(bench, token), host=host, port=port, log_level="warning")

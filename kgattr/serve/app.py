@@ -136,8 +136,9 @@ def create_app(bench: Workbench, token: str) -> FastAPI:
 
     @app.get("/api/stats", tags=["review"])
     def stats() -> dict:
-        """Cells per status; precision measured on the audited cells."""
-        return bench.store.stats()
+        """Cells per status; precision measured on the audited cells; stored products whose completions are
+        ready (``warm``)."""
+        return {**bench.store.stats(), "warm": bench.warmed()}
 
     @app.get("/api/export", tags=["review"])
     def export(auto: bool = False) -> Response:

@@ -92,8 +92,8 @@ def run(url: str, products, *, clients: int = 20, seconds: float = 20) -> dict:
 
 @contextmanager
 def server(model, db=None, timeout: float = 1800):
-    """A ``kgattr serve`` of ``model`` on a free local port, from start (queue filled, warmed up) to stop; yields
-    its URL."""
+    """A ``kgattr serve`` of ``model`` on a free local port, from start (queue filled, every stored product's
+    completions computed) to stop; yields its URL."""
     import os
     import secrets
     import socket
@@ -116,10 +116,13 @@ def server(model, db=None, timeout: float = 1800):
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
                 conn.request("GET", "/api/stats")
-                if conn.getresponse().status == 200:
+                warm = json.loads(conn.getresponse().read()).get("warm", {})
+                if warm.get("cached") == warm.get("products"):
                     break
-            except OSError:
-                time.sleep(1)
+            except (OSError, ValueError):
+                pass
+            time.sleep(1)
+        print(f"server ready after {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
         yield url
     finally:
         process.terminate()

@@ -2,7 +2,8 @@
 review store, with every answer taken from the library (completer, authoring, audit, rules).
 
 The completer keeps per-call state (rules swapped by a dry run, spans of freshly scored products), so its calls
-are serialised by one lock; stored products' completions are cached until the rules change. New products are
+are serialised by one lock; stored products' completions are computed ahead by a thread of their own (in small
+batches, between requests) and kept as JSON until the rules change. New products are
 scored by one thread of their own, in batches: whatever arrived while it was busy goes through BERT and the
 network together.
 """
@@ -89,7 +90,8 @@ class Workbench:
         self._pending: list[tuple] = []            # (product, explain, Future) waiting for the scoring thread
         self._arrived = threading.Condition()       # guards _pending and _scorer
         self._scorer: threading.Thread | None = None
-        self._cache: dict[tuple[str, bool], tuple[dict, bytes]] = {}     # (sku, explain) -> (answer, its JSON)
+        self._cache: dict[tuple[str, bool], bytes] = {}     # (sku, explain) -> its answer as JSON
+        self._warmer: threading.Thread | None = None
 
     # ---- completions --------------------------------------------------------------------------------------------
     def product(self, sku: str) -> Product:
@@ -99,25 +101,40 @@ class Workbench:
 
     def completions(self, sku: str, explain: bool = False) -> dict:
         """``ProductCompletion.to_json()`` of a product of the catalog."""
-        return self._completions(sku, explain)[0]
+        return json.loads(self.completions_json(sku, explain))
 
     def completions_json(self, sku: str, explain: bool = False) -> bytes:
-        """:meth:`completions` as the API sends it (UTF-8 JSON), encoded once."""
-        return self._completions(sku, explain)[1]
-
-    def cached_json(self, sku: str, explain: bool = False) -> bytes | None:
-        """:meth:`completions_json` if it is cached already (None: it needs the completer)."""
-        found = self._cache.get((sku, explain))
-        return found[1] if found else None
-
-    def _completions(self, sku: str, explain: bool) -> tuple[dict, bytes]:
+        """:meth:`completions` as the API sends it (UTF-8 JSON), computed once."""
         key = (sku, explain)
         if key not in self._cache:
             self.product(sku)
             with self.lock:
-                result = self.completer.complete([sku], self.catalog, explain=explain)[0].to_json()
-            self._cache[key] = (result, as_json(result))
+                self._cache[key] = as_json(self.completer.complete([sku], self.catalog, explain=explain)[0].to_json())
         return self._cache[key]
+
+    def cached_json(self, sku: str, explain: bool = False) -> bytes | None:
+        """:meth:`completions_json` if it is cached already (None: it needs the completer)."""
+        return self._cache.get((sku, explain))
+
+    def warm_cache(self, batch: int = 32) -> None:
+        """Compute every catalog product's completions in a thread (started here unless running), ``batch``
+        products per turn of the lock so that requests are answered in between; a product asked for first is
+        computed at once as before. :meth:`warmed` tells how far it is."""
+        if self._warmer is None or not self._warmer.is_alive():
+            self._warmer = threading.Thread(target=self._warm, args=(batch,), name="kgattr-warm", daemon=True)
+            self._warmer.start()
+
+    def warmed(self) -> dict:
+        """{cached, products}: stored products whose completions are ready, of all."""
+        return {"cached": sum((p.sku, False) in self._cache for p in self.catalog), "products": len(self.catalog)}
+
+    def _warm(self, batch: int) -> None:
+        while missing := [p.sku for p in self.catalog if (p.sku, False) not in self._cache]:
+            for start in range(0, len(missing), batch):     # a rule change meanwhile empties the cache: next pass
+                with self.lock:
+                    chunk = [s for s in missing[start:start + batch] if (s, False) not in self._cache]
+                    for pc in self.completer.complete(chunk, self.catalog) if chunk else []:
+                        self._cache[(pc.sku, False)] = as_json(pc.to_json())
 
     def complete_new(self, product: Product, explain: bool = False) -> dict:
         """``ProductCompletion.to_json()`` of a product given whole (new or changed), scored now."""
@@ -220,6 +237,8 @@ class Workbench:
                 self.completer.ontology_ = Ontology.load(*self.files)
                 self.completer.rules_ = RuleSet(self.completer.ontology_)
             self._cache.clear()
+        if self._warmer is not None:
+            self.warm_cache()
 
     def rules(self, category: str | None = None, attribute: str | None = None) -> list[dict]:
         from ..ontology import category_label
