@@ -70,7 +70,10 @@ def run(url: str, products, *, clients: int = 20, seconds: float = 20) -> dict:
 
     Returns {"stored": {...}, "new": {...}}, each as :func:`_load` reports.
     """
+    import secrets
+
     products = list(products)
+    run_id = secrets.token_hex(4)               # in every title: no text of an earlier run is in the server's cache
 
     def stored(conn, n: int) -> int:
         conn.request("GET", f"/api/products/{quote(products[n % len(products)].sku, safe='')}/completions")
@@ -80,7 +83,7 @@ def run(url: str, products, *, clients: int = 20, seconds: float = 20) -> dict:
 
     def new(conn, n: int) -> int:
         p = products[n % len(products)]
-        line = {"sku": f"bench-{n}", "title": f"{p.title} {n}", "description": p.description,
+        line = {"sku": f"bench-{n}", "title": f"{p.title} {run_id}-{n}", "description": p.description,
                 "category": list(p.category), "attributes": dict(list(p.attributes.items())[:2])}
         conn.request("POST", "/api/completions", body=json.dumps(line), headers={"Content-Type": "application/json"})
         response = conn.getresponse()
