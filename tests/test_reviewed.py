@@ -7,6 +7,7 @@ import pytest
 
 from kgattr import AttributeCompleter
 from kgattr.catalog import write_catalog
+from kgattr.modelfiles import verify
 from kgattr.reviewed import Reviewed
 from kgattr.serve.store import ReviewError, ReviewStore
 
@@ -65,6 +66,7 @@ def test_fit_with_reviews_learns_and_keeps_refusals(review, fitted, catalog, tmp
     completer.save(tmp_path / "model")
     saved = json.loads((tmp_path / "model" / "refused.json").read_text())["refused"]
     assert [reject["sku"], reject["attribute"], reject["suggested"]] in saved
+    assert verify(tmp_path / "model") == []                         # listed in the manifest
     loaded = AttributeCompleter.load(tmp_path / "model")
     assert loaded.complete([edit["sku"]])[0].known[edit["attribute"]] == edit["value"]
     for c in (loaded.complete([reject["sku"]]), loaded.impute(catalog)):
