@@ -17,7 +17,7 @@ QUIET := 2>&1 | { grep -v -e "is ignored: it is neither a file nor a directory" 
 # the demo's rule: an expert says mesh sports shoes never fasten with Velcro
 DEMO_RULE := excludes/Footwear-Shoes-Sports-Shoes/Material-Mesh/Fastening-Velcro
 
-.PHONY: install demo demo-extract test test-slow bench bench-scale clean
+.PHONY: install demo demo-extract test test-slow bench bench-scale bench-serve clean
 
 $(KGATTR): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -72,6 +72,15 @@ MAX_MEMORY ?= 6
 bench-scale: install
 	$(BIN)/kgattr bench-scale --from $(CATALOG) $(foreach n,$(SIZES),--size $(n)) --max-memory $(MAX_MEMORY) \
 		--report out/bench-scale
+
+# latency of `kgattr serve` (docs/serve.md): SERVE_MODEL (trained on CATALOG first if absent) served on a free local
+# port, 50 clients for 60 s on stored products' completions, then 50 for 60 s on new products'
+SERVE_MODEL ?= models/myntra
+$(SERVE_MODEL): | install
+	$(KGATTR) train $(CATALOG) --out $@
+
+bench-serve: $(SERVE_MODEL)
+	$(BIN)/python -m kgattr.serve.bench --model $(SERVE_MODEL) --catalog $(CATALOG) --clients 50 --seconds 60
 
 clean:
 	rm -rf models out graphs/sample

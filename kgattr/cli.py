@@ -41,6 +41,8 @@ ModelOpt = typer.Option(..., "--model", "-m", help="Model directory written by `
 OntologyOpt = typer.Option(None, "--ontology", help="Ontology Turtle file(s) whose rules apply instead of the model's "
                                                    "(repeatable) [default: the files it was trained with, read afresh].")
 
+ReviewedOpt = typer.Option(None, "--reviewed", help="Review store of `kgattr serve`: accepted and edited values count as known, rejected ones are never proposed again for their products (the catalog file is not changed).")
+
 
 @app.command()
 def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, .parquet)."),
@@ -51,6 +53,7 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
           max_length: int = typer.Option(48, callback=count, help="BERT tokens per product."),
           extractor: Optional[Path] = typer.Option(None, "--extractor", help="Text extractor (`kgattr extract train`) whose spans become a score of the mix and evidence."),
           encoder: Backend = EncoderOpt,
+          reviewed: Optional[Path] = ReviewedOpt,
           seed: int = typer.Option(0, help="Random seed."),
           catalog_format: CatalogFormat = format_of_catalog()):
     """Learn ontology, graph, text features and the GNN from a catalog.
@@ -61,18 +64,22 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
     from .completer import AttributeCompleter
     from .modelfiles import check_target
     from .ontology import Ontology
+    from .reviewed import Reviewed
 
     check_target(out)                          # before training, not after
+    reviews = Reviewed.read(reviewed) if reviewed else None
     cat = read_catalog(catalog, format=catalog_format)
     onto = Ontology.load(ontology) if ontology else None
     completer = AttributeCompleter(text_model=str(text_model) if text_model else None,
                                    max_length=max_length, seed=seed, progress=_progress(), text_backend=encoder,
                                    extractor=str(extractor.resolve()) if extractor else None,
                                    **({"epochs": epochs} if epochs else {}))
-    completer.fit(cat, onto)
+    completer.fit(cat, onto, reviewed=reviews)
     completer.save(out)
+    learnt = f"; reviews: {sum(map(len, reviews.confirmed.values()))} values confirmed, " \
+        f"{len(reviews.triples())} refused" if reviews else ""
     typer.echo(f"trained on {len(cat)} products, {len(completer.targets_)} attributes; "
-               f"{len(completer.cells_['product'])} gaps scored -> {out}")
+               f"{len(completer.cells_['product'])} gaps scored{learnt} -> {out}")
 
 
 def _table(result) -> None:
@@ -151,7 +158,8 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
                                                      help="Instead: fill an attribute's cells only where its estimated precision is at least this."),
            ontology: Optional[list[Path]] = OntologyOpt, catalog_format: CatalogFormat = format_of_catalog(),
            ray: bool = typer.Option(False, "--ray", help="Encode and score on a Ray cluster (pip install 'kgattr[ray]'); the outputs are the same."),
-           ray_address: Optional[str] = RayAddressOpt):
+           ray_address: Optional[str] = RayAddressOpt,
+           reviewed: Optional[Path] = ReviewedOpt):
     """Fill every gap of a catalog; original values are never changed.
 
     Example: kgattr impute data/sample.jsonl --model models/sample -o out/sample.jsonl --precision 0.95
@@ -159,6 +167,7 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
     from .completer import AttributeCompleter
     from .imputation import impute_file
     from .outputs import check_outputs
+    from .reviewed import Reviewed
 
     if precision is not None and min_confidence is not None:
         raise typer.BadParameter("give --precision or --min-confidence, not both", param_hint="--precision")
@@ -168,10 +177,13 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
     review = review or output.with_name(output.name + ".review.jsonl")
     completer = AttributeCompleter.load(model, ontology=ontology)
     with claim([("--output", output), ("--cells", cells), ("--review", review)],
-               [("the input catalog", catalog), *_model_inputs(model, completer)]):
+               [("the input catalog", catalog), ("--reviewed", reviewed), *_model_inputs(model, completer)]):
+        if reviewed and (ray or ray_address):
+            raise typer.BadParameter("a Ray run does not read reviews yet: impute with --reviewed without --ray", param_hint="--reviewed")
         completer.progress = _progress()
         done = impute_file(completer, catalog, output, cells, review, min_confidence=min_confidence,
                            precision=precision, catalog_format=catalog_format,
+                           reviewed=Reviewed.read(reviewed) if reviewed else None,
                            impute=_on_ray(model, ray_address) if ray or ray_address else None)
     typer.echo(f"{done.filled} cells filled in {done.products} products -> {output} (cells: {cells}); "
                f"{done.review} left for review -> {review}")

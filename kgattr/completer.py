@@ -93,23 +93,29 @@ class AttributeCompleter:
         return f"AttributeCompleter(epochs={self.epochs}, hidden_channels={self.hidden_channels})"
 
     # ---- fitting -------------------------------------------------------------------------------
-    def fit(self, catalog, ontology: Ontology | None = None) -> "AttributeCompleter":
+    def fit(self, catalog, ontology: Ontology | None = None, *, reviewed=None) -> "AttributeCompleter":
         """Learn everything from ``catalog`` (the ontology is induced from it unless given).
 
         Args:
             catalog: a :class:`~kgattr.catalog.Catalog`, a pandas DataFrame in wide form or a catalog file.
+            reviewed: a ``kgattr serve`` review store (path) or a :class:`~kgattr.reviewed.Reviewed`: its
+                confirmed values are learnt as known ones, its refused values are never proposed again for
+                their products (kept with the model).
         """
         from .copying import TextCopier, copy_gate
         from .crossfit import cross_fit, heldout_cells
         from .frames import as_catalog
         from .index import NeighbourIndex, value_profile
         from .mixture import calibration_outcomes, fit_mixture
+        from .reviewed import Reviewed, as_reviewed
         from .train import Neighbours, Pool, pool_states
 
         for cache in ("_value_matcher", "_evidence_cache", "_pool_row_map", "_rule_caches", "_fresh_extracted",
                       "_extractor_model", "_sequence_index", "_category_sequence_index", "_category_index"):
             self.__dict__.pop(cache, None)
         catalog = as_catalog(catalog)
+        self.reviewed_ = as_reviewed(reviewed) if reviewed is not None else Reviewed()
+        catalog = self.reviewed_.apply(catalog)
         self.products_ = list(catalog.products)
         self.ontology_ = ontology or Ontology.induce(catalog)
         self.rules_ = RuleSet(self.ontology_)
@@ -281,12 +287,15 @@ class AttributeCompleter:
             raise NotFittedError("this AttributeCompleter is not fitted: call fit(...) or load(...) first")
 
     def _completions(self, products, cells, neighbours: np.ndarray, evidence_floor: float = 0.0,
-                     explain: bool = False) -> list[ProductCompletion]:
+                     explain: bool = False, reviewed=None) -> list[ProductCompletion]:
         """Decide every gap of ``products`` (row-aligned with ``cells['product']`` and ``neighbours`` (n, k)).
 
         Evidence is gathered for completions at least ``evidence_floor`` confident (the others get ``{}``);
-        ``explain`` lists every rule checked for each chosen value.
+        ``explain`` lists every rule checked for each chosen value. Values reviewers refused (the model's and
+        ``reviewed``'s) are no candidates.
         """
+        refused = self.reviewed_.merge(reviewed) if reviewed is not None else self.reviewed_
+        cells = refused.drop_refused(cells, [p.sku for p in products], self.attributes_, self.graph_.values)
         out = {p.sku: ProductCompletion(p.sku, dict(p.attributes), []) for p in products}
         listed = self._listed_near(products, by_category=False)[:, 0] if evidence_floor <= 1 and len(cells["product"]) else None
         vals = cells["values"]
@@ -373,15 +382,22 @@ class AttributeCompleter:
         return self._completions(products, stored_cells(self, rows, products, np.arange(len(rows))), self.knn_[0][rows],
                                  explain=explain)
 
-    def impute(self, catalog: Catalog, *, evidence_floor: float = 0.0) -> list[ProductCompletion]:
+    def impute(self, catalog: Catalog, *, evidence_floor: float = 0.0, reviewed=None) -> list[ProductCompletion]:
         """Completions of every gap in ``catalog`` (the catalog itself is not modified).
 
         Args:
             evidence_floor: gather evidence only for completions at least this confident (bulk speed).
+            reviewed: a review store (path) or :class:`~kgattr.reviewed.Reviewed` whose confirmed values count
+                as known (``ProductCompletion.known``) and whose refused values are not proposed.
         """
         self._check_fitted()
+        if reviewed is not None:
+            from .reviewed import as_reviewed
+
+            reviewed = as_reviewed(reviewed)
+            catalog = reviewed.apply(catalog)
         cells, index = live_cells(self, catalog)
-        return self._completions(catalog.products, cells, index, evidence_floor)
+        return self._completions(catalog.products, cells, index, evidence_floor, reviewed=reviewed)
 
     # ---- evidence --------------------------------------------------------------------------------
     def _pool_row(self) -> dict[str, int]:

@@ -26,16 +26,17 @@ def thresholds(completer, min_confidence: float, precision: float | None) -> tup
     return floor, min(floor.values(), default=min_confidence)
 
 
-def fill(completer, catalog, min_confidence: float, floor: dict, lowest: float, impute=None):
+def fill(completer, catalog, min_confidence: float, floor: dict, lowest: float, impute=None, reviewed=None):
     """(attributes by SKU with the gaps filled, filled cells, cells left for review) of ``catalog``.
 
     Args:
         floor, lowest: from :func:`thresholds`; attributes absent from ``floor`` use ``min_confidence``.
         impute: ``impute(catalog, evidence_floor)`` -> completions (None: ``completer.impute``; the Ray path
             gives its own).
+        reviewed: a :class:`~kgattr.reviewed.Reviewed` whose refused values are never proposed.
     """
     filled, rows, unsure = {}, [], []
-    impute = impute or (lambda cat, floor_: completer.impute(cat, evidence_floor=floor_))
+    impute = impute or (lambda cat, floor_: completer.impute(cat, evidence_floor=floor_, reviewed=reviewed))
     for pc in impute(catalog, lowest):
         attrs = dict(catalog[pc.sku].attributes)
         for c in pc.completions:
@@ -56,7 +57,7 @@ def fill(completer, catalog, min_confidence: float, floor: dict, lowest: float, 
 
 def impute_file(completer, catalog: Path, output: Path, cells: Path, review: Path, *, min_confidence: float,
                 precision: float | None = None, catalog_format: str | None = None, chunk: int = CHUNK,
-                impute=None) -> Imputed:
+                impute=None, reviewed=None) -> Imputed:
     """Fill the gaps of the catalog file ``catalog`` chunk by chunk; write the filled catalog to ``output``, the
     filled cells to ``cells`` and the gaps left empty to ``review``. The outputs are those of imputing the whole
     catalog at once.
@@ -67,6 +68,8 @@ def impute_file(completer, catalog: Path, output: Path, cells: Path, review: Pat
         catalog_format: of ``catalog`` (None: by its name or content).
         chunk: products read and scored at a time.
         impute: how a chunk is imputed (see :func:`fill`).
+        reviewed: a :class:`~kgattr.reviewed.Reviewed`: its confirmed values go to the output as known ones, its
+            refused values are never proposed.
     """
     from .catalog import open_jsonl, read_chunks, records_writer, streams, write_lines
     from .outputs import staged
@@ -78,7 +81,8 @@ def impute_file(completer, catalog: Path, output: Path, cells: Path, review: Pat
         out_file = open_jsonl(tmp[output], output) if streams(output) else None
         try:
             for part in read_chunks(catalog, chunk, format=catalog_format):
-                filled, rows, unsure = fill(completer, part, min_confidence, floor, lowest, impute)
+                part = reviewed.apply(part) if reviewed else part
+                filled, rows, unsure = fill(completer, part, min_confidence, floor, lowest, impute, reviewed)
                 records = [p.to_json(filled.get(p.sku)) for p in part]
                 if out_file is None:
                     held.extend(records)

@@ -12,6 +12,8 @@ neighbours.faiss       product vectors for similar-product search
 ontology.ttl           a copy of the ontology the model was trained with (used when its files are gone)
 products.sqlite        the training catalog's products by SKU (for `complete` and evidence)
 copier.json            copy rules: values read from a product's own text, and the attributes that take them
+refused.json           only when trained with reviews: {"refused": [[sku, attribute, value], ...]}, values
+                       reviewers turned down, never proposed again for those products
 manifest.json          size and sha256 of each file above, written last
 ```
 
@@ -41,6 +43,7 @@ from .graph import CatalogGraph
 from .modelfiles import (FORMAT, STATE, check_files, check_format, check_target, json_object, read_manifest,
                          reading, remove_leftovers, write_manifest)
 from .ontology import Ontology
+from .reviewed import Reviewed
 from .rules import RuleSet
 from .text import LexicalFeatures
 
@@ -155,6 +158,8 @@ def _write(c, tmp: Path, home: Path) -> None:
         db.executemany("INSERT INTO products VALUES (?, ?)",
                        [(p.sku, json.dumps(p.to_json(), ensure_ascii=False)) for p in c.products_])
     db.close()
+    if c.reviewed_.refused:
+        (tmp / "refused.json").write_text(json.dumps({"refused": c.reviewed_.triples()}, ensure_ascii=False))
     for f in tmp.iterdir():
         f.chmod(0o666 & ~umask())
 
@@ -238,9 +243,18 @@ def load(cls, path, ontology: Path | None = None):
         self.calibration_ = {k[len("calibration_"):]: state[k] for k in STATE if k.startswith("calibration_")}
         self.extracted_ = ExtractedValues({k: state[f"extracted_{k}"] for k in ExtractedValues.KEYS}) \
             if "extracted_row" in state else None
+    self.reviewed_ = _read_refused(path / "refused.json") if "refused.json" in files else Reviewed()
     self.ontology_ = load_ontology(path, [_resolve(f, path) for f in config["ontology_files"]], ontology)
     self.rules_ = RuleSet(self.ontology_)
     return self
+
+
+def _read_refused(file: Path) -> Reviewed:
+    refused = json_object(file).get("refused")
+    if not isinstance(refused, list) or not all(
+            isinstance(t, list) and len(t) == 3 and all(isinstance(x, str) for x in t) for t in refused):
+        raise ModelError(f"{file}: 'refused' must be a list of [sku, attribute, value] strings")
+    return Reviewed.from_triples([], refused)
 
 
 def load_ontology(path: Path, recorded: list[str], override=None) -> Ontology:

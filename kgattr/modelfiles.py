@@ -22,6 +22,7 @@ FORMAT = 5            # 2: calibration outcomes for per-attribute precision thre
                       # member of the mix, copy rules (copier.json)
 FILES = ("config.json", "nodes.json", "edges.safetensors", "vocab.json", "network.safetensors", "linear.safetensors",
          "state.safetensors", "neighbours.faiss", "ontology.ttl", "products.sqlite", "copier.json")
+OPTIONAL = ("refused.json",)      # written only when there is something to keep: a model without it reads as before
 MANIFEST = "manifest.json"
 STATE = ("knn_index", "knn_score", "text_hash", "record_hash", "value_attribute", "mix",
          "calibration_attribute", "calibration_confidence", "calibration_correct",
@@ -85,7 +86,8 @@ def sha256(file: Path) -> str:
 
 def write_manifest(directory: Path) -> None:
     """Record the size and sha256 of every model file in ``directory``."""
-    files = {name: {"size": (directory / name).stat().st_size, "sha256": sha256(directory / name)} for name in FILES}
+    names = FILES + tuple(name for name in OPTIONAL if (directory / name).exists())
+    files = {name: {"size": (directory / name).stat().st_size, "sha256": sha256(directory / name)} for name in names}
     (directory / MANIFEST).write_text(json.dumps({"format": FORMAT, "files": files}, indent=1))
 
 
@@ -128,7 +130,7 @@ def read_manifest(path: Path) -> dict:
     manifest = json_object(file)
     check_format(file, manifest)
     files = manifest.get("files")
-    if not isinstance(files, dict) or set(files) != set(FILES) or not all(
+    if not isinstance(files, dict) or set(files) - set(OPTIONAL) != set(FILES) or not all(
             isinstance(e, dict) and isinstance(e.get("size"), int) and isinstance(e.get("sha256"), str)
             for e in files.values()):
         raise ModelError(f"{file}: not a manifest of the files of format {FORMAT}")
@@ -139,7 +141,7 @@ def check_files(path: Path, files: dict) -> None:
     """Raise a :class:`ModelError` naming the first file of the model directory ``path`` whose size differs from
     the manifest's ``files`` or whose header is not what it should be. config.json is left to its reader, which
     checks every key and parameter it needs (so a hand edit that keeps it valid is no damage to loading)."""
-    for name in FILES:
+    for name in files:
         problem = damage(path / name, files[name]) if name != "config.json" else None
         if problem:
             raise ModelError(problem)
@@ -166,7 +168,7 @@ def verify(path) -> list[str]:
     """One line per file of the model directory ``path`` whose size or sha256 differs from the manifest."""
     path = Path(path)
     files = read_manifest(path)
-    return [problem for name in FILES if (problem := damage(path / name, files[name], hashes=True))]
+    return [problem for name in files if (problem := damage(path / name, files[name], hashes=True))]
 
 
 def _is_model(path: Path) -> bool:
@@ -191,7 +193,7 @@ def check_target(path: Path) -> None:
     if names and not _is_model(path):
         raise ModelError(f"{path}: not empty and not a kgattr model directory (it holds {listed(names)}); "
                          f"choose a new or empty directory")
-    foreign = [n for n in names if n not in FILES + (MANIFEST,)]
+    foreign = [n for n in names if n not in FILES + OPTIONAL + (MANIFEST,)]
     if foreign:
         raise ModelError(f"{path}: holds files that are not part of a kgattr model ({listed(foreign)}); "
                          f"move them or choose another directory")

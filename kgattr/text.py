@@ -50,6 +50,11 @@ def check_backend(backend: str) -> None:
         raise EncoderError(f"text backend {backend!r} needs onnxruntime: pip install 'kgattr[onnx]'")
 
 
+# (tokenizer, run, hidden size) by (path, backend, cache folder), for TextEncoder only (the extractor fine-tunes its
+# own copy): a server scoring new products request by request would otherwise read the weights again for each batch
+_RUNNERS: dict[tuple, tuple] = {}
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get("KGATTR_CACHE", Path.home() / ".cache" / "kgattr"))
 
@@ -104,7 +109,10 @@ class TextEncoder:
         from .progress import bar as progress_bar
 
         cache_root = default_cache_dir() if self.cache_dir in (None, False) else Path(self.cache_dir)
-        tokenizer, run, dim = runner(self.path, self.backend, cache_root)
+        key = (self.path, self.backend, str(cache_root))
+        if key not in _RUNNERS:
+            _RUNNERS[key] = runner(self.path, self.backend, cache_root)
+        tokenizer, run, dim = _RUNNERS[key]
         out = np.zeros((len(texts), dim), dtype=np.float32)
         bar = progress_bar(total=len(texts), desc="encoding text", unit="text", enabled=progress)
         for idx in self.batches(texts):

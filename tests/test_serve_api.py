@@ -60,6 +60,15 @@ def test_completions_of_stored_and_new_products(client, fitted, catalog):
     assert bad.status_code == 422 and "sku" in bad.text
 
 
+def test_stored_completions_computed_ahead(client, bench, fitted, catalog):
+    bench.warm_cache(batch=7)
+    bench._warmer.join(120)
+    assert bench.warmed() == {"cached": len(catalog), "products": len(catalog)}
+    assert client.get("/api/stats").json()["warm"] == bench.warmed()
+    sku = catalog.products[9].sku
+    assert client.get(f"/api/products/{sku}/completions").json() == fitted.complete([sku])[0].to_json()
+
+
 def test_new_products_arriving_together_are_answered_each(client, catalog):
     lines = [{"sku": f"NEW-{i % 3}", "title": catalog.products[i].title + f" v{i}",
               "category": list(catalog.products[i].category)} for i in range(5)]     # NEW-0 and NEW-1 twice

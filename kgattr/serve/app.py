@@ -5,10 +5,12 @@ the library's own message: an unknown SKU or cell 404, any other bad input (a re
 """
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Literal
 
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,7 +18,7 @@ from ..catalog import Product
 from ..exceptions import KgattrError, UnknownSKUError
 from .auth import Guard
 from .store import QueueFilter, UnknownCellError
-from .workbench import RuleSpec, Workbench
+from .workbench import RuleSpec, Workbench, as_json
 
 
 class NewProduct(BaseModel):
@@ -97,15 +99,19 @@ def create_app(bench: Workbench, token: str) -> FastAPI:
         status = 404 if isinstance(e, (UnknownSKUError, UnknownCellError)) else 422
         return JSONResponse({"detail": str(e)}, status_code=status)
 
-    @app.get("/api/products/{sku}/completions", tags=["completions"])
-    def stored_completions(sku: str, explain: bool = False) -> dict:
+    @app.get("/api/products/{sku}/completions", tags=["completions"], response_model=dict)
+    async def stored_completions(sku: str, explain: bool = False) -> Response:
         """Completions of a product of the catalog (as ``kgattr complete --json``)."""
-        return bench.completions(sku, explain)
+        # a cached answer is sent from the event loop as encoded once; only a first one takes a thread
+        body = bench.cached_json(sku, explain) or await run_in_threadpool(bench.completions_json, sku, explain)
+        return Response(body, media_type="application/json")
 
-    @app.post("/api/completions", tags=["completions"])
-    def new_completions(product: NewProduct, explain: bool = False) -> dict:
-        """Completions of a product posted as a catalog line, scored now."""
-        return bench.complete_new(product.product(), explain)
+    @app.post("/api/completions", tags=["completions"], response_model=dict)
+    async def new_completions(product: NewProduct, explain: bool = False) -> Response:
+        """Completions of a product posted as a catalog line, scored now (with those posted meanwhile)."""
+        # awaited, not run in the thread pool: waiting requests hold no thread, so none caps the batch
+        answer = await asyncio.wrap_future(bench.submit(product.product(), explain))
+        return Response(as_json(answer), media_type="application/json")
 
     @app.get("/api/queue", tags=["review"])
     def queue(category: str | None = None, attribute: str | None = None,
@@ -130,8 +136,9 @@ def create_app(bench: Workbench, token: str) -> FastAPI:
 
     @app.get("/api/stats", tags=["review"])
     def stats() -> dict:
-        """Cells per status; precision measured on the audited cells."""
-        return bench.store.stats()
+        """Cells per status; precision measured on the audited cells; stored products whose completions are
+        ready (``warm``)."""
+        return {**bench.store.stats(), "warm": bench.warmed()}
 
     @app.get("/api/export", tags=["review"])
     def export(auto: bool = False) -> Response:

@@ -106,19 +106,41 @@ class ReviewStore:
 
     Args:
         path: the SQLite file.
+        read_only: open an existing store for reading only (see :meth:`open`).
     """
 
-    def __init__(self, path):
+    def __init__(self, path, *, read_only: bool = False):
         self.path = Path(path)
+        self.read_only = read_only
+        if read_only:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
 
+    @classmethod
+    def open(cls, path) -> "ReviewStore":
+        """The existing store at ``path``, read-only (a running server may write to it meanwhile); a
+        :class:`ReviewError` naming the file when it is missing or is not a review store."""
+        store = cls(path, read_only=True)
+        if not store.path.is_file():
+            raise ReviewError(f"{path}: no such review store")
+        try:
+            with store._db() as db:
+                found = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.Error as e:
+            raise ReviewError(f"{path}: not a review store ({e})") from e
+        if not {"cells", "decisions"} <= found:
+            raise ReviewError(f"{path}: not a review store (an SQLite database without its tables 'cells' and "
+                              f"'decisions'; `kgattr serve` writes one)")
+        return store
+
     @contextmanager
     def _db(self):
         # one connection per call: the server answers from a thread pool, and SQLite connections are per thread
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        target = f"{self.path.resolve().as_uri()}?mode=ro" if self.read_only else self.path
+        db = sqlite3.connect(target, timeout=30, isolation_level=None, uri=self.read_only)
         db.row_factory = sqlite3.Row
         try:
             yield db

@@ -2,10 +2,14 @@
 review store, with every answer taken from the library (completer, authoring, audit, rules).
 
 The completer keeps per-call state (rules swapped by a dry run, spans of freshly scored products), so its calls
-are serialised by one lock; stored products' completions are cached until the rules change.
+are serialised by one lock; stored products' completions are computed ahead by a thread of their own (in small
+batches, between requests) and kept as JSON until the rules change. New products are
+scored by one thread of their own, in batches: whatever arrived while it was busy goes through BERT and the
+network together.
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -39,6 +43,11 @@ def review_db(model) -> Path:
     the directory, never the store)."""
     model = Path(model)
     return model.with_name(model.name + ".review.sqlite")
+
+
+def as_json(answer) -> bytes:
+    """An API answer as UTF-8 JSON, as FastAPI would send it (encoded here: faster than its own serialisation)."""
+    return json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 def expected_gain(confidence: float, auto_filled: bool, required: bool) -> float:
@@ -78,9 +87,11 @@ class Workbench:
         self.store = ReviewStore(db or review_db(model))
         self.auto_fill, self.audit_share = auto_fill, audit_share
         self.lock = threading.RLock()
-        self._pending: list[tuple] = []            # (product, explain, Future) waiting for complete_new's batch
-        self._pending_lock = threading.Lock()
-        self._cache: dict[tuple[str, bool], dict] = {}
+        self._pending: list[tuple] = []            # (product, explain, Future) waiting for the scoring thread
+        self._arrived = threading.Condition()       # guards _pending and _scorer
+        self._scorer: threading.Thread | None = None
+        self._cache: dict[tuple[str, bool], bytes] = {}     # (sku, explain) -> its answer as JSON
+        self._warmer: threading.Thread | None = None
 
     # ---- completions --------------------------------------------------------------------------------------------
     def product(self, sku: str) -> Product:
@@ -90,36 +101,74 @@ class Workbench:
 
     def completions(self, sku: str, explain: bool = False) -> dict:
         """``ProductCompletion.to_json()`` of a product of the catalog."""
+        return json.loads(self.completions_json(sku, explain))
+
+    def completions_json(self, sku: str, explain: bool = False) -> bytes:
+        """:meth:`completions` as the API sends it (UTF-8 JSON), computed once."""
         key = (sku, explain)
         if key not in self._cache:
             self.product(sku)
             with self.lock:
-                result = self.completer.complete([sku], self.catalog, explain=explain)[0].to_json()
-            self._cache[key] = result
+                self._cache[key] = as_json(self.completer.complete([sku], self.catalog, explain=explain)[0].to_json())
         return self._cache[key]
 
-    def complete_new(self, product: Product, explain: bool = False) -> dict:
-        """``ProductCompletion.to_json()`` of a product given whole (new or changed), scored now.
+    def cached_json(self, sku: str, explain: bool = False) -> bytes | None:
+        """:meth:`completions_json` if it is cached already (None: it needs the completer)."""
+        return self._cache.get((sku, explain))
 
-        Requests that arrive while the completer is busy are scored together at its next turn: one batch
-        through BERT and the network costs little more than one product.
+    def warm_cache(self, batch: int = 32) -> None:
+        """Compute every catalog product's completions in a thread (started here unless running), ``batch``
+        products per turn of the lock so that requests are answered in between; a product asked for first is
+        computed at once as before. :meth:`warmed` tells how far it is."""
+        if self._warmer is None or not self._warmer.is_alive():
+            self._warmer = threading.Thread(target=self._warm, args=(batch,), name="kgattr-warm", daemon=True)
+            self._warmer.start()
+
+    def warmed(self) -> dict:
+        """{cached, products}: stored products whose completions are ready, of all."""
+        return {"cached": sum((p.sku, False) in self._cache for p in self.catalog), "products": len(self.catalog)}
+
+    def _warm(self, batch: int) -> None:
+        while missing := [p.sku for p in self.catalog if (p.sku, False) not in self._cache]:
+            for start in range(0, len(missing), batch):     # a rule change meanwhile empties the cache: next pass
+                with self.lock:
+                    chunk = [s for s in missing[start:start + batch] if (s, False) not in self._cache]
+                    for pc in self.completer.complete(chunk, self.catalog) if chunk else []:
+                        self._cache[(pc.sku, False)] = as_json(pc.to_json())
+
+    def complete_new(self, product: Product, explain: bool = False) -> dict:
+        """``ProductCompletion.to_json()`` of a product given whole (new or changed), scored now."""
+        return self.submit(product, explain).result()
+
+    def submit(self, product: Product, explain: bool = False):
+        """Queue ``product`` for the scoring thread (started on first use).
+
+        Returns a :class:`concurrent.futures.Future` of what :meth:`complete_new` returns; requests that arrive
+        while a batch is scored form the next batch: one pass through BERT and the network costs little more
+        than one product.
         """
         from concurrent.futures import Future
 
         future = Future()
-        with self._pending_lock:
+        with self._arrived:
             self._pending.append((product, explain, future))
-        while not future.done():
+            if self._scorer is None:
+                self._scorer = threading.Thread(target=self._score_forever, name="kgattr-scoring", daemon=True)
+                self._scorer.start()
+            self._arrived.notify()
+        return future
+
+    def _score_forever(self) -> None:
+        while True:
+            with self._arrived:
+                self._arrived.wait_for(lambda: self._pending)
             with self.lock:
                 self._score_pending()
-        return future.result()
 
     def _score_pending(self) -> None:
         """Score the waiting products that share the first one's ``explain`` and have distinct SKUs (the
         others wait for the next turn)."""
-        with self._pending_lock:
-            if not self._pending:
-                return
+        with self._arrived:
             explain, batch, rest, skus = self._pending[0][1], [], [], set()
             for item in self._pending:
                 if item[1] == explain and item[0].sku not in skus:
@@ -131,11 +180,11 @@ class Workbench:
         try:
             found = self.completer.complete([p.sku for p, _, _ in batch], Catalog([p for p, _, _ in batch],
                                                                                   "<request>"), explain=explain)
+            by_sku = {pc.sku: pc.to_json() for pc in found}
         except Exception as e:  # every waiting request gets the error, as its own call would have
             for _, _, future in batch:
                 future.set_exception(e)
             return
-        by_sku = {pc.sku: pc.to_json() for pc in found}
         for p, _, future in batch:
             future.set_result(by_sku[p.sku])
 
@@ -188,6 +237,8 @@ class Workbench:
                 self.completer.ontology_ = Ontology.load(*self.files)
                 self.completer.rules_ = RuleSet(self.completer.ontology_)
             self._cache.clear()
+        if self._warmer is not None:
+            self.warm_cache()
 
     def rules(self, category: str | None = None, attribute: str | None = None) -> list[dict]:
         from ..ontology import category_label
