@@ -34,7 +34,10 @@ GB = 2 ** 30
 
 def measure(argv: list[str], env: dict, max_memory: float) -> dict:
     """Run ``argv``; its wall and CPU seconds and peak resident memory (bytes). The process is killed when its
-    resident memory passes ``max_memory`` bytes (``stopped``: the bytes and seconds then)."""
+    resident memory passes ``max_memory`` bytes (``stopped``: the bytes and seconds then). Linux counts a child's
+    peak from the image it was forked from, so the peak includes the measuring process's own size at most (a few
+    hundred MB from the command line).
+    """
     start = time.monotonic()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     stopped, done = {}, threading.Event()
