@@ -77,7 +77,10 @@ MOVES = {
     "crossfit": "engine.crossfit", "mixture": "engine.mixture",
     "evaluation": "bench.evaluation", "baselines": "bench.baselines", "benchmark": "bench.benchmark",
     "cli_base": "cli.base", "rules_cli": "cli.rules", "extract_cli": "cli.extract",
-    "model_cli": "cli.model",
+    "model_cli": "cli.model", "encode_cli": "cli.encode",
+    "copying": "engine.copying", "reviewed": "engine.reviewed", "imputation": "engine.imputation",
+    "encoding": "text.encoding", "distributed": "engine.distributed",
+    "scale": "io.scale", "growth": "bench.growth",
 }
 # module -> {new dotted place: (docstring, top-level names it takes)}; the first part keeps the rest, and the
 # commands a later part takes are registered by the first (``app.command()(score)``)
