@@ -5,14 +5,15 @@ import logging
 
 import numpy as np
 
-from .catalog import Catalog, content_hashes
-from .completion import Completion, EvidenceFinder, ProductCompletion, decide, passage
+from .engine.completion import Completion, EvidenceFinder, ProductCompletion, decide, passage
+from .engine.graph import build_graph, category_attributes
+from .engine.scoring import live_cells, score_gaps, stored_cells
 from .exceptions import NotFittedError, UnknownSKUError
-from .graph import build_graph, category_attributes
-from .ontology import Ontology
-from .rules import RuleSet
-from .scoring import live_cells, score_gaps, stored_cells
-from .text import LexicalFeatures, TextEncoder
+from .io.catalog import Catalog, content_hashes
+from .ontology.ontology import Ontology
+from .ontology.rules import RuleSet
+from .text.encoder import TextEncoder
+from .text.lexical import LexicalFeatures
 
 log = logging.getLogger(__name__)
 
@@ -25,25 +26,25 @@ class AttributeCompleter:
         max_length: BERT tokens per product (title, then the start of the description).
         hidden_channels: width of the GNN.
         epochs: GNN training epochs (None: until the held-out loss stops falling, within a budget of updates
-            that gives a small catalog many epochs and a large one 3; see :mod:`kgattr.crossfit`).
+            that gives a small catalog many epochs and a large one 3; see :mod:`kgattr.engine.crossfit`).
         batch_size, lr: optimisation.
         lexical_lr: learning rate of the tf-idf term embeddings (sparse; each row is updated rarely).
         svm_c: inverse regularisation of the linear text scorer's SVMs.
         mask_rate: share of known values hidden from the graph in each epoch (the training targets).
         neighbours: similar products retrieved per product.
         sequence_window: products either side in SKU order whose values vote (0: none); see
-            :class:`~kgattr.index.SequenceIndex`.
+            :class:`~kgattr.engine.index.SequenceIndex`.
         sharpness: temperature of similarity weights; small values let near-duplicates dominate.
         category_weight: retrieval bonus for a neighbour of the same leaf category.
         min_attribute_count: attributes known fewer times are not completed.
         calibration_share: share of known values held out of training, to mix the members' scores and
-            calibrate confidences; raised on small catalogs (see :func:`~kgattr.crossfit.heldout_cells`).
+            calibrate confidences; raised on small catalogs (see :func:`~kgattr.engine.crossfit.heldout_cells`).
         top_k: candidates kept per gap.
         seed: for every random choice.
-        cache_dir: text-embedding cache (see :class:`~kgattr.text.TextEncoder`).
+        cache_dir: text-embedding cache (see :class:`~kgattr.text.encoder.TextEncoder`).
         extractor: directory of a trained text extractor (``kgattr extract train``): the values it reads in a
             product's text become a third score of the mix, and their spans evidence (None: not used).
-        text_backend: how BERT runs: ``torch``, ``onnx`` or ``onnx-int8`` (see :mod:`kgattr.encoding`); new products
+        text_backend: how BERT runs: ``torch``, ``onnx`` or ``onnx-int8`` (see :mod:`kgattr.text.encoding`); new products
             are encoded the same way.
         read_text: False gives the graph-only ablation of the benchmark (GRAPE-style): no BERT, tf-idf or
             mentions, neighbours by shared known values; it completes only the products it was fitted on.
@@ -97,18 +98,18 @@ class AttributeCompleter:
         """Learn everything from ``catalog`` (the ontology is induced from it unless given).
 
         Args:
-            catalog: a :class:`~kgattr.catalog.Catalog`, a pandas DataFrame in wide form or a catalog file.
-            reviewed: a ``kgattr serve`` review store (path) or a :class:`~kgattr.reviewed.Reviewed`: its
+            catalog: a :class:`~kgattr.io.catalog.Catalog`, a pandas DataFrame in wide form or a catalog file.
+            reviewed: a ``kgattr serve`` review store (path) or a :class:`~kgattr.engine.reviewed.Reviewed`: its
                 confirmed values are learnt as known ones, its refused values are never proposed again for
                 their products (kept with the model).
         """
-        from .copying import TextCopier, copy_gate
-        from .crossfit import cross_fit, heldout_cells
-        from .frames import as_catalog
-        from .index import NeighbourIndex, value_profile
-        from .mixture import calibration_outcomes, fit_mixture
-        from .reviewed import Reviewed, as_reviewed
-        from .train import Neighbours, Pool, pool_states
+        from .engine.copying import TextCopier, copy_gate
+        from .engine.crossfit import cross_fit, heldout_cells
+        from .engine.index import NeighbourIndex, value_profile
+        from .engine.mixture import calibration_outcomes, fit_mixture
+        from .engine.reviewed import Reviewed, as_reviewed
+        from .engine.train import Neighbours, Pool, pool_states
+        from .io.frames import as_catalog
 
         for cache in ("_value_matcher", "_evidence_cache", "_pool_row_map", "_rule_caches", "_fresh_extracted",
                       "_extractor_model", "_sequence_index", "_category_sequence_index", "_category_index"):
@@ -204,7 +205,7 @@ class AttributeCompleter:
     def _listed_near(self, products, by_category: bool = True) -> np.ndarray:
         """(n, L, 2 * sequence_window) pool rows listed next to each product: among all products, then (with
         ``by_category``, L = 2) among those of its leaf category; see :meth:`SequenceIndex.search`."""
-        from .index import SequenceIndex
+        from .engine.index import SequenceIndex
 
         skus = [p.sku for p in products]
         if not hasattr(self, "_sequence_index"):
@@ -230,12 +231,12 @@ class AttributeCompleter:
                            backend=self.text_backend)
 
     def _vectors(self, text: np.ndarray, catalog) -> np.ndarray:
-        from .index import product_vectors
+        from .engine.index import product_vectors
 
         return product_vectors(text, self._leaf(catalog), len(self.graph_.categories), self.category_weight)
 
     def _inputs(self, catalog, text: np.ndarray):
-        from .train import build_inputs
+        from .engine.train import build_inputs
 
         return build_inputs(catalog, self.graph_, text, self.lexical_, self._matcher(), self.read_text)
 
@@ -243,8 +244,8 @@ class AttributeCompleter:
         """The extractor's spans in ``products`` that name a value node (None without an extractor)."""
         if not self.extractor:
             return None
-        from .extraction import ExtractedValues
-        from .tagger import Extractor
+        from .extract.extraction import ExtractedValues
+        from .extract.tagger import Extractor
 
         if not hasattr(self, "_extractor_model"):
             self._extractor_model = Extractor.load(self.extractor)
@@ -252,7 +253,7 @@ class AttributeCompleter:
         return ExtractedValues.read(self._extractor_model, products, self.graph_.value_index())
 
     def _matcher(self):
-        from .text import ValueMatcher
+        from .text.lexical import ValueMatcher
 
         if not hasattr(self, "_value_matcher"):
             self._value_matcher = ValueMatcher([v for _, v in self.graph_.values])
@@ -274,8 +275,8 @@ class AttributeCompleter:
 
     def thresholds(self, precision: float) -> dict[str, float | None]:
         """Per attribute: the lowest confidence at which its completions were at least ``precision`` precise
-        on the calibration cells (None: never that precise); see :func:`~kgattr.evaluation.precision_thresholds`."""
-        from .evaluation import precision_thresholds
+        on the calibration cells (None: never that precise); see :func:`~kgattr.bench.evaluation.precision_thresholds`."""
+        from .bench.evaluation import precision_thresholds
 
         self._check_fitted()
         cal = self.calibration_
@@ -343,7 +344,7 @@ class AttributeCompleter:
         return list(out.values())
 
     def _copies(self, products, rows: np.ndarray, attributes: list[str]) -> list:
-        """(M,) the :class:`~kgattr.copying.Copy` the text gives each cell (product ``rows``, ``attributes``), or
+        """(M,) the :class:`~kgattr.engine.copying.Copy` the text gives each cell (product ``rows``, ``attributes``), or
         None: where the attribute takes no copies, or the text states none."""
         copier, wanted = getattr(self, "copier_", None), set(getattr(self, "copies_for_", ()))
         if copier is None or not wanted:
@@ -388,12 +389,12 @@ class AttributeCompleter:
 
         Args:
             evidence_floor: gather evidence only for completions at least this confident (bulk speed).
-            reviewed: a review store (path) or :class:`~kgattr.reviewed.Reviewed` whose confirmed values count
+            reviewed: a review store (path) or :class:`~kgattr.engine.reviewed.Reviewed` whose confirmed values count
                 as known (``ProductCompletion.known``) and whose refused values are not proposed.
         """
         self._check_fitted()
         if reviewed is not None:
-            from .reviewed import as_reviewed
+            from .engine.reviewed import as_reviewed
 
             reviewed = as_reviewed(reviewed)
             catalog = reviewed.apply(catalog)
@@ -422,7 +423,7 @@ class AttributeCompleter:
         return evidence
 
     def _pool_products(self, rows) -> list:
-        from .modeldir import read_products
+        from .engine.modeldir import read_products
 
         if hasattr(self, "products_"):
             return [self.products_[r] for r in rows]
@@ -431,7 +432,7 @@ class AttributeCompleter:
     # ---- persistence -----------------------------------------------------------------------------
     def _load_model(self) -> None:
         if not hasattr(self, "model_"):
-            from .modeldir import load_network
+            from .engine.modeldir import load_network
 
             load_network(self)
 
@@ -439,8 +440,8 @@ class AttributeCompleter:
         """Write the model directory: config.json, safetensors, the FAISS index, id maps, products, a manifest.
 
         The directory is written whole beside ``path`` and then swapped in; ``path`` must be absent, empty or a
-        model directory holding nothing else (see :func:`~kgattr.modelfiles.check_target`)."""
-        from .modeldir import save
+        model directory holding nothing else (see :func:`~kgattr.engine.modelfiles.check_target`)."""
+        from .engine.modeldir import save
 
         self._check_fitted()
         save(self, path)
@@ -456,7 +457,7 @@ class AttributeCompleter:
         Args:
             ontology: Turtle file(s) whose rules replace those.
         """
-        from .modeldir import load
+        from .engine.modeldir import load
 
         return load(cls, path, ontology)
 
@@ -466,7 +467,7 @@ class AttributeCompleter:
 
         Args:
             frame: columns ``sku``, ``title``, ``description``, ``category`` and one per attribute, as
-                :func:`~kgattr.catalog.read_catalog` reads them; None and NaN are gaps.
+                :func:`~kgattr.io.catalog.read_catalog` reads them; None and NaN are gaps.
             min_confidence: fill only gaps at least this confident.
 
         Returns:
@@ -474,8 +475,8 @@ class AttributeCompleter:
             empty) and ``<attribute>_source`` (``catalog``, ``kgattr`` or None) beside each attribute; a filled
             value takes its column's type where it converts.
         """
-        from .catalog import read_catalog
-        from .frames import filled_frame
+        from .io.catalog import read_catalog
+        from .io.frames import filled_frame
 
         catalog = read_catalog(frame)
         return filled_frame(frame, catalog, self.impute(catalog), min_confidence)
@@ -487,6 +488,6 @@ class AttributeCompleter:
             A DataFrame with columns sku, attribute, value (None: abstained), confidence, source (``kgattr``),
             evidence (a dict, as in ``complete --json``).
         """
-        from .frames import as_catalog, cells_frame
+        from .io.frames import as_catalog, cells_frame
 
         return cells_frame(self.impute(as_catalog(frame)))

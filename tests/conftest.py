@@ -3,7 +3,7 @@ import re
 import numpy as np
 import pytest
 
-from kgattr.datasets import make_catalog
+from kgattr.io.datasets import make_catalog
 
 
 @pytest.fixture(autouse=True)

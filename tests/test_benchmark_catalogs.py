@@ -6,11 +6,11 @@ import pytest
 from typer.testing import CliRunner
 
 from kgattr import Catalog, Product, write_catalog
-from kgattr.benchmark import catalog_name, find_catalogs, prepare, read_settings, run_catalogs
-from kgattr.cli import app
-from kgattr.datasets import make_catalog, make_electronics_catalog
-from kgattr.evaluation import default_min_count, metadata_attributes, target_attributes
+from kgattr.bench.benchmark import catalog_name, find_catalogs, prepare, read_settings, run_catalogs
+from kgattr.bench.evaluation import default_min_count, metadata_attributes, target_attributes
+from kgattr.cli.main import app
 from kgattr.exceptions import CatalogError
+from kgattr.io.datasets import make_catalog, make_electronics_catalog
 
 runner = CliRunner()
 

@@ -4,7 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kgattr import read_catalog, write_catalog
-from kgattr.cli import app
+from kgattr.cli.main import app
 
 runner = CliRunner()
 
@@ -123,7 +123,7 @@ def test_help_is_instant_and_lazy():
     import subprocess
     import sys
 
-    code = "import sys, kgattr.cli; kgattr.cli.app(['--help'], standalone_mode=False); " \
+    code = "import sys, kgattr.cli.main; kgattr.cli.main.app(['--help'], standalone_mode=False); " \
            "print(sorted(m for m in ('torch', 'transformers', 'faiss', 'torch_geometric') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     assert out.strip().endswith("[]")
@@ -162,8 +162,8 @@ def test_evaluate_writes_report_and_rejects_unknown_methods(model, tmp_path):
 
 def test_rules_dry_run_explain_and_completeness(model, catalog, tmp_path):
     from kgattr import Ontology
-    from kgattr.ontology import PREFIXES, Conditional
-    from kgattr.shacl import conditional_block
+    from kgattr.ontology.ontology import PREFIXES, Conditional
+    from kgattr.ontology.shacl import conditional_block
 
     sku = catalog.products[0].sku
     [shown] = json.loads(run("complete", "--model", model / "model", "--sku", sku, "--json", "--explain").output)

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kgattr import __version__
-from kgattr.cli import app
+from kgattr.cli.main import app
 
 runner = CliRunner()
 
@@ -179,7 +179,7 @@ def test_rules_suggest_and_lint_formats(ontology, catalog, tmp_path):
 
 
 def test_progress_lines_when_stderr_is_not_a_terminal(capsys, monkeypatch):
-    from kgattr.progress import Lines, bar
+    from kgattr.io.progress import Lines, bar
 
     monkeypatch.setattr(Lines, "every", 0.0)
     assert list(bar(range(3), desc="encoding texts", unit="text", enabled=True)) == [0, 1, 2]
@@ -201,7 +201,7 @@ def test_confidences_of_float32_scores_print_four_digits():
 
     import numpy as np
 
-    from kgattr.completion import decide
+    from kgattr.engine.completion import decide
 
     names = np.array([["a", "b", "c"]], dtype=object)
     logits = np.log(np.array([[0.7, 0.2852, 0.0148]], dtype=np.float32))

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kgattr import Ontology, write_catalog
-from kgattr.cli import app
+from kgattr.cli.main import app
 
 runner = CliRunner()
 
@@ -153,12 +153,12 @@ def test_refused_with_one_line_and_inputs_unchanged(ws, args, place):
 
 
 def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(ws, monkeypatch):
-    import kgattr.catalog
+    import kgattr.io.catalog
 
     def boom(path, format=None):
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(kgattr.catalog, "read_catalog", boom)
+    monkeypatch.setattr(kgattr.io.catalog, "read_catalog", boom)
     args = ["ontology", "induce", ws / "c.jsonl", "-o", ws / "x.ttl"]
     code, _, err = cli(*args)
     assert code == 2
@@ -198,7 +198,7 @@ def test_impute_outputs_replace_each_other_as_a_set(ws):
 def test_impute_refuses_while_another_writes_the_output(ws):
     from filelock import FileLock
 
-    from kgattr.outputs import _lock_file
+    from kgattr.io.outputs import _lock_file
 
     out = ws / "f.jsonl"
     with FileLock(_lock_file(out)):                 # another process's hold: a lock of its own
@@ -222,7 +222,7 @@ def test_two_concurrent_rule_edits_both_land(ws):
 
 PAUSED = """
 import sys, time
-import kgattr.catalog as c
+import kgattr.io.catalog as c
 real = c.write_lines
 def paused(f, records):
     real(f, records)
@@ -231,7 +231,7 @@ def paused(f, records):
         time.sleep(300)
 c.write_lines = paused
 sys.argv = ["kgattr", *sys.argv[1:]]
-from kgattr.cli import main
+from kgattr.cli.main import main
 main()
 """
 

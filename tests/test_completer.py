@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from kgattr import AttributeCompleter, Catalog, Ontology, Product, RuleSet
-from kgattr.ontology import Conditional
 from kgattr.exceptions import NotFittedError, UnknownSKUError
+from kgattr.ontology.ontology import Conditional
 
 
 def as_dict(result):
@@ -94,7 +94,7 @@ def test_impute_does_not_touch_known_values(fitted, catalog):
 
 
 def test_decide_walks_past_rejected_candidates_and_abstains():
-    from kgattr.completion import decide
+    from kgattr.engine.completion import decide
 
     names = np.array([["a", "b", "c", None], ["x", "y", None, None]], dtype=object)
     logits = np.array([[3.0, 2.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
@@ -110,7 +110,7 @@ def test_decide_walks_past_rejected_candidates_and_abstains():
 def test_products_listed_nearby_vote(tiny_bert, tmp_path):
     """Season follows the SKU order alone (listed in blocks, never in the text): the listing neighbours' vote
     recovers it, and shows as evidence."""
-    from kgattr.datasets import make_catalog
+    from kgattr.io.datasets import make_catalog
 
     seasons = ["Summer", "Winter", "Fall", "Spring"]
     catalog = make_catalog(400, seed=1)

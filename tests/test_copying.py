@@ -1,7 +1,7 @@
 import numpy as np
 
-from kgattr.catalog import Product
-from kgattr.copying import TextCopier, copy_gate, fill, shape
+from kgattr.engine.copying import TextCopier, copy_gate, fill, shape
+from kgattr.io.catalog import Product
 
 
 def _part(i: int, ohms: int, amps: int) -> Product:

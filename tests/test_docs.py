@@ -19,7 +19,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from kgattr.cli import app
+from kgattr.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -247,7 +247,7 @@ def test_help_example_runs(name, demo_files, tiny_bert, monkeypatch):
 
 def test_no_development_history():
     pattern = re.compile(r"\bstops? [0-9]+\b", re.I)
-    files = [*PAGES, ROOT / "CHANGELOG.md", *sorted((ROOT / "kgattr").glob("*.py"))]
+    files = [*PAGES, ROOT / "CHANGELOG.md", *sorted((ROOT / "kgattr").rglob("*.py"))]
     hits = [f"{f.name}:{n}" for f in files for n, line in enumerate(f.read_text().splitlines(), 1)
             if pattern.search(line)]
     assert not hits

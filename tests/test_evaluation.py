@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from kgattr import Catalog, Ontology, Product, RuleSet
-from kgattr.evaluation import (Split, coverage_at_precision, is_validation, precision_coverage, score,
-                               split_catalog, target_attributes, twin_values)
+from kgattr.bench.evaluation import (Split, coverage_at_precision, is_validation, precision_coverage, score,
+                                     split_catalog, target_attributes, twin_values)
 
 
 def test_split_holds_out_title_groups_whole(catalog):
@@ -64,7 +64,7 @@ def test_twin_values_come_from_products_with_the_same_text():
 def test_nothing_hidden_leaks_into_any_method(catalog, tiny_bert, tmp_path):
     """A value held only by hidden cells is never predicted: not by kgattr (ontology, graph, calibration all
     built from visible cells) nor by any baseline."""
-    from kgattr.benchmark import ALL_METHODS, run_benchmark, write_report
+    from kgattr.bench.benchmark import ALL_METHODS, run_benchmark, write_report
 
     attrs = target_attributes(catalog, 20)
     first = split_catalog(catalog, mask_rate=0.2, seed=0, attributes=attrs)

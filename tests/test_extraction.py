@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kgattr.catalog import Product
-from kgattr.extraction import (B, I, DictionaryExtractor, Lexicon, Span, score_extraction, tag_spans, token_tags)
-from kgattr.tagger import _decode, _merge, _word_bounds
+from kgattr.extract.extraction import B, I, DictionaryExtractor, Lexicon, Span, score_extraction, tag_spans, token_tags
+from kgattr.extract.tagger import _decode, _merge, _word_bounds
+from kgattr.io.catalog import Product
 
 
 def spans_text(text, values):
@@ -80,8 +80,8 @@ def test_dictionary_baseline_and_scoring_count_unwanted_values_as_false_positive
 
 @pytest.fixture(scope="module")
 def extractor(tiny_bert, tmp_path_factory):
-    from kgattr.datasets import make_catalog
-    from kgattr.tagger import Extractor
+    from kgattr.extract.tagger import Extractor
+    from kgattr.io.datasets import make_catalog
 
     path = tmp_path_factory.mktemp("extractor")
     Extractor(text_model=tiny_bert, min_spans=5, epochs=2, lr=1e-3, max_length=16, stride=4,
@@ -90,7 +90,7 @@ def extractor(tiny_bert, tmp_path_factory):
 
 
 def test_extractor_round_trip_and_spans_point_into_the_text(extractor, catalog):
-    from kgattr.tagger import Extractor
+    from kgattr.extract.tagger import Extractor
 
     loaded = Extractor.load(extractor)
     spans = loaded.extract(catalog.products[:20])
@@ -106,8 +106,8 @@ def test_extractor_round_trip_and_spans_point_into_the_text(extractor, catalog):
 
 def test_lora_adapters_are_merged_into_a_plain_encoder(tiny_bert, tmp_path):
     pytest.importorskip("peft")
-    from kgattr.datasets import make_catalog
-    from kgattr.tagger import Extractor
+    from kgattr.extract.tagger import Extractor
+    from kgattr.io.datasets import make_catalog
 
     ex = Extractor(text_model=tiny_bert, min_spans=5, lora=4, max_windows=64).fit(make_catalog(60, seed=2))
     ex.save(tmp_path)
@@ -116,7 +116,7 @@ def test_lora_adapters_are_merged_into_a_plain_encoder(tiny_bert, tmp_path):
 
 
 def test_extractor_reads_titles_only_and_unseen_catalogs(extractor):
-    from kgattr.tagger import Extractor
+    from kgattr.extract.tagger import Extractor
 
     spans = Extractor.load(extractor).extract([Product("x", "Zzyzx Men Blue T-shirt"), Product("y", "")])
     assert len(spans) == 2 and spans[1] == [] and all(s.field == "title" for s in spans[0])
@@ -136,15 +136,15 @@ def test_completer_uses_the_extractor_as_a_score_and_as_evidence(catalog, tiny_b
         span = c.evidence["extracted"]
         assert span["text"] in c.evidence["text"]
     fresh = Product("new-1", catalog.products[0].title, catalog.products[0].description, catalog.products[0].category)
-    from kgattr.catalog import Catalog
+    from kgattr.io.catalog import Catalog
 
     result = loaded.impute(Catalog([fresh]))
     assert result[0].completions
 
 
 def test_extract_commands_train_run_and_evaluate(tmp_path, tiny_bert):
-    from kgattr.catalog import write_catalog
-    from kgattr.datasets import make_catalog
+    from kgattr.io.catalog import write_catalog
+    from kgattr.io.datasets import make_catalog
     from test_cli import run
 
     path = tmp_path / "catalog.jsonl"
@@ -170,8 +170,8 @@ def test_extract_commands_train_run_and_evaluate(tmp_path, tiny_bert):
 
 
 def test_evaluate_a_trained_extractor_on_another_catalog(extractor, catalog):
-    from kgattr.extraction import evaluate_extraction
-    from kgattr.tagger import Extractor
+    from kgattr.extract.extraction import evaluate_extraction
+    from kgattr.extract.tagger import Extractor
 
     report = evaluate_extraction(catalog.products, extractor=Extractor.load(extractor))
     assert report["products"] == {"train": 0, "test": len(catalog)}

@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kgattr import Ontology, RuleSet, read_catalog
-from kgattr.datasets import make_catalog
 from kgattr.exceptions import KgattrError
-from kgattr.rules import list_rules
+from kgattr.io.datasets import make_catalog
+from kgattr.ontology.rules import list_rules
 
 QUICK = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                  suppress_health_check=list(HealthCheck))

@@ -2,9 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kgattr.graph import CatalogGraph, build_graph
-from kgattr.index import NeighbourIndex, SequenceIndex, sku_key
-from kgattr.text import LexicalFeatures, TextEncoder
+from kgattr.engine.graph import CatalogGraph, build_graph
+from kgattr.engine.index import NeighbourIndex, SequenceIndex, sku_key
+from kgattr.text.encoder import TextEncoder
+from kgattr.text.lexical import LexicalFeatures
 
 
 def test_graph_counts_match_crosstab(catalog):
@@ -96,7 +97,7 @@ def test_neighbour_index_matches_brute_force():
 def test_value_matcher_equals_regex_alternation(catalog):
     import re
 
-    from kgattr.text import ValueMatcher
+    from kgattr.text.lexical import ValueMatcher
 
     values = sorted({v for p in catalog for v in p.attributes.values()}) + ["Navy", "Navy Blue", "Blue", "T-shirt"]
     matcher = ValueMatcher(values)

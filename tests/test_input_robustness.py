@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from kgattr import Ontology, RuleSet, read_catalog, write_catalog
-from kgattr.catalog import Catalog, Product
 from kgattr.exceptions import KgattrError
+from kgattr.io.catalog import Catalog, Product
 
 SAMPLE_TTL = Path(__file__).parent.parent / "ontology" / "sample.ttl"
 GOOD = b'{"sku": "a", "title": "t", "category": ["A"], "attributes": {"year": "2012"}}\n'
@@ -48,7 +48,7 @@ def check_rules(path):
 
 
 def range_rule(low=None, high=None):
-    from kgattr.authoring import make_rule
+    from kgattr.ontology.authoring import make_rule
 
     return lambda path: make_rule(Ontology.load(path), "range", attribute="year", low=low, high=high)
 
@@ -153,7 +153,7 @@ def test_bad_input_is_one_error_line(tmp_path, case):
 
 
 def test_truncated_gzip_through_the_cli_is_exit_2_and_one_line(tmp_path, monkeypatch, capsys):
-    from kgattr.cli import main
+    from kgattr.cli.main import main
 
     path = tmp_path / "c.jsonl.gz"
     path.write_bytes(gzip.compress(MANY)[:-30])
@@ -280,7 +280,7 @@ _:l rdf:first "a" ; rdf:rest _:l .
 @pytest.mark.parametrize("options, option", [({"min_support": 0}, "--min-support"),
                                              ({"min_confidence": 1.5}, "--min-confidence")])
 def test_rule_mining_refuses_thresholds_it_cannot_use(catalog, options, option):
-    from kgattr.mining import suggest
+    from kgattr.ontology.mining import suggest
 
     with pytest.raises(KgattrError, match=option):
         suggest(catalog, **options)
@@ -289,8 +289,8 @@ def test_rule_mining_refuses_thresholds_it_cannot_use(catalog, options, option):
 @pytest.mark.slow
 def test_regex_patterns_agree_with_pyshacl(catalog):
     """The compiled checks match patterns with the regex module (and a time limit); pySHACL, the reference, with re."""
-    from kgattr.ontology import Property, Shape
-    from kgattr.rules import shacl_violations
+    from kgattr.ontology.ontology import Property, Shape
+    from kgattr.ontology.rules import shacl_violations
 
     patterns = ["^[A-M]", "o", "^\\d+$", "(?i)^nike$", "\\s", "^(Cotton|Linen)$", "[^a-z]$", "\\w{6,}", "^.{0,5}$",
                 "(a|e)\\1", "^(?!Adults)", "ü|é", "\\bFit\\b"]

@@ -1,7 +1,7 @@
 import numpy as np
 
-from kgattr.crossfit import CELLS_PER_ATTRIBUTE, MAX_SHARE, MIN_EPOCHS, epoch_budget, heldout_cells
-from kgattr.mixture import fit_mixture
+from kgattr.engine.crossfit import CELLS_PER_ATTRIBUTE, MAX_SHARE, MIN_EPOCHS, epoch_budget, heldout_cells
+from kgattr.engine.mixture import fit_mixture
 
 
 def _cells(rng, value_attribute, attr, follow):

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from kgattr import AttributeCompleter, read_catalog, write_catalog
+from kgattr.engine.modelfiles import FILES, MANIFEST
 from kgattr.exceptions import ModelError
-from kgattr.modelfiles import FILES, MANIFEST
 
 from test_cli import run
 
@@ -164,7 +164,7 @@ def test_save_swaps_a_model_in_and_leaves_nothing_beside_it(fitted, saved, tmp_p
 
 
 def test_an_interrupted_save_removes_its_directory_and_keeps_the_model(fitted, model, monkeypatch):
-    from kgattr import modeldir
+    from kgattr.engine import modeldir
 
     before = snapshot(model)
 
@@ -209,7 +209,8 @@ def test_paths_are_recorded_relative_to_the_model(fitted, tmp_path, caplog):
 
 KILLED_SAVE = """
 import sys, time
-from kgattr import AttributeCompleter, modeldir, modelfiles
+from kgattr import AttributeCompleter
+from kgattr.engine import modeldir, modelfiles
 c = AttributeCompleter.load(sys.argv[1])
 modeldir.load_network(c)
 c.products_ = modeldir.read_products(sys.argv[1], c.graph_.skus)
@@ -240,7 +241,7 @@ def test_a_save_killed_while_writing_leaves_the_previous_model_intact(saved, tmp
 
 
 def test_a_corrupt_text_cache_is_moved_aside_and_rebuilt(tiny_bert, tmp_path, caplog):
-    from kgattr.text import TextEncoder
+    from kgattr.text.encoder import TextEncoder
 
     encoder = TextEncoder(tiny_bert, cache_dir=tmp_path)
     first = encoder.encode(["red shirt", "blue jeans"])
@@ -257,7 +258,7 @@ def test_a_corrupt_text_cache_is_moved_aside_and_rebuilt(tiny_bert, tmp_path, ca
 
 
 def test_an_unwritable_cache_folder_is_bypassed(tiny_bert, tmp_path, caplog):
-    from kgattr.text import TextEncoder
+    from kgattr.text.encoder import TextEncoder
 
     blocker = tmp_path / "file"
     blocker.write_text("a file where the cache folder should be")
@@ -267,7 +268,7 @@ def test_an_unwritable_cache_folder_is_bypassed(tiny_bert, tmp_path, caplog):
 
 
 def test_threads_share_one_cache(tiny_bert, tmp_path):
-    from kgattr.text import TextEncoder
+    from kgattr.text.encoder import TextEncoder
 
     texts = [f"shirt number {i}" for i in range(40)]
     errors, results = [], {}

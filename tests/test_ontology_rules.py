@@ -4,7 +4,7 @@ import pytest
 
 from kgattr import Catalog, Ontology, Product, RuleSet
 from kgattr.exceptions import OntologyError
-from kgattr.rules import shacl_violations
+from kgattr.ontology.rules import shacl_violations
 
 
 def test_induce_and_turtle_round_trip(tmp_path, catalog):
@@ -61,7 +61,7 @@ def test_compiled_checks_agree_with_pyshacl(catalog, seed):
 
 
 def test_rules_list_filters_and_keeps_origin(tmp_path, catalog):
-    from kgattr.rules import list_rules
+    from kgattr.ontology.rules import list_rules
 
     onto = Ontology.induce(catalog)
     path = tmp_path / "o.ttl"
@@ -90,7 +90,7 @@ def test_rules_check_command_exit_codes(tmp_path, catalog):
     from typer.testing import CliRunner
 
     from kgattr import write_catalog
-    from kgattr.cli import app
+    from kgattr.cli.main import app
 
     write_catalog(catalog, tmp_path / "c.jsonl")
     Ontology.induce(catalog).save(tmp_path / "all.ttl")
@@ -129,9 +129,9 @@ def test_induced_differs_rule_checks_both_ways(tmp_path):
 def test_names_that_differ_only_in_form_are_proposed_as_one_attribute(tmp_path):
     from collections import Counter
 
-    from kgattr.catalog import Catalog, Product
-    from kgattr.mining import name_variants
-    from kgattr.ontology import Ontology
+    from kgattr.io.catalog import Catalog, Product
+    from kgattr.ontology.mining import name_variants
+    from kgattr.ontology.ontology import Ontology
 
     counts = Counter({"Color": 50, "colour": 3, "Color(s)": 2, "Voltage - AC": 5, "Voltage - DC": 9,
                       "Power": 4, "Power (W)": 3, "Fabric": 7, "Fabric 2": 2})

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from kgattr import AttributeCompleter, Catalog, Ontology, RuleSet, read_catalog
-from kgattr.rules import shacl_violations
+from kgattr.ontology.rules import shacl_violations
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "myntra-fashion-styles" / "catalog.jsonl.gz"
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not REAL.exists(), reason="../shared catalog not present")]
@@ -23,8 +23,8 @@ def test_reads_whole_catalog(real):
 def test_compiled_rules_agree_with_pyshacl_on_real_products(real):
     """Induced rules (allowed sets, attributes that differ) from part of the catalog plus the implications
     `rules suggest` mines, on more of it."""
-    from kgattr.authoring import make_rule
-    from kgattr.mining import suggest
+    from kgattr.ontology.authoring import make_rule
+    from kgattr.ontology.mining import suggest
 
     part = Catalog(real.products[:3000])
     onto = Ontology.induce(Catalog(real.products[:2000]))
@@ -53,8 +53,8 @@ def test_extractor_beats_the_dictionary_on_held_out_real_titles(real):
     """A small budget (8,000 products, 4,000 training windows, about 3 minutes on 2 cores) already does."""
     import numpy as np
 
-    from kgattr.extraction import evaluate_extraction
-    from kgattr.tagger import Extractor
+    from kgattr.extract.extraction import evaluate_extraction
+    from kgattr.extract.tagger import Extractor
 
     keep = np.random.default_rng(0).choice(len(real), 8000, replace=False)
     report = evaluate_extraction([real.products[i] for i in keep], extractor=Extractor(max_windows=4000))

@@ -6,9 +6,9 @@ import sys
 import pytest
 
 from kgattr import AttributeCompleter
-from kgattr.catalog import write_catalog
-from kgattr.modelfiles import verify
-from kgattr.reviewed import Reviewed
+from kgattr.engine.modelfiles import verify
+from kgattr.engine.reviewed import Reviewed
+from kgattr.io.catalog import write_catalog
 from kgattr.serve.store import ReviewError, ReviewStore
 
 

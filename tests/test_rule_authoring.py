@@ -4,9 +4,9 @@ import random
 import pytest
 
 from kgattr import Catalog, Ontology, Product, RuleSet, write_catalog
-from kgattr.authoring import RuleError, add_rule, lint_files, make_rule, remove_rule
-from kgattr.ontology import Conditional, Property, Shape
-from kgattr.rules import shacl_violations
+from kgattr.ontology.authoring import RuleError, add_rule, lint_files, make_rule, remove_rule
+from kgattr.ontology.ontology import Conditional, Property, Shape
+from kgattr.ontology.rules import shacl_violations
 from test_cli import run                 # the in-process CLI runner, exit 2 for KgattrError as in main()
 
 

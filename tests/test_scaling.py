@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from kgattr.cli import app
-from kgattr.datasets import make_catalog
+from kgattr.cli.main import app
 from kgattr.exceptions import EncoderError
-from kgattr.text import TextEncoder
+from kgattr.io.datasets import make_catalog
+from kgattr.text.encoder import TextEncoder
 
 runner = CliRunner()
 
@@ -56,7 +56,7 @@ def test_onnx_backends_match_torch(backend, closest, tiny_bert, tmp_path):
 
 def test_model_saved_before_text_backend_loads(fitted, tmp_path):
     from kgattr import AttributeCompleter
-    from kgattr.modelfiles import write_manifest
+    from kgattr.engine.modelfiles import write_manifest
 
     fitted.save(tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
@@ -72,7 +72,7 @@ def ray_cluster(tmp_path_factory):
     pytest.importorskip("ray")
     import os
 
-    from kgattr.distributed import connect
+    from kgattr.engine.distributed import connect
 
     # the workers' cache (set when Ray starts) is not the one the local runs below use
     before = os.environ.get("KGATTR_CACHE")
@@ -107,12 +107,12 @@ def test_encode_on_ray_fills_the_cache_as_one_process(ray_cluster, tiny_bert, tm
 
 
 def test_impute_on_ray_writes_the_same_bytes(ray_cluster, fitted, tmp_path, monkeypatch):
-    import kgattr.distributed
+    import kgattr.engine.distributed
 
     fitted.save(tmp_path / "model")
     new = make_catalog(150, seed=11)                     # other products: encoded, searched and scored afresh
     (tmp_path / "new.jsonl").write_text("".join(json.dumps(p.to_json()) + "\n" for p in new))
-    monkeypatch.setattr(kgattr.distributed, "PRODUCTS_PER_SHARD", 40)       # four shards
+    monkeypatch.setattr(kgattr.engine.distributed, "PRODUCTS_PER_SHARD", 40)       # four shards
     outputs = {}
     for name, extra in (("local", []), ("ray", ["--ray"])):
         monkeypatch.setenv("KGATTR_CACHE", str(tmp_path / f"cache-{name}"))
@@ -129,7 +129,7 @@ def test_impute_on_ray_writes_the_same_bytes(ray_cluster, fitted, tmp_path, monk
 def test_ray_missing_is_one_error(monkeypatch):
     import sys
 
-    from kgattr.distributed import RayError, connect
+    from kgattr.engine.distributed import RayError, connect
 
     monkeypatch.setitem(sys.modules, "ray", None)                 # as where it is not installed
     with pytest.raises(RayError, match=r"pip install 'kgattr\[ray\]'"):

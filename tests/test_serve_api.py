@@ -208,7 +208,7 @@ def test_bulk_accept_and_audit_precision(client, bench):
 
 
 def test_rules_add_remove_lint_test_completeness(client, bench, fitted):
-    from kgattr.authoring import RuleError, make_rule
+    from kgattr.ontology.authoring import RuleError, make_rule
 
     path = bench.files[-1]
     before = len(client.get("/api/rules").json())

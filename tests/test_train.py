@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from kgattr.model import FusionGNN
-from kgattr.mixture import fit_mixture
-from kgattr.train import Neighbours, neighbour_votes
+from kgattr.engine.mixture import fit_mixture
+from kgattr.engine.model import FusionGNN
+from kgattr.engine.train import Neighbours, neighbour_votes
 
 
 def test_mixture_recovers_overconfidence_and_ignores_noise():
@@ -72,7 +72,7 @@ def test_linear_scorer_matches_liblinear_and_round_trips():
     import scipy.sparse as sp
     from sklearn.svm import LinearSVC
 
-    from kgattr.linear import LinearTextScorer
+    from kgattr.engine.linear import LinearTextScorer
 
     n, terms, title_size = 300, 40, 10
     x = sp.random(n, terms, density=0.2, random_state=0, format="csr", dtype=np.float32)

@@ -14,8 +14,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..catalog import Product
 from ..exceptions import KgattrError, UnknownSKUError
+from ..io.catalog import Product
 from .auth import Guard
 from .store import QueueFilter, UnknownCellError
 from .workbench import RuleSpec, Workbench, as_json

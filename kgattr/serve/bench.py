@@ -133,7 +133,7 @@ def server(model, db=None, timeout: float = 1800):
 
 
 if __name__ == "__main__":
-    from ..catalog import read_catalog
+    from ..io.catalog import read_catalog
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:8000", help="a running server")

@@ -16,7 +16,7 @@ from .store import QueueFilter
 from .workbench import Workbench
 
 HERE = Path(__file__).parent
-KINDS_FIELDS = {          # which form fields each kind of rule uses (see kgattr.authoring.make_rule)
+KINDS_FIELDS = {          # which form fields each kind of rule uses (see kgattr.ontology.authoring.make_rule)
     "allowed": ["attribute", "values"], "required": ["attribute"], "not-applicable": ["attribute"],
     "pattern": ["attribute", "regex"], "range": ["attribute", "min", "max"], "differs": ["attribute", "from"],
     "implies": ["if", "then"], "excludes": ["if", "then"],

@@ -15,8 +15,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..catalog import Catalog, Product
 from ..exceptions import UnknownSKUError
+from ..io.catalog import Catalog, Product
 from .store import ReviewStore
 
 log = logging.getLogger(__name__)
@@ -75,9 +75,9 @@ class Workbench:
 
     def __init__(self, model, *, catalog=None, ontology=None, db=None, auto_fill: float = 0.9,
                  audit_share: float = 0.05):
-        from ..catalog import read_catalog
         from ..completer import AttributeCompleter
-        from ..modeldir import read_products
+        from ..engine.modeldir import read_products
+        from ..io.catalog import read_catalog
 
         self.model = Path(model)
         self.completer = AttributeCompleter.load(model, ontology=ontology)
@@ -220,7 +220,7 @@ class Workbench:
 
     # ---- rules --------------------------------------------------------------------------------------------------
     def _file(self) -> Path:
-        from ..authoring import RuleError
+        from ..ontology.authoring import RuleError
 
         if not self.files:
             raise RuleError("the model was trained without an ontology file: start the server with --ontology "
@@ -229,8 +229,8 @@ class Workbench:
 
     def reload_rules(self) -> None:
         """Read the rule files afresh (after an edit here or by hand)."""
-        from ..ontology import Ontology
-        from ..rules import RuleSet
+        from ..ontology.ontology import Ontology
+        from ..ontology.rules import RuleSet
 
         with self.lock:
             if self.files:
@@ -241,14 +241,14 @@ class Workbench:
             self.warm_cache()
 
     def rules(self, category: str | None = None, attribute: str | None = None) -> list[dict]:
-        from ..ontology import category_label
-        from ..rules import list_rules
+        from ..ontology.ontology import category_label
+        from ..ontology.rules import list_rules
 
         return [{**r.__dict__, "category": list(r.category), "where": category_label(r.category),
                  "text": str(r)} for r in list_rules(self.completer.ontology_, category=category, attribute=attribute)]
 
     def make_rule(self, spec: RuleSpec, who: str):
-        from ..authoring import make_rule
+        from ..ontology.authoring import make_rule
 
         return make_rule(self.completer.ontology_, spec.kind, category=spec.category, attribute=spec.attribute,
                          values=spec.values, regex=spec.regex, low=spec.low, high=spec.high,
@@ -257,9 +257,9 @@ class Workbench:
 
     def add_rule(self, spec: RuleSpec, who: str) -> dict:
         """Add the rule to the last rule file; returns {id, block, warnings}. A refused rule raises
-        :class:`~kgattr.authoring.RuleError` and leaves the file as it was."""
-        from ..authoring import add_rule
-        from ..shacl import rule_block
+        :class:`~kgattr.ontology.authoring.RuleError` and leaves the file as it was."""
+        from ..ontology.authoring import add_rule
+        from ..ontology.shacl import rule_block
 
         rule = self.make_rule(spec, who)
         warnings = add_rule(self._file(), rule)
@@ -268,13 +268,13 @@ class Workbench:
                 "warnings": [str(w) for w in warnings]}
 
     def remove_rule(self, rule_id: str) -> None:
-        from ..authoring import remove_rule
+        from ..ontology.authoring import remove_rule
 
         remove_rule(self._file(), rule_id)
         self.reload_rules()
 
     def lint(self) -> list[dict]:
-        from ..authoring import lint_files
+        from ..ontology.authoring import lint_files
 
         return [{"level": f.level, "message": f.message} for f in lint_files(self.files)] if self.files else []
 
@@ -283,9 +283,9 @@ class Workbench:
         """``kgattr rules test``: the effect of a new rule (``spec``, not saved) or of an existing one
         (``rule_id``, against not having it) on the catalog: {counts, by_rule, flagged, changes, lint}; ``lint``
         lists the findings the rule would bring."""
-        from ..audit import dry_run
-        from ..authoring import RuleError, lint_ontology, without
-        from ..ontology import Conditional, Ontology
+        from ..ontology.audit import dry_run
+        from ..ontology.authoring import RuleError, lint_ontology, without
+        from ..ontology.ontology import Conditional, Ontology
 
         current = self.completer.ontology_
         if (spec is None) == (rule_id is None):
@@ -305,8 +305,8 @@ class Workbench:
 
     def completeness(self) -> list[dict]:
         """Per category: products holding every required attribute, before review and with the reviewed and
-        auto-filled values (:func:`~kgattr.audit.completeness`)."""
-        from ..audit import completeness
+        auto-filled values (:func:`~kgattr.ontology.audit.completeness`)."""
+        from ..ontology.audit import completeness
 
         delta = self.store.values(auto=True)
         after = [Product(p.sku, attributes={**p.attributes, **delta.get(p.sku, {})}) for p in self.catalog]

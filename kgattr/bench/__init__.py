@@ -1,0 +1,1 @@
+"""Evaluation: splits, metrics, baselines and the benchmark."""

@@ -1,0 +1,1 @@
+"""The kgattr command line."""

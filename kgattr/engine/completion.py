@@ -1,0 +1,143 @@
+"""From ranked candidates to a completion: rule checks, calibrated confidence, evidence."""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Completion:
+    """One gap of one product and what kgattr proposes for it (``value`` None: abstained)."""
+    sku: str
+    attribute: str
+    value: str | None
+    confidence: float
+    alternatives: list[dict] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)
+    evidence: dict = field(default_factory=dict)
+    checked: list[dict] = field(default_factory=list)     # with explain: every rule checked for ``value``
+
+    def to_json(self) -> dict:
+        out = {"attribute": self.attribute, "value": self.value, "confidence": self.confidence,
+               "alternatives": self.alternatives, "rejected": self.rejected, "evidence": self.evidence}
+        return {**out, "checked": self.checked} if self.checked else out
+
+
+@dataclass
+class ProductCompletion:
+    sku: str
+    known: dict[str, str]
+    completions: list[Completion]
+
+    def to_json(self) -> dict:
+        return {"sku": self.sku, "known": self.known, "completions": [c.to_json() for c in self.completions]}
+
+
+def decide(why, names: np.ndarray, logits: np.ndarray, allowed: np.ndarray, alternatives: int = 3) -> list[tuple]:
+    """Walk each cell's candidates best first; rule-breaking ones are rejected and the next consistent one wins.
+
+    Args:
+        why: ``why(m, value)``, the id of the rule that rejects ``value`` in cell ``m``.
+        names: (M, k) candidate values, best first; None pads cells with fewer than k candidates.
+        logits: (M, k) their calibrated logits.
+        allowed: (M, k) bool, the rules' verdict on each candidate (compiled masks).
+
+    Returns one (value or None, confidence, alternatives [{value, confidence}], rejected [{value, rule}])
+    per cell. Confidence is the softmax of the logits over the consistent candidates.
+    """
+    valid = names != None                                                   # noqa: E711 (element-wise)
+    keep = allowed & valid
+    found = keep.any(1)
+    first = np.where(found, keep.argmax(1), valid.sum(1))
+    z = np.where(keep, logits, -np.inf)
+    z = np.exp(z - np.where(found, z.max(1), 0.0)[:, None])
+    p = z / np.maximum(z.sum(1, keepdims=True), 1e-30)
+    rank = np.cumsum(keep, 1) - 1
+    row, col = np.nonzero(keep & (rank >= 1) & (rank <= alternatives))
+    bounds = np.searchsorted(row, np.arange(len(names) + 1))
+    shown = np.round(p.astype(np.float64), 4).tolist()      # alternatives' confidences (float32 would print noise)
+    out = []
+    for m in range(len(names)):
+        rejected = [{"value": v, "rule": why(m, v)} for v in names[m, :first[m]]]
+        if not found[m]:
+            out.append((None, 0.0, [], rejected))
+            continue
+        alts = [{"value": names[m, j], "confidence": shown[m][j]} for j in col[bounds[m]:bounds[m + 1]].tolist()]
+        out.append((names[m, first[m]], float(p[m, first[m]]), alts, rejected))
+    return out
+
+
+class EvidenceFinder:
+    """What backs a completion: similar products holding a value of its attribute, the products listed next to it
+    (by SKU) holding one, the product's known values that co-occur most with it (PMI), and the passage of the
+    product's own text that states it.
+
+    Args:
+        graph: the trained :class:`~kgattr.engine.graph.CatalogGraph`.
+        attributes: attribute names, by index.
+        value_attribute: (num_values,) attribute index of each value node.
+    """
+
+    def __init__(self, graph, attributes: list[str], value_attribute: np.ndarray):
+        hv = graph.has_value
+        # the values held, sorted by product * num_attributes + attribute (the key): (known cells,) each, where a
+        # dense products x attributes table would grow with both
+        key = hv[0].astype(np.int64) * len(attributes) + value_attribute[hv[1]]
+        order = np.argsort(key, kind="stable")
+        self.keys, self.held = key[order], hv[1][order]
+        self.pmi = dict(zip(zip(graph.cooccurs[0].tolist(), graph.cooccurs[1].tolist()), graph.pmi.tolist()))
+        self.vindex = graph.value_index()
+        self.graph, self.attributes = graph, attributes
+
+    def __call__(self, product, attribute: int, value: str, neighbours: np.ndarray, listed: np.ndarray) -> dict:
+        """Evidence for ``value`` of ``attribute`` (index) of ``product``. ``neighbours``: similar products, most
+        similar first; ``listed``: products listed nearby, as from :meth:`~kgattr.engine.index.SequenceIndex.search`;
+        both pool rows, -1 padded."""
+        half = len(listed) // 2
+        nearest_first = np.stack([listed[:half], listed[half:]], 1).ravel()     # before 1, after 1, before 2, ...
+        target = self.vindex.get((self.attributes[attribute], value))
+        pairs = []
+        for item in product.attributes.items():
+            w = self.pmi.get((self.vindex.get(item), target), 0.0)
+            if w > 0:
+                pairs.append((w, item))
+        pairs.sort(key=lambda x: -x[0])
+        graph = [{"attribute": a, "value": v, "pmi": round(w, 3)} for w, (a, v) in pairs[:3]]
+        return {"similar_skus": self._holding(neighbours, attribute, 5),
+                "listed_near": self._holding(nearest_first, attribute, 4), "graph": graph,
+                "text": text_evidence(value, product.title, product.description)}
+
+    def _holding(self, rows: np.ndarray, attribute: int, limit: int) -> list[dict]:
+        """The first ``limit`` of ``rows`` that hold a value of ``attribute``: [{sku, value}]."""
+        rows = rows[rows >= 0]
+        if not len(self.keys):
+            return []
+        wanted = rows.astype(np.int64) * len(self.attributes) + attribute
+        at = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
+        held = np.where(self.keys[at] == wanted, self.held[at], -1)
+        return [{"sku": self.graph.skus[j], "value": self.graph.values[v][1]}
+                for j, v in zip(rows[held >= 0][:limit].tolist(), held[held >= 0][:limit].tolist())]
+
+
+@lru_cache(maxsize=4096)
+def _verbatim(value: str) -> re.Pattern:
+    return re.compile(r"(?<![\w])" + re.escape(value) + r"(?![\w])", re.IGNORECASE)
+
+
+def text_evidence(value: str, title: str, description: str, width: int = 40) -> str | None:
+    """The passage of the product's own text that states ``value`` verbatim, if any."""
+    pattern = _verbatim(value)
+    for text in (title, description):
+        m = pattern.search(text)
+        if m:
+            return passage(text, m.start(), m.end(), width)
+    return None
+
+
+def passage(text: str, start: int, end: int, width: int = 40) -> str:
+    """``text[start:end]`` with up to ``width`` characters either side, on one line."""
+    start, end = max(0, start - width), min(len(text), end + width)
+    return ("…" if start else "") + text[start:end].replace("\n", " ") + ("…" if end < len(text) else "")

@@ -1,0 +1,93 @@
+"""Fitting the scoring members (GNN, linear text scorer) and scoring held-out cells for the mix.
+
+A share of the known cells of the modelled attributes is kept out of training; the members' scores on those
+cells fit the mix and calibrate confidences (:mod:`kgattr.engine.mixture`). The share scales with the data: a large
+catalog keeps a small share (5% of Myntra's 44k products is ~176 cells per attribute), a small one a larger
+share, so that each attribute has enough cells to choose its mix on. The GNN's training length follows the
+same held-out cells: epochs until their loss stops falling, within a budget of optimiser updates.
+"""
+from __future__ import annotations
+
+import logging
+from typing import NamedTuple
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# held-out cells wanted per modelled attribute on average, and the largest share of the known cells they may take
+CELLS_PER_ATTRIBUTE = 50
+MAX_SHARE = 0.2
+# optimiser updates the GNN's epochs aim at, and epochs at least: the 44k-product catalog (87 batches an epoch)
+# keeps its 3 epochs, a catalog of a few thousand products (~8 batches an epoch) gets up to MAX_EPOCHS
+UPDATES = 96
+MIN_EPOCHS = 3
+MAX_EPOCHS = 12
+PATIENCE = 2
+
+
+class Heldout(NamedTuple):
+    """Scores of held-out cells: product rows (c,), true value indices (c,), and the members' (c, num_values)
+    scores [GNN, linear, similar-product vote]."""
+    rows: np.ndarray
+    truth: np.ndarray
+    scores: list
+
+
+def heldout_cells(target: np.ndarray, *, share: float, num_targets: int, seed: int) -> np.ndarray:
+    """(E,) bool over the known cells: those held out of training, a random part of the ``target`` cells.
+
+    The part is ``share``, raised up to :data:`MAX_SHARE` where that leaves fewer than
+    :data:`CELLS_PER_ATTRIBUTE` per each of the ``num_targets`` attributes."""
+    wanted = CELLS_PER_ATTRIBUTE * num_targets / max(int(target.sum()), 1)
+    share = float(np.clip(wanted, share, max(share, MAX_SHARE)))
+    rng = np.random.default_rng(seed)
+    return target & (rng.random(len(target)) < share)
+
+
+def epoch_budget(num_products: int, batch_size: int) -> int:
+    """Most epochs worth training: :data:`UPDATES` over the batches of an epoch, within [MIN_EPOCHS, MAX_EPOCHS]."""
+    batches = max(1, -(-num_products // batch_size))
+    return int(np.clip(-(-UPDATES // batches), MIN_EPOCHS, MAX_EPOCHS))
+
+
+def cross_fit(c, inputs, near, target: np.ndarray, held: np.ndarray, batch_size: int):
+    """Fit the GNN and linear scorer of completer ``c`` on the ``target`` cells outside ``held`` and score those.
+
+    Args:
+        inputs, near: :class:`~kgattr.engine.train.Inputs` and :class:`~kgattr.engine.train.Neighbours` of the catalog.
+        target: (E,) bool, the known cells (COO order of ``inputs.values``) of modelled attributes.
+        held: (E,) bool, from :func:`heldout_cells`.
+
+    Returns:
+        (model, linear, training losses of the model, [warm, cold] :class:`Heldout`), warm: products seeing
+        their other values, cold: products seeing none (see :func:`~kgattr.engine.train.calibration_logits`).
+    """
+    from .linear import LinearTextScorer
+    from .model import FusionGNN
+    from .train import calibration_logits, fit_model, num_features, seed_torch
+
+    epochs = c.epochs if c.epochs is not None else epoch_budget(inputs.text.shape[0], batch_size)
+    patience = PATIENCE if c.epochs is None and epochs > MIN_EPOCHS else None
+    graph = c.graph_
+    edges = (graph.cooccurs, graph.pmi)
+    seed_torch(c.seed)
+    model = FusionGNN(text_dim=inputs.text.shape[1], lexical_size=c.lexical_.size,
+                      num_categories=len(graph.categories), num_values=len(graph.values),
+                      num_attributes=len(c.attributes_), value_attribute=c.value_attribute_.tolist(),
+                      hidden_channels=c.hidden_channels, num_features=num_features(near))
+    history, heldout = fit_model(model, inputs, near, edges, target, held, epochs=epochs, batch_size=batch_size,
+                                 lr=c.lr, mask_rate=c.mask_rate, sharpness=c.sharpness, seed=c.seed,
+                                 lexical_lr=c.lexical_lr, patience=patience, progress=c.progress)
+    if heldout:
+        log.info("epochs: held-out losses %s", [round(x, 4) for x in heldout])
+    coo = inputs.values.tocoo()
+    trained = target & ~held
+    # in a thread beside the GNN, liblinear (which releases the GIL) slowed torch's two threads more than it saved
+    linear = LinearTextScorer(C=c.svm_c).fit(inputs.lexical, coo.row[trained], coo.col[trained],
+                                             c.value_attribute_, c.lexical_.title_size_)
+    parts = [Heldout(rows, truth, [logits, linear.decision(inputs.lexical[rows]), vote])
+             for rows, truth, logits, vote in calibration_logits(model, inputs, near, edges, held,
+                                                                 mask_rate=c.mask_rate, sharpness=c.sharpness,
+                                                                 seed=c.seed)]
+    return model, linear, history, parts

@@ -1,0 +1,185 @@
+"""Text encoding and scoring spread over a Ray cluster: a pool of actors (``ray.util.ActorPool``), each holding
+the model, fed shards of the catalog; results come back in the catalog's order.
+
+The results are those of one process, byte for byte. Texts are encoded in the batches one process runs: the
+texts to encode, sorted by length, are cut into shards of whole batches (:meth:`TextEncoder.batches`), so each
+batch holds the same texts whichever actor runs it, and the vectors are stored in the driver's text cache and
+sent along with the products that need them. The rest of scoring reads one product at a time (its text vector,
+its neighbours, the trained pool), so how products are grouped into shards changes nothing.
+
+Every node needs kgattr and its dependencies installed and the model directory (and a text model or extractor it
+names) at the same path, e.g. on a shared file system.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..exceptions import KgattrError
+from ..io.catalog import Catalog
+from ..text.encoder import TextEncoder, text_key
+
+BATCHES_PER_SHARD = 16                          # of TextEncoder.batch_size texts: the most in a shard of encoding
+PRODUCTS_PER_SHARD = 2048                       # a shard of scoring
+
+
+class RayError(KgattrError):
+    """Ray is missing, or the cluster cannot be reached."""
+
+
+def connect(address: str | None = None, **options):
+    """The ``ray`` module, connected: to ``address`` (a cluster's ``HOST:PORT`` or ``ray://HOST:PORT``, or
+    ``local`` for a new one on this machine), else as ``ray.init`` finds it: ``$RAY_ADDRESS``, a cluster
+    started on this machine with ``ray start --head``, or a new local one.
+
+    Args:
+        options: for ``ray.init`` (e.g. ``num_cpus`` of a new local cluster).
+    """
+    try:
+        import ray
+    except ImportError:
+        raise RayError("--ray needs Ray: pip install 'kgattr[ray]'") from None
+    if not ray.is_initialized():
+        here = str(Path(__file__).resolve().parents[1])        # workers import this kgattr, as the driver does
+        env = {"PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p),
+               "HF_HUB_OFFLINE": "1"}
+        if "KGATTR_CACHE" in os.environ:                          # the driver's text cache, where a node has it
+            env["KGATTR_CACHE"] = os.environ["KGATTR_CACHE"]
+        try:
+            ray.init(address=address, log_to_driver=False, configure_logging=False, runtime_env={"env_vars": env},
+                     **options)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise RayError(f"--ray-address {address or 'auto'}: {e}") from None
+    return ray
+
+
+class Worker:
+    """A Ray actor: the encoder and, for scoring, the model (loaded once, kept for every shard).
+
+    Args:
+        encoder: the :class:`TextEncoder` settings to encode with.
+        model: a model directory (None: encoding only).
+    """
+
+    def __init__(self, encoder: TextEncoder, model: str | None = None):
+        from ..completer import AttributeCompleter
+
+        self.encoder = encoder
+        self.completer = AttributeCompleter.load(model) if model else None
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return self.encoder.encode_batches(texts)
+
+    def impute(self, shard: Catalog, vectors: list[tuple[str, bytes]], evidence_floor: float) -> list:
+        """Completions of ``shard``; ``vectors`` (text key, float32 bytes) go to the text cache first."""
+        if vectors:
+            cache = self.completer._encoder().cache()
+            cache.put(vectors)
+            cache.close()
+        return self.completer.impute(shard, evidence_floor=evidence_floor)
+
+
+def _pool(ray, encoder: TextEncoder, model: str | None, workers: int | None):
+    """(an ActorPool of :class:`Worker` actors, how many)."""
+    from ray.util import ActorPool
+
+    count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    actor = ray.remote(num_cpus=1)(Worker)
+    return ActorPool([actor.remote(encoder, model) for _ in range(count)]), count
+
+
+def _results(ray, mapped, total: int, desc: str, progress: bool) -> list:
+    """The items of ``mapped`` (ActorPool.map) in order; an error a worker raised is raised here."""
+    from ..io.progress import bar
+
+    out = []
+    try:
+        for item in bar(mapped, total=total, desc=desc, unit="shard", enabled=progress):
+            out.append(item)
+    except ray.exceptions.RayError as e:                      # a task's error, or an actor that died starting
+        cause = getattr(e, "cause", None)
+        raise (cause if isinstance(cause, KgattrError) else RayError(f"a Ray worker failed: {cause or e}")) from None
+    return out
+
+
+def _encode_with(ray, pool, encoder: TextEncoder, progress: bool):
+    """``compute`` for :meth:`TextEncoder.encode` on ``pool`` (:func:`_pool`): the texts cut into shards of whole
+    batches, in order."""
+    actors, count = pool
+
+    def compute(texts: list[str]) -> np.ndarray:
+        batches = encoder.batches(texts)
+        step = max(1, min(BATCHES_PER_SHARD, -(-len(batches) // count)))       # every actor busy on a small run
+        groups = [np.concatenate(batches[i:i + step]) for i in range(0, len(batches), step)]
+        shards = [[texts[i] for i in g] for g in groups]          # each sorted already: encoded as one process does
+        mapped = actors.map(lambda a, shard: a.encode.remote(shard), shards)
+        vectors = _results(ray, mapped, len(shards), "encoding text", progress)
+        out = np.zeros((len(texts), vectors[0].shape[1]), dtype=np.float32)
+        for g, v in zip(groups, vectors):
+            out[g] = v
+        return out
+    return compute
+
+
+def encoder_on_ray(encoder: TextEncoder, *, address: str | None = None, workers: int | None = None,
+                   progress: bool = False):
+    """A ``compute`` for :meth:`TextEncoder.encode` that encodes on a pool of Ray actors, connecting on first use.
+
+    Args:
+        address: the cluster (see :func:`connect`).
+        workers: actors (None: one per CPU of the cluster).
+    """
+    def compute(texts: list[str]) -> np.ndarray:
+        ray = connect(address)
+        return _encode_with(ray, _pool(ray, encoder, None, workers), encoder, progress)(texts)
+    return compute
+
+
+def impute_chunks(model, chunks: list[Catalog], *, address: str | None = None, workers: int | None = None,
+                  evidence_floor: float = 0.0, progress: bool = False) -> list[list]:
+    """:meth:`AttributeCompleter.impute` of each chunk, on Ray workers that hold the model at ``model``.
+
+    The chunks are cut further into shards of :data:`PRODUCTS_PER_SHARD` products; the answer is the one
+    impute gives for all the chunks' products at once in one process.
+
+    Args:
+        model: the model directory, at this path on every node.
+        chunks: catalogs whose gaps to fill.
+        address, workers: as :func:`encoder_on_ray`.
+        evidence_floor: see :meth:`AttributeCompleter.impute`.
+
+    Returns:
+        Per chunk, its :class:`~kgattr.engine.completion.ProductCompletion` list.
+    """
+    from ..completer import AttributeCompleter
+    from .scoring import texts_to_encode
+
+    ray = connect(address)
+    completer = AttributeCompleter.load(model)
+    model = str(Path(model).resolve())
+    encoder = completer._encoder()
+    pool = _pool(ray, encoder, model, workers)
+    whole = Catalog([p for chunk in chunks for p in chunk], chunks[0].source if chunks else "")
+    texts = texts_to_encode(completer, whole) if completer.read_text else []
+    vectors = dict(zip(texts, encoder.encode(texts, compute=_encode_with(ray, pool, encoder, progress)))) \
+        if texts else {}
+    shards, sizes = [], []
+    for chunk in chunks:
+        parts = [Catalog(chunk.products[i:i + PRODUCTS_PER_SHARD], chunk.source)
+                 for i in range(0, len(chunk), PRODUCTS_PER_SHARD)]
+        shards += parts
+        sizes.append(len(parts))
+
+    def task(actor, shard: Catalog):
+        own = {p.text for p in shard} & vectors.keys()
+        return actor.impute.remote(shard, [(text_key(t), vectors[t].tobytes()) for t in own], evidence_floor)
+
+    actors, _ = pool
+    done = _results(ray, actors.map(task, shards), len(shards), "scoring", progress)
+    out, at = [], 0
+    for n in sizes:
+        out.append([pc for part in done[at:at + n] for pc in part])
+        at += n
+    return out

@@ -1,0 +1,136 @@
+"""Scoring the gaps of a catalog: the top candidates of every missing value, with mixed, calibrated logits.
+
+Products unchanged since training keep the cells scored then; new or changed ones go through the network.
+The functions take a fitted :class:`~kgattr.completer.AttributeCompleter` ``c``, like those of
+:mod:`kgattr.engine.modeldir`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..exceptions import KgattrError
+from ..io.catalog import Catalog, content_hashes
+
+
+def score_gaps(c, catalog, inputs, near, extracted=None) -> dict[str, np.ndarray]:
+    """Top-k candidates of every gap: product row (M,), attribute (M,), values (M, k), logits (M, k).
+    ``near``: :class:`~kgattr.engine.train.Neighbours` of the catalog's products in the pool.
+    ``extracted``: (n, num_values) CSR of the extractor's confidences, when the model uses one."""
+    from .train import predict_logits, similar_vote
+
+    k = c.top_k
+    starts = np.searchsorted(c.value_attribute_, np.arange(len(c.attributes_) + 1))
+    weight = c.mix_[:, c.value_attribute_]                            # (2, num_values, S): see fit
+    known = np.diff(inputs.values.indptr)
+    parts = []
+    for rows, logits in predict_logits(c.model_, inputs, near, c.pool_, (c.graph_.cooccurs, c.graph_.pmi),
+                                       sharpness=c.sharpness, progress=c.progress):
+        w = weight[(known[rows] == 0).astype(np.int64)]                   # (len(rows), num_values, S)
+        scores = [logits, c.linear_.decision(inputs.lexical[rows]),
+                  similar_vote(near.take(rows), c.pool_, c.sharpness)]
+        if extracted is not None:
+            scores.append(extracted[rows].toarray())
+        logits = sum(score * w[..., j] for j, score in enumerate(scores))
+        gap_row, gap_attr = [], []
+        for i, r in enumerate(rows):
+            for a in c.gaps(catalog.products[r]):
+                gap_row.append(i)
+                gap_attr.append(a)
+        gap_row, gap_attr = np.array(gap_row, dtype=np.int64), np.array(gap_attr, dtype=np.int64)
+        for a in np.unique(gap_attr):
+            sel = gap_row[gap_attr == a]
+            seg = logits[sel, starts[a]:starts[a + 1]]                     # (m, values of a)
+            top = np.argsort(-seg, axis=1, kind="stable")[:, :k]
+            values = np.full((len(sel), k), -1, dtype=np.int64)
+            scores = np.zeros((len(sel), k), dtype=np.float32)
+            values[:, :top.shape[1]] = starts[a] + top
+            scores[:, :top.shape[1]] = np.take_along_axis(seg, top, 1)
+            parts.append((rows[sel], np.full(len(sel), a), values, scores))
+    if not parts:
+        return {"product": np.zeros(0, np.int64), "attribute": np.zeros(0, np.int64),
+                "values": np.zeros((0, k), np.int64), "logits": np.zeros((0, k), np.float32)}
+    product, attribute, values, scores = (np.concatenate(x) for x in zip(*parts))
+    order = np.lexsort((attribute, product))
+    return {"product": product[order], "attribute": attribute[order], "values": values[order],
+            "logits": scores[order]}
+
+
+def _known(c, catalog: Catalog) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per product of ``catalog``: its pool row (-1: not in the model), whether it is unchanged since training
+    (same text, category and values), whether its text is."""
+    rows = np.array([c._pool_row().get(p.sku, -1) for p in catalog], dtype=np.int64)
+    text_hash, record_hash = content_hashes(catalog)
+    r = np.maximum(rows, 0)
+    return rows, (rows >= 0) & (c.record_hash_[r] == record_hash), (rows >= 0) & (c.text_hash_[r] == text_hash)
+
+
+def texts_to_encode(c, catalog: Catalog) -> list[str]:
+    """The texts :func:`live_cells` encodes for ``catalog``, in its order: those of products new or changed
+    whose text is not the one trained on."""
+    _, unchanged, same_text = _known(c, catalog)
+    return [p.text for p, keep in zip(catalog.products, unchanged | same_text) if not keep]
+
+
+def live_cells(c, catalog: Catalog) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Cells of every gap of ``catalog`` and (n, k) neighbours of its products.
+
+    A product unchanged since training (same text, category and values) keeps the cells scored then;
+    the others (new or changed) are scored now, reusing stored text and neighbours when only values changed.
+    """
+    c._fresh_extracted = ({}, None)              # spans of the products scored now, by SKU, for evidence
+    rows, unchanged, same_text = _known(c, catalog)
+    index = np.full((len(catalog), c.neighbours), -1, dtype=np.int64)
+    index[same_text] = c.knn_[0][rows[same_text]]
+    kept = np.flatnonzero(unchanged)
+    parts = [stored_cells(c, rows[kept], [catalog.products[i] for i in kept], kept)]
+    fresh = np.flatnonzero(~unchanged)
+    if len(fresh) and not c.read_text:
+        raise KgattrError(f"{catalog.source}: a graph-only model (read_text=False) completes only the products "
+                          f"it was fitted on, unchanged; {catalog.products[fresh[0]].sku!r} is new or changed")
+    if len(fresh):
+        from .train import Neighbours
+
+        c._load_model()
+        sub = Catalog([catalog.products[i] for i in fresh], catalog.source)
+        same, known = same_text[fresh], rows[fresh]
+        dim = c.model_.config["text_dim"]
+        text = np.zeros((len(fresh), dim), dtype=np.float32)
+        if same.any():
+            text[same] = c.index_.reconstruct(known[same])[:, :dim]
+        new = np.flatnonzero(~same)
+        if len(new):
+            text[new] = c._encoder().encode([sub.products[i].text for i in new], progress=c.progress)
+        score = np.zeros((len(fresh), c.neighbours), dtype=np.float32)
+        score[same] = c.knn_[1][known[same]]
+        if len(new):
+            hits = c.index_.search(c._vectors(text[new], [sub.products[i] for i in new]),
+                                   c.neighbours, exclude=known[new])
+            index[fresh[new]], score[new] = hits.index, hits.score
+        c._fresh_extracted = ({p.sku: i for i, p in enumerate(sub)}, c._extract(sub.products))
+        extracted = c._fresh_extracted[1]
+        near = Neighbours(index[fresh], score, c._listed_near(sub.products))
+        cells = score_gaps(c, sub, c._inputs(sub, text), near,
+                           extracted.matrix(len(sub), len(c.graph_.values)) if extracted else None)
+        cells["product"] = fresh[cells["product"]]
+        parts.append(cells)
+    cells = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    order = np.lexsort((cells["attribute"], cells["product"]))
+    return {k: v[order] for k, v in cells.items()}, index
+
+
+def stored_cells(c, rows: np.ndarray, products, local: np.ndarray) -> dict[str, np.ndarray]:
+    """The cells scored at training time for pool ``rows``, as rows ``local`` of the caller's list, limited
+    to the gaps the current rules leave (a rule edited since may have made an attribute inapplicable)."""
+    # cells_ is sorted by product: each row's cells are one run, found by binary search (no pass over the pool,
+    # which a catalog imputed chunk by chunk would pay once a chunk); a row given twice counts at its last place
+    unique, first = np.unique(rows[::-1], return_index=True)
+    starts = np.searchsorted(c.cells_["product"], unique, "left")
+    counts = np.searchsorted(c.cells_["product"], unique, "right") - starts
+    sel = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())   # (cells,) in cells_
+    at = np.repeat(len(rows) - 1 - first, counts)                                          # (cells,) in rows
+    wanted = {(i, a) for i, p in enumerate(products) for a in c.gaps(p)}
+    keep = np.array([(int(i), int(a)) in wanted for i, a in zip(at, c.cells_["attribute"][sel])], dtype=bool)
+    sel, at = sel[keep], at[keep]
+    cells = {k: v[sel] for k, v in c.cells_.items()}
+    cells["product"] = local[at]
+    return cells

