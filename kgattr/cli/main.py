@@ -190,11 +190,12 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
 
 
 def _on_ray(model: Path, address: str | None):
-    """``impute(catalog, evidence_floor)`` on a Ray cluster's actors (see :mod:`kgattr.engine.distributed`)."""
-    from ..engine.distributed import impute_chunks
+    """``impute(catalog, evidence_floor)`` on a Ray cluster's actors, started once (see
+    :class:`~kgattr.engine.distributed.RayImputer`)."""
+    from ..engine.distributed import RayImputer
 
-    return lambda part, floor: impute_chunks(model, [part], address=address, evidence_floor=floor,
-                                             progress=_progress())[0]
+    imputer = RayImputer(model, address=address, progress=_progress())
+    return lambda part, floor: imputer([part], floor)[0]
 
 
 def _model_inputs(model: Path, completer) -> list[tuple[str, Path]]:

@@ -137,49 +137,50 @@ def encoder_on_ray(encoder: TextEncoder, *, address: str | None = None, workers:
     return compute
 
 
-def impute_chunks(model, chunks: list[Catalog], *, address: str | None = None, workers: int | None = None,
-                  evidence_floor: float = 0.0, progress: bool = False) -> list[list]:
-    """:meth:`AttributeCompleter.impute` of each chunk, on Ray workers that hold the model at ``model``.
-
-    The chunks are cut further into shards of :data:`PRODUCTS_PER_SHARD` products; the answer is the one
-    impute gives for all the chunks' products at once in one process.
+class RayImputer:
+    """:meth:`AttributeCompleter.impute` on Ray workers that hold the model at ``model``; the model is loaded and
+    the actor pool started once, for every catalog it is then given.
 
     Args:
         model: the model directory, at this path on every node.
-        chunks: catalogs whose gaps to fill.
         address, workers: as :func:`encoder_on_ray`.
-        evidence_floor: see :meth:`AttributeCompleter.impute`.
-
-    Returns:
-        Per chunk, its :class:`~kgattr.engine.completion.ProductCompletion` list.
     """
-    from ..completer import AttributeCompleter
-    from .scoring import texts_to_encode
 
-    ray = connect(address)
-    completer = AttributeCompleter.load(model)
-    model = str(Path(model).resolve())
-    encoder = completer._encoder()
-    pool = _pool(ray, encoder, model, workers)
-    whole = Catalog([p for chunk in chunks for p in chunk], chunks[0].source if chunks else "")
-    texts = texts_to_encode(completer, whole) if completer.read_text else []
-    vectors = dict(zip(texts, encoder.encode(texts, compute=_encode_with(ray, pool, encoder, progress)))) \
-        if texts else {}
-    shards, sizes = [], []
-    for chunk in chunks:
-        parts = [Catalog(chunk.products[i:i + PRODUCTS_PER_SHARD], chunk.source)
-                 for i in range(0, len(chunk), PRODUCTS_PER_SHARD)]
-        shards += parts
-        sizes.append(len(parts))
+    def __init__(self, model, *, address: str | None = None, workers: int | None = None, progress: bool = False):
+        from ..completer import AttributeCompleter
 
-    def task(actor, shard: Catalog):
-        own = {p.text for p in shard} & vectors.keys()
-        return actor.impute.remote(shard, [(text_key(t), vectors[t].tobytes()) for t in own], evidence_floor)
+        self.ray = connect(address)
+        self.completer = AttributeCompleter.load(model)
+        self.encoder = self.completer._encoder()
+        self.pool = _pool(self.ray, self.encoder, str(Path(model).resolve()), workers)
+        self.progress = progress
 
-    actors, _ = pool
-    done = _results(ray, actors.map(task, shards), len(shards), "scoring", progress)
-    out, at = [], 0
-    for n in sizes:
-        out.append([pc for part in done[at:at + n] for pc in part])
-        at += n
-    return out
+    def __call__(self, chunks: list[Catalog], evidence_floor: float = 0.0) -> list[list]:
+        """Per chunk, its :class:`~kgattr.engine.completion.ProductCompletion` list: the chunks are cut further
+        into shards of :data:`PRODUCTS_PER_SHARD` products; the answer is the one impute gives for all the
+        chunks' products at once in one process (see :meth:`AttributeCompleter.impute` for ``evidence_floor``)."""
+        from .scoring import texts_to_encode
+
+        ray, completer, encoder = self.ray, self.completer, self.encoder
+        whole = Catalog([p for chunk in chunks for p in chunk], chunks[0].source if chunks else "")
+        texts = texts_to_encode(completer, whole) if completer.read_text else []
+        vectors = dict(zip(texts, encoder.encode(texts, compute=_encode_with(ray, self.pool, encoder, self.progress)))) \
+            if texts else {}
+        shards, sizes = [], []
+        for chunk in chunks:
+            parts = [Catalog(chunk.products[i:i + PRODUCTS_PER_SHARD], chunk.source)
+                     for i in range(0, len(chunk), PRODUCTS_PER_SHARD)]
+            shards += parts
+            sizes.append(len(parts))
+
+        def task(actor, shard: Catalog):
+            own = {p.text for p in shard} & vectors.keys()
+            return actor.impute.remote(shard, [(text_key(t), vectors[t].tobytes()) for t in own], evidence_floor)
+
+        actors, _ = self.pool
+        done = _results(ray, actors.map(task, shards), len(shards), "scoring", self.progress)
+        out, at = [], 0
+        for n in sizes:
+            out.append([pc for part in done[at:at + n] for pc in part])
+            at += n
+        return out
