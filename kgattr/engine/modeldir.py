@@ -175,17 +175,16 @@ def _check_config(file: Path, config: dict, cls) -> None:
     for key in ("attributes", "targets", "ontology_files"):
         if not all(isinstance(x, str) for x in config[key]):
             raise ModelError(f"{file}: {key!r} must hold strings only")
-    defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()}
+    signature = inspect.signature(cls).parameters
+    defaults = {k: p.default for k, p in signature.items()}
     params = config["params"]
     for name, value in params.items():
         if name not in cls.PARAMS:
             raise ModelError(f"{file}: unknown parameter {name!r}")
         kind = type(defaults[name])
-        if name == "epochs":                     # None: until the held-out loss stops falling
-            kind = int
-            fits = value is None or (isinstance(value, int) and not isinstance(value, bool))
-        elif defaults[name] is None:
-            fits = value is None or isinstance(value, str)
+        if defaults[name] is None:               # `int | None` (epochs) or `str | None` (paths), as annotated
+            kind = int if str(signature[name].annotation).startswith("int") else str
+            fits = value is None or (isinstance(value, kind) and not isinstance(value, bool))
         else:                                    # an int where a float is expected is fine; JSON true is no int
             fits = isinstance(value, (int, float) if kind is float else kind) and \
                 (kind is bool) == isinstance(value, bool)
