@@ -8,7 +8,7 @@ from typing import Literal, Optional
 import typer
 
 from ..io.outputs import claim
-from ..text.encoder import BACKENDS
+from ..text.weights import BACKENDS
 from .base import CatalogFormat, count, format_of_catalog, progress
 
 Backend = Literal[BACKENDS]                              # the type of EncoderOpt
