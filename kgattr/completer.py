@@ -5,7 +5,7 @@ import logging
 
 import numpy as np
 
-from .engine.completion import Completion, EvidenceFinder, ProductCompletion, decide, passage
+from .engine.completion import Completion, EvidenceFinder, ProductCompletion, decide, passage, precision_thresholds
 from .engine.graph import build_graph, category_attributes
 from .engine.scoring import live_cells, score_gaps, stored_cells
 from .exceptions import NotFittedError, UnknownSKUError
@@ -275,9 +275,7 @@ class AttributeCompleter:
 
     def thresholds(self, precision: float) -> dict[str, float | None]:
         """Per attribute: the lowest confidence at which its completions were at least ``precision`` precise
-        on the calibration cells (None: never that precise); see :func:`~kgattr.bench.evaluation.precision_thresholds`."""
-        from .bench.evaluation import precision_thresholds
-
+        on the calibration cells (None: never that precise); see :func:`~kgattr.engine.completion.precision_thresholds`."""
         self._check_fitted()
         cal = self.calibration_
         return precision_thresholds(cal["attribute"], cal["confidence"], cal["correct"].astype(bool),

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from kgattr import Catalog, Ontology, Product, RuleSet
-from kgattr.bench.evaluation import (Split, coverage_at_precision, is_validation, precision_coverage, score,
-                                     split_catalog, target_attributes, twin_values)
+from kgattr.bench.evaluation import (Split, coverage_at_precision, is_validation, score, split_catalog,
+                                     target_attributes, twin_values)
+from kgattr.engine.completion import precision_coverage
 
 
 def test_split_holds_out_title_groups_whole(catalog):

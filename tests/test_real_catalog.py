@@ -53,7 +53,7 @@ def test_extractor_beats_the_dictionary_on_held_out_real_titles(real):
     """A small budget (8,000 products, 4,000 training windows, about 3 minutes on 2 cores) already does."""
     import numpy as np
 
-    from kgattr.extract.extraction import evaluate_extraction
+    from kgattr.extract.evaluation import evaluate_extraction
     from kgattr.extract.tagger import Extractor
 
     keep = np.random.default_rng(0).choice(len(real), 8000, replace=False)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.completion import precision_coverage
 from ..io.catalog import Catalog, Product
-from .evaluation import (PRECISIONS, Split, precision_coverage, reliability, score, split_catalog,
-                         twin_values)
+from .evaluation import PRECISIONS, Split, reliability, score, split_catalog, twin_values
 
 log = logging.getLogger(__name__)
 ALL_METHODS = ("majority", "tfidf", "knn", "text", "graph", "kgattr")
@@ -356,7 +356,8 @@ def run_catalogs(paths, out, *, draws=(), limit: int | None = None, settings: di
     Returns:
         [(report directory name, report.json's summary)], in run order.
     """
-    from ..io.catalog import atomic_write, read_catalog
+    from ..io.catalog import read_catalog
+    from ..io.outputs import atomic_write
 
     out, results = Path(out), []
     for path in find_catalogs(paths):

@@ -30,7 +30,8 @@ def split(catalog: Path = typer.Argument(..., help="Catalog with known values to
     """
     from ..bench.benchmark import prepare
     from ..bench.evaluation import split_catalog
-    from ..io.catalog import catalog_writer, jsonl_writer, read_catalog
+    from ..io.catalog import read_catalog
+    from ..io.writers import catalog_writer, jsonl_writer
     from ..io.outputs import write_set
 
     train, truth = out / "train.jsonl", out / "truth.jsonl"

@@ -260,7 +260,8 @@ def sample(output: Path = typer.Option(..., "--output", "-o", help="Catalog file
 
     Example: kgattr sample --kind electronics -o out/electronics.jsonl
     """
-    from ..io.catalog import Catalog, read_catalog, streams, write_catalog, write_jsonl
+    from ..io.catalog import Catalog, read_catalog
+    from ..io.writers import streams, write_catalog, write_jsonl
     from ..io.datasets import SAMPLES
 
     if kind not in SAMPLES:

@@ -141,3 +141,37 @@ def passage(text: str, start: int, end: int, width: int = 40) -> str:
     """``text[start:end]`` with up to ``width`` characters either side, on one line."""
     start, end = max(0, start - width), min(len(text), end + width)
     return ("…" if start else "") + text[start:end].replace("\n", " ") + ("…" if end < len(text) else "")
+
+
+def precision_coverage(confidence: np.ndarray, correct: np.ndarray, total: int) -> tuple[np.ndarray, ...]:
+    """(thresholds, coverage, precision), best first: filling every predicted cell at least that confident.
+
+    Coverage counts against ``total`` hidden cells, so cells a method leaves empty are never covered.
+    """
+    order = np.argsort(-confidence, kind="stable")
+    conf, hits = confidence[order], np.cumsum(correct[order])
+    # only the last of tied confidences is a threshold one can choose
+    last = np.r_[conf[1:] != conf[:-1], True] if len(conf) else np.zeros(0, bool)
+    filled = np.arange(1, len(conf) + 1)
+    return conf[last], filled[last] / max(total, 1), hits[last] / filled[last]
+
+
+def lowest_threshold(thresholds: np.ndarray, precision: np.ndarray, target: float) -> float | None:
+    """The lowest of ``thresholds`` (best first, from :func:`precision_coverage`) whose ``precision`` is at
+    least ``target``; None when none is."""
+    ok = np.flatnonzero(precision >= target)
+    return float(thresholds[ok[-1]]) if len(ok) else None
+
+
+def precision_thresholds(attribute: np.ndarray, confidence: np.ndarray, correct: np.ndarray, names: list[str],
+                         precision: float, min_cells: int = 50) -> dict[str, float | None]:
+    """Per attribute ``names[i]``: the lowest confidence threshold at which held-out cells (each of
+    ``attribute`` index, ``confidence``, ``correct``) were at least ``precision`` precise; None when no
+    threshold is. Attributes with fewer than ``min_cells`` cells take the threshold of all cells together."""
+    def lowest(sel: np.ndarray) -> float | None:
+        t, _, p = precision_coverage(confidence[sel], correct[sel], int(sel.sum()))
+        return lowest_threshold(t, p, precision)
+
+    pooled = lowest(np.ones(len(attribute), bool))
+    counts = np.bincount(attribute, minlength=len(names))
+    return {a: lowest(attribute == i) if counts[i] >= min_cells else pooled for i, a in enumerate(names)}
