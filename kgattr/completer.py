@@ -10,6 +10,7 @@ from .engine.graph import build_graph, category_attributes
 from .engine.scoring import live_cells, score_gaps, stored_cells
 from .exceptions import NotFittedError, UnknownSKUError
 from .io.catalog import Catalog, content_hashes
+from .ontology.mining import induce_ontology
 from .ontology.ontology import Ontology
 from .ontology.rules import RuleSet
 from .text.encoder import TextEncoder
@@ -118,7 +119,7 @@ class AttributeCompleter:
         self.reviewed_ = as_reviewed(reviewed) if reviewed is not None else Reviewed()
         catalog = self.reviewed_.apply(catalog)
         self.products_ = list(catalog.products)
-        self.ontology_ = ontology or Ontology.induce(catalog)
+        self.ontology_ = ontology or induce_ontology(catalog)
         self.rules_ = RuleSet(self.ontology_)
         self.graph_ = graph = build_graph(catalog)
         self.attributes_ = graph.attributes

@@ -87,7 +87,7 @@ def run_benchmark(catalog: Catalog, *, mask_rate: float = 0.2, seed: int = 0, mi
         text_backend: how BERT runs, for every method that reads its embeddings (see :mod:`kgattr.text.encoding`).
     """
     from ..completer import AttributeCompleter
-    from ..ontology.ontology import Ontology
+    from ..ontology.mining import induce_ontology
     from ..ontology.rules import RuleSet
     from .baselines import METHODS, NEEDS_TEXT
     from .evaluation import default_min_count
@@ -113,7 +113,7 @@ def run_benchmark(catalog: Catalog, *, mask_rate: float = 0.2, seed: int = 0, mi
     unseen = _unseen_cells(split)
     summary["unseen"] = {k: len(v) for k, v in unseen.items()}
     categories = {p.sku: tuple(p.category) for p in train}
-    rules = RuleSet(Ontology.induce(train))
+    rules = RuleSet(induce_ontology(train))
     text = None
     if NEEDS_TEXT & set(methods):
         from ..text.encoder import TextEncoder

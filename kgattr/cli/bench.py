@@ -68,10 +68,10 @@ def score(truth: Path = typer.Argument(..., help="Hidden cells, as `kgattr split
     rules = categories = None
     if ontology is not None:
         from ..exceptions import CatalogError
-        from ..ontology.ontology import Ontology
+        from ..ontology.files import load_ontology
         from ..ontology.rules import RuleSet
 
-        rules = RuleSet(Ontology.load(ontology))
+        rules = RuleSet(load_ontology(ontology))
         categories = {c["sku"]: tuple(c.get("category") or ()) for c in truth_cells}
         if not all(categories.values()):
             raise CatalogError(f"{truth}: cells need a 'category' to check rules (write them with `kgattr split`)")

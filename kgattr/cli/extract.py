@@ -51,14 +51,14 @@ def extract_train(catalog: Path = typer.Argument(..., help="Catalog whose known 
     """
     from ..exceptions import KgattrError
     from ..io.catalog import read_catalog
-    from ..ontology.ontology import Ontology
+    from ..ontology.files import load_ontology
 
     with claim([("--out", out / name) for name in EXTRACTOR_FILES],
                [("the input catalog", catalog), ("the ontology", ontology), ("the text model", text_model)]):
         cat = read_catalog(catalog)
         extractor = _extractor(text_model, max_windows, epochs, lora, lora_rank, seed)
         try:
-            extractor.fit(cat.products, Ontology.load(ontology) if ontology else None)
+            extractor.fit(cat.products, load_ontology(ontology) if ontology else None)
         except ValueError as e:
             raise KgattrError(f"{catalog}: {e}") from e
         extractor.save(out)

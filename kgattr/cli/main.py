@@ -64,12 +64,12 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
     from ..engine.modelfiles import check_target
     from ..engine.reviewed import Reviewed
     from ..io.catalog import read_catalog
-    from ..ontology.ontology import Ontology
+    from ..ontology.files import load_ontology
 
     check_target(out)                          # before training, not after
     reviews = Reviewed.read(reviewed) if reviewed else None
     cat = read_catalog(catalog, format=catalog_format)
-    onto = Ontology.load(ontology) if ontology else None
+    onto = load_ontology(ontology) if ontology else None
     completer = AttributeCompleter(text_model=str(text_model) if text_model else None,
                                    max_length=max_length, seed=seed, progress=_progress(), text_backend=encoder,
                                    extractor=str(extractor.resolve()) if extractor else None,
@@ -216,11 +216,12 @@ def ontology_induce(catalog: Path = typer.Argument(..., help="Catalog to read.")
     Example: kgattr ontology induce data/sample.jsonl -o ontology/sample.ttl
     """
     from ..io.catalog import read_catalog
-    from ..ontology.ontology import Ontology
+    from ..ontology.files import save_ontology
+    from ..ontology.mining import induce_ontology
 
     with claim([("--output", output)], [("the input catalog", catalog)]):
-        onto = Ontology.induce(read_catalog(catalog, format=catalog_format), min_support=min_support, max_unseen=max_unseen)
-        onto.save(output, source=catalog.name)
+        onto = induce_ontology(read_catalog(catalog, format=catalog_format), min_support=min_support, max_unseen=max_unseen)
+        save_ontology(onto, output, source=catalog.name)
     differs = sum(1 for s in onto.shapes if any(p.disjoint for p in s.properties.values()))
     typer.echo(f"{len(onto.categories)} categories, {len(onto.attributes)} attributes, "
                f"{len(onto.shapes) - differs} category shapes, {differs} pairs of attributes that differ -> {output}")
