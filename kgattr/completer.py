@@ -320,7 +320,7 @@ class AttributeCompleter:
                                                                            attributes, decisions)):
             p = products[r]
             copy = copies[m] if copies[m] is not None and copies[m].confidence > conf \
-                and (attr, copies[m].value) not in refused.refused.get(p.sku, ()) else None
+                and not refused.is_refused(p.sku, attr, copies[m].value) else None
             broken = rules.check(categories[m], attr, copy.value, known[m]) if copy is not None else None
             if broken is not None:               # a copy the rules reject is listed like any rejected value
                 if all(r["value"] != copy.value for r in rejected):
