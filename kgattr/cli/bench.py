@@ -133,8 +133,8 @@ def evaluate(catalogs: list[Path] = typer.Argument(..., help="Catalog(s) with kn
 
     Example: kgattr evaluate ../shared/data --draw 1500 --settings bench/catalogs.toml --report out/bench
     """
-    from ..bench.benchmark import (ALL_METHODS, find_catalogs, markdown, read_settings, run_benchmark, run_catalogs,
-                                   summary_markdown, write_report)
+    from ..bench.benchmark import ALL_METHODS, markdown, run_benchmark, write_report
+    from ..bench.catalogs import find_catalogs, read_settings, run_catalogs, summary_markdown
     from ..io.catalog import read_catalog
 
     chosen = tuple(m.strip() for m in methods.split(","))
