@@ -37,7 +37,7 @@ def encode(catalog: Path = typer.Argument(..., help="Catalog whose texts to enco
         if model:
             from ..completer import AttributeCompleter
 
-            enc = AttributeCompleter.load(model)._encoder()
+            enc = AttributeCompleter.load(model).text_encoder()
         else:
             enc = TextEncoder(str(text_model) if text_model else None, max_length=max_length, backend=encoder)
         if ray or ray_address:

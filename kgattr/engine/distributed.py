@@ -75,7 +75,7 @@ class Worker:
     def impute(self, shard: Catalog, vectors: list[tuple[str, bytes]], evidence_floor: float) -> list:
         """Completions of ``shard``; ``vectors`` (text key, float32 bytes) go to the text cache first."""
         if vectors:
-            cache = self.completer._encoder().cache()
+            cache = self.completer.text_encoder().cache()
             cache.put(vectors)
             cache.close()
         return self.completer.impute(shard, evidence_floor=evidence_floor)
@@ -151,7 +151,7 @@ class RayImputer:
 
         self.ray = connect(address)
         self.completer = AttributeCompleter.load(model)
-        self.encoder = self.completer._encoder()
+        self.encoder = self.completer.text_encoder()
         self.pool = _pool(self.ray, self.encoder, str(Path(model).resolve()), workers)
         self.progress = progress
 
