@@ -192,9 +192,10 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
 def _on_ray(model: Path, address: str | None):
     """``impute(catalog, evidence_floor)`` on a Ray cluster's actors, started once (see
     :class:`~kgattr.engine.distributed.RayImputer`)."""
+    from ..completer import AttributeCompleter
     from ..engine.distributed import RayImputer
 
-    imputer = RayImputer(model, address=address, progress=_progress())
+    imputer = RayImputer(model, AttributeCompleter.load, address=address, progress=_progress())
     return lambda part, floor: imputer([part], floor)[0]
 
 
