@@ -1,4 +1,5 @@
-"""Catalog input and output: JSON Lines (canonical); CSV, TSV, Parquet and pandas DataFrames in wide form.
+"""Catalogs, and reading them: JSON Lines (canonical); CSV, TSV, Parquet and pandas DataFrames in wide form
+(writing them: :mod:`kgattr.io.writers`).
 
 A product is ``{"sku", "title", "description", "category": [root, ..., leaf], "attributes": {name: value}}``.
 Unknown extra fields are kept on read and written back unchanged, so a catalog round-trips.
