@@ -224,7 +224,7 @@ def test_two_concurrent_rule_edits_both_land(ws):
 
 PAUSED = """
 import sys, time
-import kgattr.io.catalog as c
+import kgattr.io.writers as c
 real = c.write_lines
 def paused(f, records):
     real(f, records)
