@@ -3,7 +3,8 @@ BERT text embeddings, FAISS retrieval and SHACL rules."""
 from .completer import AttributeCompleter
 from .engine.completion import Completion, ProductCompletion
 from .exceptions import KgattrError
-from .io.catalog import Catalog, Product, read_catalog, write_catalog
+from .io.catalog import Catalog, Product, read_catalog
+from .io.writers import write_catalog
 from .ontology.ontology import Ontology
 from .ontology.rules import RuleSet
 

@@ -5,11 +5,13 @@ import logging
 
 import numpy as np
 
-from .engine.completion import Completion, EvidenceFinder, ProductCompletion, decide, passage
+from .engine.completion import CategoryRules, EvidenceFinder, ProductCompletion, completions, passage, precision_thresholds
 from .engine.graph import build_graph, category_attributes
+from .engine.index import Listings, NeighbourIndex, product_vectors, value_profile
 from .engine.scoring import live_cells, score_gaps, stored_cells
 from .exceptions import NotFittedError, UnknownSKUError
 from .io.catalog import Catalog, content_hashes
+from .ontology.mining import induce_ontology
 from .ontology.ontology import Ontology
 from .ontology.rules import RuleSet
 from .text.encoder import TextEncoder
@@ -105,20 +107,19 @@ class AttributeCompleter:
         """
         from .engine.copying import TextCopier, copy_gate
         from .engine.crossfit import cross_fit, heldout_cells
-        from .engine.index import NeighbourIndex, value_profile
         from .engine.mixture import calibration_outcomes, fit_mixture
         from .engine.reviewed import Reviewed, as_reviewed
         from .engine.train import Neighbours, Pool, pool_states
         from .io.frames import as_catalog
 
-        for cache in ("_value_matcher", "_evidence_cache", "_pool_row_map", "_rule_caches", "_fresh_extracted",
-                      "_extractor_model", "_sequence_index", "_category_sequence_index", "_category_index"):
+        for cache in ("_value_matcher", "_evidence_cache", "_pool_row_map", "_rule_memo", "fresh_extracted",
+                      "_extractor_model", "_listing_index"):
             self.__dict__.pop(cache, None)
         catalog = as_catalog(catalog)
         self.reviewed_ = as_reviewed(reviewed) if reviewed is not None else Reviewed()
         catalog = self.reviewed_.apply(catalog)
         self.products_ = list(catalog.products)
-        self.ontology_ = ontology or Ontology.induce(catalog)
+        self.ontology_ = ontology or induce_ontology(catalog)
         self.rules_ = RuleSet(self.ontology_)
         self.graph_ = graph = build_graph(catalog)
         self.attributes_ = graph.attributes
@@ -133,18 +134,18 @@ class AttributeCompleter:
         self.lexical_ = LexicalFeatures().fit(catalog)
         self.text_hash_, self.record_hash_ = content_hashes(catalog)
         if self.read_text:
-            text = self._encoder().encode([p.text for p in catalog], progress=self.progress)
+            text = self.text_encoder().encode([p.text for p in catalog], progress=self.progress)
         else:
             text = np.zeros((len(catalog), 1), dtype=np.float32)
-        inputs = self._inputs(catalog, text)
-        self.extracted_ = self._extract(catalog.products)
+        inputs = self.model_inputs(catalog, text)
+        self.extracted_ = self.extracted_values(catalog.products)
         extracted = self.extracted_.matrix(len(catalog), len(graph.values)) if self.extracted_ else None
         log.info("text features: %s BERT, %d tf-idf terms", text.shape, self.lexical_.size)
-        vectors = self._vectors(text if self.read_text else value_profile(inputs.values, self.seed), catalog)
+        vectors = self.vectors(text if self.read_text else value_profile(inputs.values, self.seed), catalog)
         self.index_ = NeighbourIndex().add(vectors)
         hits = self.index_.search(vectors, self.neighbours, exclude=np.arange(len(catalog)))
         self.knn_ = (hits.index, hits.score)
-        near = Neighbours(hits.index, hits.score, self._listed_near(catalog.products))
+        near = Neighbours(hits.index, hits.score, self.listed_near(catalog.products))
         log.info("neighbours: %s similar, %s listed nearby", hits.index.shape, near.sequence.shape)
 
         coo = inputs.values.tocoo()
@@ -161,7 +162,7 @@ class AttributeCompleter:
         # [GNN, linear, similar-product vote, extractor (with one)]
         mixes = []
         for rows, truth, scores in heldout:
-            allowed = np.stack([self._allowed_mask(catalog.products[r].category) for r in rows]) if len(rows) \
+            allowed = np.stack([self.allowed_mask(catalog.products[r].category) for r in rows]) if len(rows) \
                 else np.zeros((0, len(graph.values)), bool)
             if extracted is not None:
                 scores = scores + [extracted[rows].toarray()]
@@ -186,61 +187,42 @@ class AttributeCompleter:
         log.info("calibrated and scored %d gaps", len(self.cells_["product"]))
         return self
 
-    def _rule_cache(self, name: str) -> dict:
-        """A per-category memo that is dropped whenever ``rules_`` is replaced."""
-        rules, caches = self.__dict__.get("_rule_caches", (None, {}))
-        if rules is not self.rules_:
-            rules, caches = self.rules_, {}
-            self._rule_caches = (rules, caches)
-        return caches.setdefault(name, {})
+    def _category_rules(self) -> CategoryRules:
+        """The rules' verdicts by category, made afresh whenever ``rules_`` is replaced."""
+        memo = self.__dict__.get("_rule_memo")
+        if memo is None or memo.rules is not self.rules_:
+            memo = self._rule_memo = CategoryRules(self.rules_, self.graph_.values, self.attributes_, self.targets_,
+                                                   self.category_attributes_)
+        return memo
 
-    def _allowed_mask(self, category) -> np.ndarray:
+    def allowed_mask(self, category) -> np.ndarray:
         """(num_values,) bool: the values the rules allow for a product of ``category``."""
-        cache = self._rule_cache("allowed")
-        category = tuple(category)
-        if category not in cache:
-            cache[category] = np.array([self.rules_.check(category, a, v) is None for a, v in self.graph_.values])
-        return cache[category]
+        return self._category_rules().allowed(category)
 
-    def _listed_near(self, products, by_category: bool = True) -> np.ndarray:
-        """(n, L, 2 * sequence_window) pool rows listed next to each product: among all products, then (with
-        ``by_category``, L = 2) among those of its leaf category; see :meth:`SequenceIndex.search`."""
-        from .engine.index import SequenceIndex
+    def listed_near(self, products, by_category: bool = True) -> np.ndarray:
+        """(n, L, 2 * sequence_window) pool rows listed next to each product; see :meth:`Listings.near`."""
+        return self._listings().near(products, self.sequence_window, by_category)
 
-        skus = [p.sku for p in products]
-        if not hasattr(self, "_sequence_index"):
-            self._sequence_index = SequenceIndex(self.graph_.skus)
-        listings = [self._sequence_index.search(skus, self.sequence_window)]
-        if by_category:
-            if not hasattr(self, "_category_sequence_index"):
-                leaf = np.full(len(self.graph_.skus), -1, dtype=np.int64)
-                leaf[self.graph_.in_category[0]] = self.graph_.in_category[1]
-                self._category_sequence_index = SequenceIndex(self.graph_.skus, leaf.tolist())
-            listings.append(self._category_sequence_index.search(skus, self.sequence_window,
-                                                                 self._leaf(products).tolist()))
-        return np.stack(listings, 1)
+    def _listings(self) -> Listings:
+        if not hasattr(self, "_listing_index"):
+            self._listing_index = Listings(self.graph_)
+        return self._listing_index
 
-    def _leaf(self, products) -> np.ndarray:
-        """(n,) int64 category node of each product's full category path (-1: a path the graph lacks)."""
-        if not hasattr(self, "_category_index"):
-            self._category_index = {c: i for i, c in enumerate(self.graph_.categories)}
-        return np.array([self._category_index.get(tuple(p.category), -1) for p in products], dtype=np.int64)
-
-    def _encoder(self) -> TextEncoder:
+    def text_encoder(self) -> TextEncoder:
         return TextEncoder(self.text_model, max_length=self.max_length, cache_dir=self.cache_dir,
                            backend=self.text_backend)
 
-    def _vectors(self, text: np.ndarray, catalog) -> np.ndarray:
-        from .engine.index import product_vectors
+    def vectors(self, text: np.ndarray, catalog) -> np.ndarray:
+        """(n, d) retrieval vectors of ``catalog``'s products from their ``text`` embeddings (n, text_dim)."""
+        return product_vectors(text, self._listings().leaf(catalog), len(self.graph_.categories),
+                               self.category_weight)
 
-        return product_vectors(text, self._leaf(catalog), len(self.graph_.categories), self.category_weight)
-
-    def _inputs(self, catalog, text: np.ndarray):
+    def model_inputs(self, catalog, text: np.ndarray):
         from .engine.train import build_inputs
 
         return build_inputs(catalog, self.graph_, text, self.lexical_, self._matcher(), self.read_text)
 
-    def _extract(self, products):
+    def extracted_values(self, products):
         """The extractor's spans in ``products`` that name a value node (None without an extractor)."""
         if not self.extractor:
             return None
@@ -262,22 +244,11 @@ class AttributeCompleter:
     # ---- scoring -------------------------------------------------------------------------------
     def gaps(self, product) -> list[int]:
         """Attribute indices kgattr would fill for ``product``: modelled, seen in its category, allowed, absent."""
-        cache = self._rule_cache("gaps")
-        category = tuple(product.category)
-        if category not in cache:
-            known = category
-            while known not in self.category_attributes_:
-                known = known[:-1]
-            seen, targets = self.category_attributes_[known], set(self.targets_)
-            cache[category] = [i for i, a in enumerate(self.attributes_)
-                               if i in seen and a in targets and self.rules_.applicable(category, a) is None]
-        return [i for i in cache[category] if self.attributes_[i] not in product.attributes]
+        return self._category_rules().gaps(product)
 
     def thresholds(self, precision: float) -> dict[str, float | None]:
         """Per attribute: the lowest confidence at which its completions were at least ``precision`` precise
-        on the calibration cells (None: never that precise); see :func:`~kgattr.bench.evaluation.precision_thresholds`."""
-        from .bench.evaluation import precision_thresholds
-
+        on the calibration cells (None: never that precise); see :func:`~kgattr.engine.completion.precision_thresholds`."""
         self._check_fitted()
         cal = self.calibration_
         return precision_thresholds(cal["attribute"], cal["confidence"], cal["correct"].astype(bool),
@@ -286,73 +257,6 @@ class AttributeCompleter:
     def _check_fitted(self) -> None:
         if not hasattr(self, "cells_"):
             raise NotFittedError("this AttributeCompleter is not fitted: call fit(...) or load(...) first")
-
-    def _completions(self, products, cells, neighbours: np.ndarray, evidence_floor: float = 0.0,
-                     explain: bool = False, reviewed=None) -> list[ProductCompletion]:
-        """Decide every gap of ``products`` (row-aligned with ``cells['product']`` and ``neighbours`` (n, k)).
-
-        Evidence is gathered for completions at least ``evidence_floor`` confident (the others get ``{}``);
-        ``explain`` lists every rule checked for each chosen value. Values reviewers refused (the model's and
-        ``reviewed``'s) are no candidates.
-        """
-        refused = self.reviewed_.merge(reviewed) if reviewed is not None else self.reviewed_
-        cells = refused.drop_refused(cells, [p.sku for p in products], self.attributes_, self.graph_.values)
-        out = {p.sku: ProductCompletion(p.sku, dict(p.attributes), []) for p in products}
-        listed = self._listed_near(products, by_category=False)[:, 0] if evidence_floor <= 1 and len(cells["product"]) else None
-        vals = cells["values"]
-        names = np.array([v for _, v in self.graph_.values] + [None], dtype=object)[vals]    # -1 pads -> None
-        categories = [tuple(products[r].category) for r in cells["product"]]
-        masks, at = {}, []
-        for c in categories:
-            at.append(masks.setdefault(c, len(masks)))
-        masks = np.stack([self._allowed_mask(c) for c in masks]) if masks else np.zeros((0, len(self.graph_.values)), bool)
-        allowed = masks[np.array(at, dtype=np.int64)[:, None], vals] if len(at) else np.zeros(vals.shape, bool)
-        attributes = [self.attributes_[a] for a in cells["attribute"]]
-        known = [products[r].attributes for r in cells["product"]]
-        rules = self.rules_
-        # implications and exclusions: the verdict depends on the product's own values
-        for m in [m for m, (c, a) in enumerate(zip(categories, attributes)) if rules.conditional(c, a)]:
-            allowed[m] = [n is not None and rules.check(categories[m], attributes[m], n, known[m]) is None
-                          for n in names[m]]
-        decisions = decide(lambda m, v: rules.check(categories[m], attributes[m], v, known[m]).rule,
-                           names, cells["logits"], allowed)
-        copies = self._copies(products, cells["product"], attributes)
-        for m, (r, a, attr, (value, conf, alts, rejected)) in enumerate(zip(cells["product"], cells["attribute"],
-                                                                           attributes, decisions)):
-            p = products[r]
-            copy = copies[m] if copies[m] is not None and copies[m].confidence > conf \
-                and (attr, copies[m].value) not in refused.refused.get(p.sku, ()) else None
-            broken = rules.check(categories[m], attr, copy.value, known[m]) if copy is not None else None
-            if broken is not None:               # a copy the rules reject is listed like any rejected value
-                if all(r["value"] != copy.value for r in rejected):
-                    rejected = rejected + [{"value": copy.value, "rule": broken.rule}]
-                copy = None
-            if copy is not None:
-                if value is not None and value != copy.value:
-                    alts = [{"value": value, "confidence": round(conf, 4)}] + alts[:2]
-                value, conf = copy.value, copy.confidence
-            evidence = self._evidence(p, a, value, neighbours[r], listed[r]) \
-                if value is not None and conf >= evidence_floor else {}
-            if copy is not None and evidence:
-                text = getattr(p, copy.field)
-                evidence["extracted"] = {"field": copy.field, "start": copy.start, "end": copy.end,
-                                         "text": text[copy.start:copy.end], "confidence": round(copy.confidence, 4)}
-                evidence["text"] = passage(text, copy.start, copy.end)
-            checked = rules.explain(categories[m], attr, value, known[m]) if explain and value is not None else []
-            out[p.sku].completions.append(Completion(p.sku, attr, value, round(conf, 4), alts, rejected, evidence,
-                                                     checked))
-        return list(out.values())
-
-    def _copies(self, products, rows: np.ndarray, attributes: list[str]) -> list:
-        """(M,) the :class:`~kgattr.engine.copying.Copy` the text gives each cell (product ``rows``, ``attributes``), or
-        None: where the attribute takes no copies, or the text states none."""
-        copier, wanted = getattr(self, "copier_", None), set(getattr(self, "copies_for_", ()))
-        if copier is None or not wanted:
-            return [None] * len(attributes)
-        found = {}
-        for r in set(rows.tolist()):
-            found[r] = copier.copies(products[r], wanted - products[r].attributes.keys())
-        return [found[r].get(a) if a in wanted else None for r, a in zip(rows.tolist(), attributes)]
 
     def complete(self, skus: list[str], catalog: Catalog | None = None, *,
                  explain: bool = False) -> list[ProductCompletion]:
@@ -363,7 +267,7 @@ class AttributeCompleter:
         """
         self._check_fitted()
         if catalog is not None:
-            missing = [s for s in skus if s not in catalog and s not in self._pool_row()]
+            missing = [s for s in skus if s not in catalog and s not in self.pool_rows()]
             if missing:
                 raise UnknownSKUError(f"unknown SKU {missing[0]!r}: not in {catalog.source} nor in the model")
             inside = [s for s in skus if s in catalog]
@@ -371,17 +275,17 @@ class AttributeCompleter:
             result = []
             if inside:
                 cells, index = live_cells(self, sub)
-                result = self._completions(sub.products, cells, index, explain=explain)
+                result = completions(self, sub.products, cells, index, explain=explain)
             return result + self.complete([s for s in skus if s not in catalog], explain=explain)
         rows = []
         for s in skus:
-            if s not in self._pool_row():
+            if s not in self.pool_rows():
                 raise UnknownSKUError(f"unknown SKU {s!r}: not in the model's catalog (give --catalog for new products)")
-            rows.append(self._pool_row()[s])
+            rows.append(self.pool_rows()[s])
         products = self._pool_products(rows)
         rows = np.array(rows, dtype=np.int64)
-        self._fresh_extracted = ({}, None)
-        return self._completions(products, stored_cells(self, rows, products, np.arange(len(rows))), self.knn_[0][rows],
+        self.fresh_extracted = ({}, None)
+        return completions(self, products, stored_cells(self, rows, products, np.arange(len(rows))), self.knn_[0][rows],
                                  explain=explain)
 
     def impute(self, catalog: Catalog, *, evidence_floor: float = 0.0, reviewed=None) -> list[ProductCompletion]:
@@ -399,22 +303,22 @@ class AttributeCompleter:
             reviewed = as_reviewed(reviewed)
             catalog = reviewed.apply(catalog)
         cells, index = live_cells(self, catalog)
-        return self._completions(catalog.products, cells, index, evidence_floor, reviewed=reviewed)
+        return completions(self, catalog.products, cells, index, evidence_floor, reviewed=reviewed)
 
     # ---- evidence --------------------------------------------------------------------------------
-    def _pool_row(self) -> dict[str, int]:
+    def pool_rows(self) -> dict[str, int]:
         if not hasattr(self, "_pool_row_map"):
             self._pool_row_map = {s: i for i, s in enumerate(self.graph_.skus)}
         return self._pool_row_map
 
-    def _evidence(self, product, attribute: int, value: str, neighbours: np.ndarray, listed: np.ndarray) -> dict:
+    def evidence(self, product, attribute: int, value: str, neighbours: np.ndarray, listed: np.ndarray) -> dict:
         if not hasattr(self, "_evidence_cache"):
             self._evidence_cache = EvidenceFinder(self.graph_, self.attributes_, self.value_attribute_)
         evidence = self._evidence_cache(product, attribute, value, neighbours, listed)
         if self.extracted_:
-            rows, extracted = self._fresh_extracted
+            rows, extracted = self.fresh_extracted
             at, found = (rows[product.sku], extracted) if product.sku in rows else \
-                (self._pool_row().get(product.sku), self.extracted_)
+                (self.pool_rows().get(product.sku), self.extracted_)
             span = found.evidence(at, self._evidence_cache.vindex[self.attributes_[attribute], value], product) \
                 if at is not None and found else None
             if span:
@@ -430,7 +334,7 @@ class AttributeCompleter:
         return read_products(self.path_, [self.graph_.skus[r] for r in rows])
 
     # ---- persistence -----------------------------------------------------------------------------
-    def _load_model(self) -> None:
+    def ensure_network(self) -> None:
         if not hasattr(self, "model_"):
             from .engine.modeldir import load_network
 

@@ -6,7 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from kgattr import Catalog, Product, write_catalog
-from kgattr.bench.benchmark import catalog_name, find_catalogs, prepare, read_settings, run_catalogs
+from kgattr.bench.benchmark import prepare
+from kgattr.bench.catalogs import catalog_name, find_catalogs, read_settings, run_catalogs
 from kgattr.bench.evaluation import default_min_count, metadata_attributes, target_attributes
 from kgattr.cli.main import app
 from kgattr.exceptions import CatalogError

@@ -161,7 +161,7 @@ def test_evaluate_writes_report_and_rejects_unknown_methods(model, tmp_path):
 
 
 def test_rules_dry_run_explain_and_completeness(model, catalog, tmp_path):
-    from kgattr import Ontology
+    from kgattr.ontology.files import load_ontology, save_ontology
     from kgattr.ontology.ontology import PREFIXES, Conditional
     from kgattr.ontology.shacl import conditional_block
 
@@ -181,7 +181,7 @@ def test_rules_dry_run_explain_and_completeness(model, catalog, tmp_path):
     assert report["by_rule"]["excludes/test"] >= 1
     # completeness needs required attributes: one added to a copy of the model's ontology
     onto = tmp_path / "o.ttl"
-    Ontology.load(model / "model" / "ontology.ttl").save(onto)
+    save_ontology(load_ontology(model / "model" / "ontology.ttl"), onto)
     assert run("rules", "add", "required", "--attribute", "season", "--ontology", onto).exit_code == 0
     out = tmp_path / "imputed.jsonl"
     assert run("impute", model / "catalog.jsonl", "--model", model / "model", "-o", out).exit_code == 0

@@ -34,10 +34,11 @@ def test_help_is_plain_with_defaults(command):
 
 @pytest.fixture(scope="module")
 def ontology(tmp_path_factory, catalog):
-    from kgattr import Ontology
+    from kgattr.ontology.files import save_ontology
+    from kgattr.ontology.mining import induce_ontology
 
     path = tmp_path_factory.mktemp("conventions") / "onto.ttl"
-    Ontology.induce(catalog).save(path)
+    save_ontology(induce_ontology(catalog), path)
     return path
 
 

@@ -10,8 +10,10 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from kgattr import Ontology, write_catalog
+from kgattr import write_catalog
 from kgattr.cli.main import app
+from kgattr.ontology.files import load_ontology, save_ontology
+from kgattr.ontology.mining import induce_ontology
 
 runner = CliRunner()
 
@@ -39,7 +41,7 @@ def saved_model(fitted, tmp_path_factory):
 def ws(tmp_path, catalog, saved_model):
     """A workspace: the catalog, an ontology, a copy of the model, an empty folder."""
     write_catalog(catalog, tmp_path / "c.jsonl")
-    Ontology.induce(catalog).save(tmp_path / "o.ttl")
+    save_ontology(induce_ontology(catalog), tmp_path / "o.ttl")
     shutil.copytree(saved_model, tmp_path / "M")
     (tmp_path / "dir").mkdir()
     return tmp_path
@@ -217,12 +219,12 @@ def test_two_concurrent_rule_edits_both_land(ws):
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
         added.add(out.split()[1])                   # "added RULE_ID to FILE:"
-    assert len(added) == 2 and added <= Ontology.load(ws / "o.ttl").rule_ids()
+    assert len(added) == 2 and added <= load_ontology(ws / "o.ttl").rule_ids()
 
 
 PAUSED = """
 import sys, time
-import kgattr.io.catalog as c
+import kgattr.io.writers as c
 real = c.write_lines
 def paused(f, records):
     real(f, records)

@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
-from kgattr import Catalog, Ontology, Product, RuleSet
-from kgattr.bench.evaluation import (Split, coverage_at_precision, is_validation, precision_coverage, score,
-                                     split_catalog, target_attributes, twin_values)
+from kgattr import Catalog, Product, RuleSet
+from kgattr.bench.evaluation import (Split, coverage_at_precision, is_validation, score, split_catalog,
+                                     target_attributes, twin_values)
+from kgattr.engine.completion import precision_coverage
+from kgattr.ontology.mining import induce_ontology
 
 
 def test_split_holds_out_title_groups_whole(catalog):
@@ -42,7 +44,7 @@ def test_precision_coverage_and_thresholds_from_validation():
 def test_score_counts_rule_breaking_and_cold_products():
     cat = Catalog([Product(sku, "shirt", "", ("Apparel", "Topwear"), {"colour": colour})
                    for sku, colour in [("A", "Red"), ("B", "Blue"), ("C", "Red"), ("D", "Blue")]])
-    rules = RuleSet(Ontology.induce(cat))
+    rules = RuleSet(induce_ontology(cat))
     hidden = [("A", "colour", "Red"), ("B", "colour", "Blue")]
     categories = {p.sku: p.category for p in cat}
     result = score(hidden, {("A", "colour"): "Red", ("B", "colour"): "Mauve"}, {("A", "colour"): 1.0},

@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kgattr.extract.extraction import B, I, DictionaryExtractor, Lexicon, Span, score_extraction, tag_spans, token_tags
+from kgattr.extract.evaluation import score_extraction
+from kgattr.extract.extraction import B, I, DictionaryExtractor, Lexicon, Span, tag_spans, token_tags
 from kgattr.extract.tagger import _decode, _merge, _word_bounds
 from kgattr.io.catalog import Product
 
@@ -143,7 +144,7 @@ def test_completer_uses_the_extractor_as_a_score_and_as_evidence(catalog, tiny_b
 
 
 def test_extract_commands_train_run_and_evaluate(tmp_path, tiny_bert):
-    from kgattr.io.catalog import write_catalog
+    from kgattr.io.writers import write_catalog
     from kgattr.io.datasets import make_catalog
     from test_cli import run
 
@@ -170,7 +171,7 @@ def test_extract_commands_train_run_and_evaluate(tmp_path, tiny_bert):
 
 
 def test_evaluate_a_trained_extractor_on_another_catalog(extractor, catalog):
-    from kgattr.extract.extraction import evaluate_extraction
+    from kgattr.extract.evaluation import evaluate_extraction
     from kgattr.extract.tagger import Extractor
 
     report = evaluate_extraction(catalog.products, extractor=Extractor.load(extractor))

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from kgattr import Ontology, RuleSet, read_catalog, write_catalog
+from kgattr import RuleSet, read_catalog, write_catalog
 from kgattr.exceptions import KgattrError
 from kgattr.io.catalog import Catalog, Product
+from kgattr.ontology.files import load_ontology
+from kgattr.ontology.mining import induce_ontology
 
 SAMPLE_TTL = Path(__file__).parent.parent / "ontology" / "sample.ttl"
 GOOD = b'{"sku": "a", "title": "t", "category": ["A"], "attributes": {"year": "2012"}}\n'
@@ -44,13 +46,13 @@ def pattern_rule(pattern: str) -> bytes:
 def check_rules(path):
     """Load the ontology at ``path`` and check a product whose brand makes a bad pattern backtrack."""
     products = [Product("p1", "t", "", ("Apparel",), {"brand": "a" * 40 + "!"})]
-    return RuleSet(Ontology.load(path)).violations(Catalog(products))
+    return RuleSet(load_ontology(path)).violations(Catalog(products))
 
 
 def range_rule(low=None, high=None):
     from kgattr.ontology.authoring import make_rule
 
-    return lambda path: make_rule(Ontology.load(path), "range", attribute="year", low=low, high=high)
+    return lambda path: make_rule(load_ontology(path), "range", attribute="year", low=low, high=high)
 
 
 # (file name, its content: bytes, a callable returning bytes, or None for a directory, the reader,
@@ -106,17 +108,17 @@ CASES = {
                          ["field 'attributes.x\\ny'", "an object"]),
     "attribute-blank-name": ("c.jsonl", b'{"sku": "a", "attributes": {" ": "v"}}\n', read_catalog,
                              ["field 'attributes'", "blank name"]),
-    "ontology-directory": ("o.ttl", None, Ontology.load, ["is a directory"]),
-    "ontology-missing": ("o.ttl", "missing", Ontology.load, ["no such file"]),
-    "truncated-turtle": ("o.ttl", SAMPLE_TTL.read_bytes()[:3000], Ontology.load, ["bad Turtle syntax"]),
-    "truncated-turtle-in-a-string": ("o.ttl", SAMPLE_TTL.read_bytes()[:3004], Ontology.load, ["bad Turtle syntax"]),
-    "garbage-turtle": ("o.ttl", b"@prefix kg: <https://kgattr.org/ontology#> .\nkg:a kg:b ][ .\n", Ontology.load,
+    "ontology-directory": ("o.ttl", None, load_ontology, ["is a directory"]),
+    "ontology-missing": ("o.ttl", "missing", load_ontology, ["no such file"]),
+    "truncated-turtle": ("o.ttl", SAMPLE_TTL.read_bytes()[:3000], load_ontology, ["bad Turtle syntax"]),
+    "truncated-turtle-in-a-string": ("o.ttl", SAMPLE_TTL.read_bytes()[:3004], load_ontology, ["bad Turtle syntax"]),
+    "garbage-turtle": ("o.ttl", b"@prefix kg: <https://kgattr.org/ontology#> .\nkg:a kg:b ][ .\n", load_ontology,
                        ["o.ttl:2:"]),
-    "turtle-not-utf8": ("o.ttl", SAMPLE_TTL.read_bytes().replace(b'"Apparel"', b'"Appar\xe9l"', 1), Ontology.load,
+    "turtle-not-utf8": ("o.ttl", SAMPLE_TTL.read_bytes().replace(b'"Apparel"', b'"Appar\xe9l"', 1), load_ontology,
                         ["o.ttl:20:", "not UTF-8"]),
     "turtle-surrogate": ("o.ttl", SAMPLE_TTL.read_bytes().replace(b'"Apparel"', b'"Appa\\uD800rel"', 1),
-                         Ontology.load, ["surrogate"]),
-    "turtle-category-literal": ("o.ttl", SAMPLE_TTL.read_bytes() + b'"x" a kg:Category .\n', Ontology.load,
+                         load_ontology, ["surrogate"]),
+    "turtle-category-literal": ("o.ttl", SAMPLE_TTL.read_bytes() + b'"x" a kg:Category .\n', load_ontology,
                                 ["'x' is not a kgattr category IRI"]),
     "catastrophic-pattern": ("o.ttl", pattern_rule("^(a|aa)+$"), check_rules,
                              ["rule pattern/all/brand", "took over", "nested repetition"]),
@@ -237,19 +239,19 @@ def test_null_means_missing_but_for_the_sku(tmp_path):
 
 def test_damaged_ontology_cache_is_set_aside_and_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("KGATTR_CACHE", str(tmp_path / "cache"))
-    first = Ontology.load(SAMPLE_TTL)
+    first = load_ontology(SAMPLE_TTL)
     cached, = (tmp_path / "cache").glob("ontology-*.json")
     good = cached.read_bytes()
     for damage in (good[:len(good) // 2], b"\xff\xfe garbage", good.replace(b'"Apparel"', b'"Apparol"', 1),
                    b"", json.dumps([1, 2]).encode()):
         cached.write_bytes(damage)
-        again = Ontology.load(SAMPLE_TTL)
+        again = load_ontology(SAMPLE_TTL)
         assert (again.shapes, again.categories, again.conditionals) == (first.shapes, first.categories,
                                                                       first.conditionals)
         assert cached.read_bytes() == good and cached.with_name(cached.name + ".damaged").read_bytes() == damage
     cached.unlink()
     cached.mkdir()                                           # even a directory in its place
-    assert Ontology.load(SAMPLE_TTL).shapes == first.shapes
+    assert load_ontology(SAMPLE_TTL).shapes == first.shapes
 
 
 def test_odd_shapes_are_uncompiled_not_errors(tmp_path):
@@ -272,7 +274,7 @@ _:l rdf:first "a" ; rdf:rest _:l .
 """
     path = tmp_path / "o.ttl"
     path.write_bytes(SAMPLE_TTL.read_bytes() + odd)
-    onto = Ontology.load(path)
+    onto = load_ontology(path)
     assert {rid for rid, _ in onto.uncompiled} == {f"odd/{i}" for i in range(1, 9)}
     assert not any(s.id.startswith("odd/") for s in onto.shapes)
 
@@ -294,7 +296,7 @@ def test_regex_patterns_agree_with_pyshacl(catalog):
 
     patterns = ["^[A-M]", "o", "^\\d+$", "(?i)^nike$", "\\s", "^(Cotton|Linen)$", "[^a-z]$", "\\w{6,}", "^.{0,5}$",
                 "(a|e)\\1", "^(?!Adults)", "ü|é", "\\bFit\\b"]
-    onto = Ontology.induce(catalog)
+    onto = induce_ontology(catalog)
     names = sorted(onto.attributes)
     for i, pattern in enumerate(patterns):
         rid = f"pattern/all/p{i}"

@@ -19,6 +19,7 @@ import pytest
 from kgattr import AttributeCompleter, read_catalog, write_catalog
 from kgattr.engine.modelfiles import FILES, MANIFEST
 from kgattr.exceptions import ModelError
+from kgattr.ontology.files import save_ontology
 
 from test_cli import run
 
@@ -189,11 +190,11 @@ def test_a_model_replaced_while_in_use_is_not_mixed_with_it(fitted, model, saved
 def test_paths_are_recorded_relative_to_the_model(fitted, tmp_path, caplog):
     project = tmp_path / "project"
     (project / "rules").mkdir(parents=True)
-    fitted.ontology_.save(project / "rules" / "o.ttl")
-    from kgattr import Ontology
+    save_ontology(fitted.ontology_, project / "rules" / "o.ttl")
+    from kgattr.ontology.files import load_ontology
 
     trained_with = copy.copy(fitted)
-    trained_with.ontology_ = Ontology.load(project / "rules" / "o.ttl")
+    trained_with.ontology_ = load_ontology(project / "rules" / "o.ttl")
     trained_with.save(project / "models" / "m")
     config = json.loads((project / "models" / "m" / "config.json").read_text())
     assert config["ontology_files"] == ["../../rules/o.ttl"]

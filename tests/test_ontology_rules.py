@@ -2,20 +2,22 @@ import random
 
 import pytest
 
-from kgattr import Catalog, Ontology, Product, RuleSet
+from kgattr import Catalog, Product, RuleSet
 from kgattr.exceptions import OntologyError
 from kgattr.ontology.rules import shacl_violations
+from kgattr.ontology.files import load_ontology, save_ontology
+from kgattr.ontology.mining import induce_ontology
 
 
 def test_induce_and_turtle_round_trip(tmp_path, catalog):
-    onto = Ontology.induce(catalog)
+    onto = induce_ontology(catalog)
     path = tmp_path / "o.ttl"
-    onto.save(path, source="test")
-    back = Ontology.load(path)
+    save_ontology(onto, path, source="test")
+    back = load_ontology(path)
     assert back.categories == onto.categories
     assert back.attributes == onto.attributes
     assert back.shapes == onto.shapes
-    assert Ontology.load(path).shapes == onto.shapes          # second load comes from the parse cache
+    assert load_ontology(path).shapes == onto.shapes          # second load comes from the parse cache
     assert ("Apparel", "Topwear", "Shirts") in back.categories
 
 
@@ -23,11 +25,11 @@ def test_broken_turtle_is_one_line_error(tmp_path):
     path = tmp_path / "bad.ttl"
     path.write_text("@prefix kg: <https://kgattr.org/ontology#> .\nkg:a kg:b \n")
     with pytest.raises(OntologyError, match="bad.ttl"):
-        Ontology.load(path)
+        load_ontology(path)
 
 
 def test_compiled_checks(catalog):
-    rules = RuleSet(Ontology.induce(catalog))
+    rules = RuleSet(induce_ontology(catalog))
     shirts = ("Apparel", "Topwear", "Shirts")
     assert rules.check(shirts, "Fabric", "Cotton") is None
     assert rules.check(shirts, "Fabric", "Denim").kind == "not-allowed"
@@ -52,7 +54,7 @@ def _perturbed(catalog, seed):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_compiled_checks_agree_with_pyshacl(catalog, seed):
-    onto = Ontology.induce(Catalog(list(catalog)[:100]))       # induced from part: the rest breaks rules
+    onto = induce_ontology(Catalog(list(catalog)[:100]))       # induced from part: the rest breaks rules
     data = _perturbed(catalog, seed)
     compiled = {(v.sku, v.attribute, v.value, v.kind, v.rule) for v in RuleSet(onto).violations(data)}
     reference = {(v.sku, v.attribute, v.value, v.kind, v.rule) for v in shacl_violations(data, onto)}
@@ -63,17 +65,17 @@ def test_compiled_checks_agree_with_pyshacl(catalog, seed):
 def test_rules_list_filters_and_keeps_origin(tmp_path, catalog):
     from kgattr.ontology.rules import list_rules
 
-    onto = Ontology.induce(catalog)
+    onto = induce_ontology(catalog)
     path = tmp_path / "o.ttl"
     for shape in onto.shapes:
         shape.origin = "expert: Ana"
-    onto.save(path)
+    save_ontology(onto, path)
     text = path.read_text().replace('kg:origin "expert: Ana"', 'kg:origin "expert: Bo"', 1)
     path.write_text(text)
-    again = Ontology.load(path)
+    again = load_ontology(path)
     rules = list_rules(again)
     assert {r.origin for r in rules} == {"expert: Ana", "expert: Bo"}
-    again.save(tmp_path / "o2.ttl")                                   # a hand-set origin survives a rewrite
+    save_ontology(again, tmp_path / "o2.ttl")                                   # a hand-set origin survives a rewrite
     assert 'kg:origin "expert: Bo"' in (tmp_path / "o2.ttl").read_text()
     leaf = onto.shapes[0].category
     only = list_rules(again, category=leaf[-1])
@@ -93,8 +95,8 @@ def test_rules_check_command_exit_codes(tmp_path, catalog):
     from kgattr.cli.main import app
 
     write_catalog(catalog, tmp_path / "c.jsonl")
-    Ontology.induce(catalog).save(tmp_path / "all.ttl")
-    Ontology.induce(catalog, min_support=3).save(tmp_path / "strict.ttl")       # rare values become violations
+    save_ontology(induce_ontology(catalog), tmp_path / "all.ttl")
+    save_ontology(induce_ontology(catalog, min_support=3), tmp_path / "strict.ttl")       # rare values become violations
     runner = CliRunner()
     ok = runner.invoke(app, ["rules", "check", str(tmp_path / "c.jsonl"), "--ontology", str(tmp_path / "all.ttl")])
     assert ok.exit_code == 0 and "0 values break a rule" in ok.output
@@ -102,7 +104,7 @@ def test_rules_check_command_exit_codes(tmp_path, catalog):
                               "--json"])
     assert bad.exit_code == 1
     found = [json.loads(line) for line in bad.output.splitlines()]
-    expected = RuleSet(Ontology.load(tmp_path / "strict.ttl")).violations(catalog)
+    expected = RuleSet(load_ontology(tmp_path / "strict.ttl")).violations(catalog)
     assert len(found) == len(expected) > 0 and set(found[0]) == {"sku", "attribute", "value", "rule", "kind"}
 
 
@@ -111,13 +113,13 @@ def test_induced_differs_rule_checks_both_ways(tmp_path):
     products = [Product(f"P{i}", "t", "d", ("Apparel",), {"base_colour": colours[i % 4], "colour1": colours[(i + 1 + i // 4) % 4]})
                 for i in range(200) if (i + 1 + i // 4) % 4 != i % 4]
     products += [Product(f"B{i}", "t", "d", ("Apparel",), {"base_colour": "Red"}) for i in range(10)]
-    onto = Ontology.induce(Catalog(products))
+    onto = induce_ontology(Catalog(products))
     [rule] = [s for s in onto.shapes if not s.closed]
     assert rule.properties["colour1"].disjoint == frozenset({"base_colour"})
     path = tmp_path / "o.ttl"
-    onto.save(path)
+    save_ontology(onto, path)
     assert "sh:disjoint <https://kgattr.org/attribute/base_colour>" in path.read_text()
-    rules = RuleSet(Ontology.load(path))
+    rules = RuleSet(load_ontology(path))
     assert rules.check(("Apparel",), "colour1", "Red", {"base_colour": "Red"}).kind == "differs"
     assert rules.check(("Apparel",), "base_colour", "Red", {"colour1": "Red"}).kind == "differs"
     assert rules.check(("Apparel",), "colour1", "Blue", {"base_colour": "Red"}) is None
@@ -131,15 +133,14 @@ def test_names_that_differ_only_in_form_are_proposed_as_one_attribute(tmp_path):
 
     from kgattr.io.catalog import Catalog, Product
     from kgattr.ontology.mining import name_variants
-    from kgattr.ontology.ontology import Ontology
 
     counts = Counter({"Color": 50, "colour": 3, "Color(s)": 2, "Voltage - AC": 5, "Voltage - DC": 9,
                       "Power": 4, "Power (W)": 3, "Fabric": 7, "Fabric 2": 2})
     assert name_variants(counts) == {"Color": frozenset({"colour", "Color(s)"})}
     catalog = Catalog([Product(f"S{i}", "t", "", ("Shirts",), {"Color" if i % 4 else "colour": "Red"})
                        for i in range(8)], "c")
-    onto = Ontology.induce(catalog)
+    onto = induce_ontology(catalog)
     assert onto.alt_labels == {"Color": frozenset({"colour"})}
-    onto.save(tmp_path / "o.ttl")
+    save_ontology(onto, tmp_path / "o.ttl")
     assert "skos:altLabel" in (tmp_path / "o.ttl").read_text()
-    assert Ontology.load(tmp_path / "o.ttl").alt_labels == onto.alt_labels
+    assert load_ontology(tmp_path / "o.ttl").alt_labels == onto.alt_labels

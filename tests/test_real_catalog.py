@@ -5,6 +5,7 @@ import pytest
 
 from kgattr import AttributeCompleter, Catalog, Ontology, RuleSet, read_catalog
 from kgattr.ontology.rules import shacl_violations
+from kgattr.ontology.mining import induce_ontology
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "myntra-fashion-styles" / "catalog.jsonl.gz"
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not REAL.exists(), reason="../shared catalog not present")]
@@ -27,7 +28,7 @@ def test_compiled_rules_agree_with_pyshacl_on_real_products(real):
     from kgattr.ontology.mining import suggest
 
     part = Catalog(real.products[:3000])
-    onto = Ontology.induce(Catalog(real.products[:2000]))
+    onto = induce_ontology(Catalog(real.products[:2000]))
     for s in [s for s in suggest(part, onto, min_support=30, min_confidence=0.98) if s.kind == "implies"][:30]:
         opts = dict(zip(s.args[1::2], s.args[2::2]))
         rule = make_rule(onto, "implies", condition=opts["--if"], consequence=opts["--then"],
@@ -53,7 +54,7 @@ def test_extractor_beats_the_dictionary_on_held_out_real_titles(real):
     """A small budget (8,000 products, 4,000 training windows, about 3 minutes on 2 cores) already does."""
     import numpy as np
 
-    from kgattr.extract.extraction import evaluate_extraction
+    from kgattr.extract.evaluation import evaluate_extraction
     from kgattr.extract.tagger import Extractor
 
     keep = np.random.default_rng(0).choice(len(real), 8000, replace=False)

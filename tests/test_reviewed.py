@@ -8,7 +8,7 @@ import pytest
 from kgattr import AttributeCompleter
 from kgattr.engine.modelfiles import verify
 from kgattr.engine.reviewed import Reviewed
-from kgattr.io.catalog import write_catalog
+from kgattr.io.writers import write_catalog
 from kgattr.serve.store import ReviewError, ReviewStore
 
 

@@ -7,13 +7,15 @@ from kgattr import Catalog, Ontology, Product, RuleSet, write_catalog
 from kgattr.ontology.authoring import RuleError, add_rule, lint_files, make_rule, remove_rule
 from kgattr.ontology.ontology import Conditional, Property, Shape
 from kgattr.ontology.rules import shacl_violations
+from kgattr.ontology.files import load_ontology, save_ontology
+from kgattr.ontology.mining import induce_ontology
 from test_cli import run                 # the in-process CLI runner, exit 2 for KgattrError as in main()
 
 
 @pytest.fixture()
 def onto_file(tmp_path, catalog):
     path = tmp_path / "o.ttl"
-    Ontology.induce(catalog).save(path)
+    save_ontology(induce_ontology(catalog), path)
     return path
 
 
@@ -24,7 +26,7 @@ def test_add_keeps_every_byte_and_remove_restores_the_file(onto_file):
         " sh:in ( \"Slim Fit\" \"Regular Fit\" ) .\n"
     onto_file.write_text(onto_file.read_text() + hand)
     original = onto_file.read_bytes()
-    onto = Ontology.load(onto_file)
+    onto = load_ontology(onto_file)
     rules = [make_rule(onto, "excludes", condition="gender=Boys", consequence="age_group=Adults-Men"),
              make_rule(onto, "required", category="Shirts", attribute="Fabric"),
              make_rule(onto, "not-applicable", category="Apparel > Bottomwear", attribute="Neck"),
@@ -38,7 +40,7 @@ def test_add_keeps_every_byte_and_remove_restores_the_file(onto_file):
         before = onto_file.read_bytes()
         add_rule(onto_file, rule)
         assert onto_file.read_bytes().startswith(before.rstrip(b"\n"))        # appended, nothing reformatted
-    back = Ontology.load(onto_file)
+    back = load_ontology(onto_file)
     assert {r.id for r in rules} <= back.rule_ids()
     assert next(s for s in back.shapes if s.id == "hand/fit").properties["Fit"].values == {"Slim Fit", "Regular Fit"}
     assert next(c for c in back.conditionals if c.excludes).consequence == ("age_group", "Adults-Men")
@@ -81,7 +83,7 @@ def test_contradictions_are_refused_and_linted(onto_file, tmp_path):
                 "--ontology", onto_file)
     assert clash.exit_code == 2 and "cannot both hold" in clash.output
     # a hand-written file with the same mistakes, an unknown attribute and a shape kgattr cannot compile
-    onto = Ontology.load(onto_file)
+    onto = load_ontology(onto_file)
     hand = tmp_path / "hand.ttl"
     hand.write_text(onto_file.read_text() + """
 <https://kgattr.org/rule/hand/a> a sh:NodeShape ; sh:targetSubjectsOf kg:sku ;
@@ -98,7 +100,7 @@ def test_contradictions_are_refused_and_linted(onto_file, tmp_path):
     assert any(f.startswith("warning: hand/c: not compiled") for f in found)
     assert run("rules", "lint", hand).exit_code == 1
     assert run("rules", "lint", onto_file).exit_code == 0
-    assert onto.rule_ids() < Ontology.load(hand).rule_ids()
+    assert onto.rule_ids() < load_ontology(hand).rule_ids()
 
 
 def _random_rules(onto: Ontology, rng: random.Random) -> Ontology:
@@ -130,7 +132,7 @@ def _random_rules(onto: Ontology, rng: random.Random) -> Ontology:
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_compiled_checks_agree_with_pyshacl_on_generated_rules(catalog, seed):
     rng = random.Random(seed)
-    onto = _random_rules(Ontology.induce(Catalog(list(catalog)[:100])), rng)
+    onto = _random_rules(induce_ontology(Catalog(list(catalog)[:100])), rng)
     products = []
     for p in catalog:
         attrs = {a: v for a, v in p.attributes.items() if rng.random() > 0.1}
@@ -166,14 +168,14 @@ def test_rules_take_effect_without_training_again(fitted, catalog, tmp_path):
     from kgattr import AttributeCompleter
 
     path = tmp_path / "o.ttl"
-    fitted.ontology_.save(path)
-    model = copy_with_ontology(fitted, Ontology.load(path))
+    save_ontology(fitted.ontology_, path)
+    model = copy_with_ontology(fitted, load_ontology(path))
     model.save(tmp_path / "m")
     sku = catalog.products[0].sku
     [pc] = AttributeCompleter.load(tmp_path / "m").complete([sku])
     target = next(c for c in pc.completions if c.value is not None)
     condition = next(iter(catalog[sku].attributes.items()))
-    rule = make_rule(Ontology.load(path), "excludes", condition="=".join(condition),
+    rule = make_rule(load_ontology(path), "excludes", condition="=".join(condition),
                      consequence=f"{target.attribute}={target.value}")
     add_rule(path, rule)
     [after] = AttributeCompleter.load(tmp_path / "m").complete([sku])
@@ -193,7 +195,7 @@ def copy_with_ontology(fitted, onto):
 
 
 def test_make_rule_rejects_what_it_cannot_read(onto_file):
-    onto = Ontology.load(onto_file)
+    onto = load_ontology(onto_file)
     with pytest.raises(RuleError, match="--if takes ATTRIBUTE=VALUE"):
         make_rule(onto, "implies", condition="gender", consequence="age_group=Adults-Men")
     with pytest.raises(RuleError, match="above --max"):

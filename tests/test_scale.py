@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from kgattr.engine.imputation import impute_file
-from kgattr.io.catalog import Catalog, read_catalog, write_catalog
+from kgattr.io.catalog import Catalog, read_catalog
+from kgattr.io.writers import write_catalog
 from kgattr.io.datasets import make_catalog
 from kgattr.io.scale import copies, resample
 

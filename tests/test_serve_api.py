@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from kgattr.serve.app import create_app  # noqa: E402
 from kgattr.serve.workbench import Workbench  # noqa: E402
+from kgattr.ontology.files import save_ontology
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -18,7 +19,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture
 def bench(served_model, fitted, tmp_path):
     rules = tmp_path / "rules.ttl"
-    fitted.ontology_.save(rules)
+    save_ontology(fitted.ontology_, rules)
     bench = Workbench(served_model, ontology=[rules], db=tmp_path / "review.sqlite", auto_fill=0.9, audit_share=0.5)
     bench.fill_queue()
     return bench

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from kgattr.ontology.files import save_ontology
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
@@ -29,7 +30,7 @@ def server(served_model, fitted, tmp_path):
     from kgattr.serve.workbench import Workbench
 
     rules = tmp_path / "rules.ttl"
-    fitted.ontology_.save(rules)
+    save_ontology(fitted.ontology_, rules)
     bench = Workbench(served_model, ontology=[rules], db=tmp_path / "review.sqlite", audit_share=0.5)
     bench.fill_queue()
     port = free_port()

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..io.catalog import Catalog, Product
+from ..engine.completion import lowest_threshold, precision_coverage
+from ..io.catalog import Catalog, Product, drawn_titles, title_key
 
 PRECISIONS = (0.90, 0.95, 0.99)
 
@@ -104,18 +105,6 @@ class Split:
                 for s, a, v in self.hidden]
 
 
-def _title_key(title: str) -> str:
-    return " ".join(title.lower().split())
-
-
-def drawn_titles(products, rate: float, seed: int) -> set[str]:
-    """A random share ``rate`` of the products' titles (as :func:`_title_key`), so that all the variants
-    of a title fall on one side of a split."""
-    titles = sorted({_title_key(p.title) for p in products})
-    drawn = np.random.default_rng(seed).random(len(titles)) < rate
-    return {t for t, d in zip(titles, drawn) if d}
-
-
 def split_catalog(catalog: Catalog, *, mask_rate: float, seed: int, attributes: list[str], cold_rate: float = 0.0,
                   limit: int | None = None) -> Split:
     """Hide each known cell of ``attributes`` with probability ``mask_rate``.
@@ -131,7 +120,7 @@ def split_catalog(catalog: Catalog, *, mask_rate: float, seed: int, attributes: 
     targets = set(attributes)
     out, hidden, cold = [], [], set()
     for p in products:
-        is_cold = _title_key(p.title) in cold_titles
+        is_cold = title_key(p.title) in cold_titles
         if is_cold:
             cold.add(p.sku)
         kept = {}
@@ -154,7 +143,7 @@ def twin_values(split: Split) -> dict[tuple[str, str], str]:
     Twins are mostly variants of one item (another colour, season, year). Where their value is not the hidden
     one, the labels differ where the text does not, and the text alone cannot tell which is meant.
     """
-    key = {p.sku: (_title_key(p.title), _title_key(p.description)) for p in split.train}
+    key = {p.sku: (title_key(p.title), title_key(p.description)) for p in split.train}
     twins = defaultdict(list)
     for p in split.train:
         twins[key[p.sku]].append(p)
@@ -169,26 +158,6 @@ def twin_values(split: Split) -> dict[tuple[str, str], str]:
 def is_validation(sku: str) -> bool:
     """Half of the products, fixed by a hash of the SKU: where confidence thresholds are chosen."""
     return hashlib.sha1(sku.encode()).digest()[0] % 2 == 0
-
-
-def precision_coverage(confidence: np.ndarray, correct: np.ndarray, total: int) -> tuple[np.ndarray, ...]:
-    """(thresholds, coverage, precision), best first: filling every predicted cell at least that confident.
-
-    Coverage counts against ``total`` hidden cells, so cells a method leaves empty are never covered.
-    """
-    order = np.argsort(-confidence, kind="stable")
-    conf, hits = confidence[order], np.cumsum(correct[order])
-    # only the last of tied confidences is a threshold one can choose
-    last = np.r_[conf[1:] != conf[:-1], True] if len(conf) else np.zeros(0, bool)
-    filled = np.arange(1, len(conf) + 1)
-    return conf[last], filled[last] / max(total, 1), hits[last] / filled[last]
-
-
-def lowest_threshold(thresholds: np.ndarray, precision: np.ndarray, target: float) -> float | None:
-    """The lowest of ``thresholds`` (best first, from :func:`precision_coverage`) whose ``precision`` is at
-    least ``target``; None when none is."""
-    ok = np.flatnonzero(precision >= target)
-    return float(thresholds[ok[-1]]) if len(ok) else None
 
 
 def coverage_at_precision(cells: list[tuple[str, bool, bool, float]], precisions=PRECISIONS) -> dict:
@@ -214,20 +183,6 @@ def coverage_at_precision(cells: list[tuple[str, bool, bool, float]], precisions
         out[f"{p:.2f}"] = {"threshold": t, "coverage": float(filled.sum() / max(total, 1)),
                            "precision": float(right[filled].mean()) if filled.any() else None}
     return out
-
-
-def precision_thresholds(attribute: np.ndarray, confidence: np.ndarray, correct: np.ndarray, names: list[str],
-                         precision: float, min_cells: int = 50) -> dict[str, float | None]:
-    """Per attribute ``names[i]``: the lowest confidence threshold at which held-out cells (each of
-    ``attribute`` index, ``confidence``, ``correct``) were at least ``precision`` precise; None when no
-    threshold is. Attributes with fewer than ``min_cells`` cells take the threshold of all cells together."""
-    def lowest(sel: np.ndarray) -> float | None:
-        t, _, p = precision_coverage(confidence[sel], correct[sel], int(sel.sum()))
-        return lowest_threshold(t, p, precision)
-
-    pooled = lowest(np.ones(len(attribute), bool))
-    counts = np.bincount(attribute, minlength=len(names))
-    return {a: lowest(attribute == i) if counts[i] >= min_cells else pooled for i, a in enumerate(names)}
 
 
 def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> tuple[np.ndarray, ...]:

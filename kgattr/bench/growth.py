@@ -73,7 +73,8 @@ def measure(argv: list[str], env: dict, max_memory: float) -> dict:
 def changed(source: Path, target: Path) -> None:
     """Write ``source``'s products to ``target``, each with known values less its last one (the record changes,
     the text does not)."""
-    from ..io.catalog import read_chunks, write_jsonl
+    from ..io.catalog import read_chunks
+    from ..io.writers import write_jsonl
 
     def records():
         for chunk in read_chunks(source, 4096):

@@ -13,15 +13,20 @@ from ..io.outputs import claim
 from .encode import Backend, EncoderOpt
 
 
+# how `split` and `evaluate` hide cells: one definition each, so that both commands take the same split
+MaskRateOpt = typer.Option(0.2, callback=rate, help="Share of known cells hidden.")
+SplitSeedOpt = typer.Option(0, callback=natural, help="Random seed of the split.")
+MinCountOpt = typer.Option(None, callback=count, help="Target attributes: filled at least this often in the products drawn, 2+ values (default: 2% of them, at least 20).")
+ColdRateOpt = typer.Option(0.0, callback=rate, help="Share of titles whose products lose every known value.")
+LimitOpt = typer.Option(None, callback=count, help="Draw this many products first; targets are chosen on the draw.")
+ExcludeOpt = typer.Option(None, "--exclude", help="Attribute that is no target (repeatable), besides those detected as metadata.")
+
+
 def split(catalog: Path = typer.Argument(..., help="Catalog with known values to hide."),
           out: Path = typer.Option(..., "--out", "-o", help="Directory for train.jsonl and truth.jsonl."),
-          mask_rate: float = typer.Option(0.2, callback=rate, help="Share of known cells hidden."),
-          seed: int = typer.Option(0, callback=natural, help="Random seed of the split."),
-          min_count: Optional[int] = typer.Option(None, callback=count, help="Target attributes: filled at least this often in the products drawn, 2+ values (default: 2% of them, at least 20)."),
-          cold_rate: float = typer.Option(0.0, callback=rate, help="Share of titles whose products lose every known value."),
-          limit: Optional[int] = typer.Option(None, callback=count, help="Draw this many products first; targets are chosen on the draw."),
-          exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="Attribute that is no target (repeatable), besides those detected as metadata."),
-          catalog_format: CatalogFormat = format_of_catalog()):
+          mask_rate: float = MaskRateOpt, seed: int = SplitSeedOpt, min_count: Optional[int] = MinCountOpt,
+          cold_rate: float = ColdRateOpt, limit: Optional[int] = LimitOpt,
+          exclude: Optional[list[str]] = ExcludeOpt, catalog_format: CatalogFormat = format_of_catalog()):
     """Hide known cells: OUT/train.jsonl keeps the rest, OUT/truth.jsonl lists the hidden ones.
 
     Metadata attributes (as `kgattr evaluate` finds them, plus --exclude) are dropped from train.jsonl.
@@ -30,7 +35,8 @@ def split(catalog: Path = typer.Argument(..., help="Catalog with known values to
     """
     from ..bench.benchmark import prepare
     from ..bench.evaluation import split_catalog
-    from ..io.catalog import catalog_writer, jsonl_writer, read_catalog
+    from ..io.catalog import read_catalog
+    from ..io.writers import catalog_writer, jsonl_writer
     from ..io.outputs import write_set
 
     train, truth = out / "train.jsonl", out / "truth.jsonl"
@@ -67,10 +73,10 @@ def score(truth: Path = typer.Argument(..., help="Hidden cells, as `kgattr split
     rules = categories = None
     if ontology is not None:
         from ..exceptions import CatalogError
-        from ..ontology.ontology import Ontology
+        from ..ontology.files import load_ontology
         from ..ontology.rules import RuleSet
 
-        rules = RuleSet(Ontology.load(ontology))
+        rules = RuleSet(load_ontology(ontology))
         categories = {c["sku"]: tuple(c.get("category") or ()) for c in truth_cells}
         if not all(categories.values()):
             raise CatalogError(f"{truth}: cells need a 'category' to check rules (write them with `kgattr split`)")
@@ -103,13 +109,10 @@ def _score_line(r: dict) -> str:
 
 
 def evaluate(catalogs: list[Path] = typer.Argument(..., help="Catalog(s) with known values to hide; a folder stands for its */catalog.jsonl.gz."),
-             mask_rate: float = typer.Option(0.2, callback=rate, help="Share of known cells hidden."),
-             seed: int = typer.Option(0, callback=natural, help="Random seed of the split."),
-             min_count: Optional[int] = typer.Option(None, callback=count, help="Target attributes: filled at least this often in the products drawn (default: 2% of them, at least 20)."),
-             cold_rate: float = typer.Option(0.0, callback=rate, help="Share of titles whose products lose every known value."),
-             limit: Optional[int] = typer.Option(None, callback=count, help="Draw this many products first; targets are chosen on the draw."),
+             mask_rate: float = MaskRateOpt, seed: int = SplitSeedOpt, min_count: Optional[int] = MinCountOpt,
+             cold_rate: float = ColdRateOpt, limit: Optional[int] = LimitOpt,
              draw: Optional[list[int]] = typer.Option(None, "--draw", help="Also run on a random draw of N products (repeatable); reports go to REPORT/NAME/draw-N."),
-             exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="Attribute that is no target (repeatable), besides those detected as metadata."),
+             exclude: Optional[list[str]] = ExcludeOpt,
              settings: Optional[Path] = typer.Option(None, "--settings", help="TOML file of per-catalog `exclude` and `limit`, keyed by catalog name (e.g. bench/catalogs.toml)."),
              epochs: Optional[int] = typer.Option(None, callback=count, help="kgattr's GNN training epochs [default: until the held-out loss stops falling]."),
              text_model: Optional[Path] = typer.Option(None, "--text-model", help="Local Hugging Face model directory."),
@@ -130,8 +133,8 @@ def evaluate(catalogs: list[Path] = typer.Argument(..., help="Catalog(s) with kn
 
     Example: kgattr evaluate ../shared/data --draw 1500 --settings bench/catalogs.toml --report out/bench
     """
-    from ..bench.benchmark import (ALL_METHODS, find_catalogs, markdown, read_settings, run_benchmark, run_catalogs,
-                                   summary_markdown, write_report)
+    from ..bench.benchmark import ALL_METHODS, markdown, run_benchmark, write_report
+    from ..bench.catalogs import find_catalogs, read_settings, run_catalogs, summary_markdown
     from ..io.catalog import read_catalog
 
     chosen = tuple(m.strip() for m in methods.split(","))

@@ -8,7 +8,7 @@ from typing import Literal, Optional
 import typer
 
 from ..io.outputs import claim
-from ..text.encoder import BACKENDS
+from ..text.weights import BACKENDS
 from .base import CatalogFormat, count, format_of_catalog, progress
 
 Backend = Literal[BACKENDS]                              # the type of EncoderOpt
@@ -37,7 +37,7 @@ def encode(catalog: Path = typer.Argument(..., help="Catalog whose texts to enco
         if model:
             from ..completer import AttributeCompleter
 
-            enc = AttributeCompleter.load(model)._encoder()
+            enc = AttributeCompleter.load(model).text_encoder()
         else:
             enc = TextEncoder(str(text_model) if text_model else None, max_length=max_length, backend=encoder)
         if ray or ray_address:

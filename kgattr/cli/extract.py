@@ -51,14 +51,14 @@ def extract_train(catalog: Path = typer.Argument(..., help="Catalog whose known 
     """
     from ..exceptions import KgattrError
     from ..io.catalog import read_catalog
-    from ..ontology.ontology import Ontology
+    from ..ontology.files import load_ontology
 
     with claim([("--out", out / name) for name in EXTRACTOR_FILES],
                [("the input catalog", catalog), ("the ontology", ontology), ("the text model", text_model)]):
         cat = read_catalog(catalog)
         extractor = _extractor(text_model, max_windows, epochs, lora, lora_rank, seed)
         try:
-            extractor.fit(cat.products, Ontology.load(ontology) if ontology else None)
+            extractor.fit(cat.products, load_ontology(ontology) if ontology else None)
         except ValueError as e:
             raise KgattrError(f"{catalog}: {e}") from e
         extractor.save(out)
@@ -76,7 +76,8 @@ def extract_run(catalog: Optional[Path] = typer.Argument(None, help="Catalog to 
     Example: kgattr extract run --model models/sample-extractor --text "Men Navy Blue Slim Fit Cotton Shirt"
     """
     from ..extract.tagger import Extractor
-    from ..io.catalog import Product, read_catalog, write_jsonl
+    from ..io.catalog import Product, read_catalog
+    from ..io.writers import write_jsonl
 
     if (catalog is None) == (text is None):
         raise typer.BadParameter("give a CATALOG or --text, not both", param_hint="CATALOG / --text")
@@ -114,7 +115,7 @@ def extract_evaluate(catalog: Path = typer.Argument(..., help="Catalog with know
     """
     import numpy as np
 
-    from ..extract.extraction import evaluate_extraction, markdown
+    from ..extract.evaluation import evaluate_extraction, markdown
     from ..extract.tagger import Extractor
     from ..io.catalog import read_catalog
     from ..io.outputs import write_set

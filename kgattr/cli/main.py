@@ -64,12 +64,12 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
     from ..engine.modelfiles import check_target
     from ..engine.reviewed import Reviewed
     from ..io.catalog import read_catalog
-    from ..ontology.ontology import Ontology
+    from ..ontology.files import load_ontology
 
     check_target(out)                          # before training, not after
     reviews = Reviewed.read(reviewed) if reviewed else None
     cat = read_catalog(catalog, format=catalog_format)
-    onto = Ontology.load(ontology) if ontology else None
+    onto = load_ontology(ontology) if ontology else None
     completer = AttributeCompleter(text_model=str(text_model) if text_model else None,
                                    max_length=max_length, seed=seed, progress=_progress(), text_backend=encoder,
                                    extractor=str(extractor.resolve()) if extractor else None,
@@ -192,9 +192,10 @@ def impute(catalog: Path = typer.Argument(..., help="Catalog whose gaps to fill 
 def _on_ray(model: Path, address: str | None):
     """``impute(catalog, evidence_floor)`` on a Ray cluster's actors, started once (see
     :class:`~kgattr.engine.distributed.RayImputer`)."""
+    from ..completer import AttributeCompleter
     from ..engine.distributed import RayImputer
 
-    imputer = RayImputer(model, address=address, progress=_progress())
+    imputer = RayImputer(model, AttributeCompleter.load, address=address, progress=_progress())
     return lambda part, floor: imputer([part], floor)[0]
 
 
@@ -216,11 +217,12 @@ def ontology_induce(catalog: Path = typer.Argument(..., help="Catalog to read.")
     Example: kgattr ontology induce data/sample.jsonl -o ontology/sample.ttl
     """
     from ..io.catalog import read_catalog
-    from ..ontology.ontology import Ontology
+    from ..ontology.files import save_ontology
+    from ..ontology.mining import induce_ontology
 
     with claim([("--output", output)], [("the input catalog", catalog)]):
-        onto = Ontology.induce(read_catalog(catalog, format=catalog_format), min_support=min_support, max_unseen=max_unseen)
-        onto.save(output, source=catalog.name)
+        onto = induce_ontology(read_catalog(catalog, format=catalog_format), min_support=min_support, max_unseen=max_unseen)
+        save_ontology(onto, output, source=catalog.name)
     differs = sum(1 for s in onto.shapes if any(p.disjoint for p in s.properties.values()))
     typer.echo(f"{len(onto.categories)} categories, {len(onto.attributes)} attributes, "
                f"{len(onto.shapes) - differs} category shapes, {differs} pairs of attributes that differ -> {output}")
@@ -260,7 +262,8 @@ def sample(output: Path = typer.Option(..., "--output", "-o", help="Catalog file
 
     Example: kgattr sample --kind electronics -o out/electronics.jsonl
     """
-    from ..io.catalog import Catalog, read_catalog, streams, write_catalog, write_jsonl
+    from ..io.catalog import Catalog, read_catalog
+    from ..io.writers import streams, write_catalog, write_jsonl
     from ..io.datasets import SAMPLES
 
     if kind not in SAMPLES:

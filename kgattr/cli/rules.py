@@ -34,10 +34,10 @@ def rules_list(ontology: list[Path] = FileOpt,
 
     Example: kgattr rules list --ontology ontology/sample.ttl --attribute gender
     """
-    from ..ontology.ontology import Ontology
+    from ..ontology.files import load_ontology
     from ..ontology.rules import list_rules
 
-    rules = list_rules(Ontology.load(*ontology), category=category, attribute=attribute)
+    rules = list_rules(load_ontology(*ontology), category=category, attribute=attribute)
     fmt = output_format(fmt, False)
     if fmt != "table":
         emit([{**r.__dict__, "category": list(r.category)} for r in rules], fmt)
@@ -58,11 +58,11 @@ def rules_check(catalog: Path = typer.Argument(..., help="Catalog whose existing
     from collections import Counter
 
     from ..io.catalog import read_catalog
-    from ..ontology.ontology import Ontology
+    from ..ontology.files import load_ontology
     from ..ontology.rules import RuleSet
 
     cat = read_catalog(catalog, format=catalog_format)
-    found = RuleSet(Ontology.load(*ontology)).violations(cat)
+    found = RuleSet(load_ontology(*ontology)).violations(cat)
     fmt = output_format(fmt, as_json, "jsonl")
     if fmt != "table":
         emit([{"sku": v.sku, "attribute": v.attribute, "value": v.value, "rule": v.rule, "kind": v.kind}
@@ -101,11 +101,11 @@ def rules_add(kind: Literal[KINDS] = typer.Argument(..., help=f"The kind of rule
     Example: kgattr rules add excludes --if "gender=Boys" --then-not "age_group=Adults-Men" --ontology ontology/sample.ttl
     """
     from ..ontology.authoring import add_rule, make_rule
-    from ..ontology.ontology import Ontology
+    from ..ontology.files import load_ontology
     from ..ontology.shacl import rule_block
 
     with claim([("--ontology", ontology)], wait=True):     # the rule is made from the file as it is now
-        rule = make_rule(Ontology.load(ontology), kind, category=category, attribute=attribute,
+        rule = make_rule(load_ontology(ontology), kind, category=category, attribute=attribute,
                          values=values.split(",") if values else None, regex=regex, low=low, high=high,
                          condition=condition, consequence=then_not if kind == "excludes" else then, other=other,
                          origin=origin)
@@ -173,13 +173,13 @@ def rules_test(catalog: Path = typer.Option(..., "--catalog", help="Catalog to t
     from ..io.catalog import read_catalog
     from ..ontology.audit import dry_run
     from ..ontology.authoring import without
-    from ..ontology.ontology import Ontology
+    from ..ontology.files import load_ontology
 
     if (rule is None) == (file is None):
         raise typer.BadParameter("give either --rule ID or a FILE of rules")
     completer = AttributeCompleter.load(model)
     current = completer.ontology_
-    before, after = (without(current, rule), current) if rule else (current, current.merge(Ontology.load(file)))
+    before, after = (without(current, rule), current) if rule else (current, current.merge(load_ontology(file)))
     result = dry_run(completer, read_catalog(catalog, format=catalog_format), before, after)
     if as_json:
         typer.echo(json.dumps({"counts": result.counts(), "by_rule": dict(result.by_rule()),
@@ -213,9 +213,9 @@ def rules_suggest(catalog: Path = typer.Argument(..., help="Catalog to mine."),
     """
     from ..io.catalog import read_catalog
     from ..ontology.mining import suggest
-    from ..ontology.ontology import Ontology
+    from ..ontology.files import load_ontology
 
-    onto = Ontology.load(*ontology) if ontology else None
+    onto = load_ontology(*ontology) if ontology else None
     found = [s for s in suggest(read_catalog(catalog, format=catalog_format), onto, min_support=min_support,
                                 min_confidence=min_confidence)
              if kind is None or s.kind == kind][:top]
@@ -242,10 +242,10 @@ def completeness(catalog: Path = typer.Argument(..., help="Catalog to measure.")
     from ..exceptions import OntologyError
     from ..io.catalog import read_catalog
     from ..ontology.audit import completeness as measure
-    from ..ontology.ontology import Ontology
+    from ..ontology.files import load_ontology
     from ..ontology.rules import RuleSet
 
-    rows = measure(read_catalog(catalog, format=catalog_format), RuleSet(Ontology.load(*ontology)),
+    rows = measure(read_catalog(catalog, format=catalog_format), RuleSet(load_ontology(*ontology)),
                    read_catalog(imputed) if imputed else None)
     if not rows:
         raise OntologyError(f"{', '.join(map(str, ontology))}: no attribute is required anywhere "

@@ -70,6 +70,115 @@ def decide(why, names: np.ndarray, logits: np.ndarray, allowed: np.ndarray, alte
     return out
 
 
+def completions(model, products, cells, neighbours: np.ndarray, evidence_floor: float = 0.0, explain: bool = False,
+                reviewed=None) -> list[ProductCompletion]:
+    """Decide every gap of ``products`` (row-aligned with ``cells['product']`` and ``neighbours`` (n, k)) for a
+    fitted :class:`~kgattr.completer.AttributeCompleter` ``model``.
+
+    Evidence is gathered for completions at least ``evidence_floor`` confident (the others get ``{}``);
+    ``explain`` lists every rule checked for each chosen value. Values reviewers refused (the model's and
+    ``reviewed``'s) are no candidates.
+    """
+    refused = model.reviewed_.merge(reviewed) if reviewed is not None else model.reviewed_
+    cells = refused.drop_refused(cells, [p.sku for p in products], model.attributes_, model.graph_.values)
+    out = {p.sku: ProductCompletion(p.sku, dict(p.attributes), []) for p in products}
+    listed = model.listed_near(products, by_category=False)[:, 0] if evidence_floor <= 1 and len(cells["product"]) else None
+    vals = cells["values"]
+    names = np.array([v for _, v in model.graph_.values] + [None], dtype=object)[vals]    # -1 pads -> None
+    categories = [tuple(products[r].category) for r in cells["product"]]
+    masks, at = {}, []
+    for c in categories:
+        at.append(masks.setdefault(c, len(masks)))
+    masks = np.stack([model.allowed_mask(c) for c in masks]) if masks else np.zeros((0, len(model.graph_.values)), bool)
+    allowed = masks[np.array(at, dtype=np.int64)[:, None], vals] if len(at) else np.zeros(vals.shape, bool)
+    attributes = [model.attributes_[a] for a in cells["attribute"]]
+    known = [products[r].attributes for r in cells["product"]]
+    rules = model.rules_
+    # implications and exclusions: the verdict depends on the product's own values
+    for m in [m for m, (c, a) in enumerate(zip(categories, attributes)) if rules.conditional(c, a)]:
+        allowed[m] = [n is not None and rules.check(categories[m], attributes[m], n, known[m]) is None
+                      for n in names[m]]
+    decisions = decide(lambda m, v: rules.check(categories[m], attributes[m], v, known[m]).rule,
+                       names, cells["logits"], allowed)
+    copies = _copies(model, products, cells["product"], attributes)
+    for m, (r, a, attr, (value, conf, alts, rejected)) in enumerate(zip(cells["product"], cells["attribute"],
+                                                                       attributes, decisions)):
+        p = products[r]
+        copy = copies[m] if copies[m] is not None and copies[m].confidence > conf \
+            and not refused.is_refused(p.sku, attr, copies[m].value) else None
+        broken = rules.check(categories[m], attr, copy.value, known[m]) if copy is not None else None
+        if broken is not None:               # a copy the rules reject is listed like any rejected value
+            if all(r["value"] != copy.value for r in rejected):
+                rejected = rejected + [{"value": copy.value, "rule": broken.rule}]
+            copy = None
+        if copy is not None:
+            if value is not None and value != copy.value:
+                alts = [{"value": value, "confidence": round(conf, 4)}] + alts[:2]
+            value, conf = copy.value, copy.confidence
+        evidence = model.evidence(p, a, value, neighbours[r], listed[r]) \
+            if value is not None and conf >= evidence_floor else {}
+        if copy is not None and evidence:
+            text = getattr(p, copy.field)
+            evidence["extracted"] = {"field": copy.field, "start": copy.start, "end": copy.end,
+                                     "text": text[copy.start:copy.end], "confidence": round(copy.confidence, 4)}
+            evidence["text"] = passage(text, copy.start, copy.end)
+        checked = rules.explain(categories[m], attr, value, known[m]) if explain and value is not None else []
+        out[p.sku].completions.append(Completion(p.sku, attr, value, round(conf, 4), alts, rejected, evidence,
+                                                 checked))
+    return list(out.values())
+
+
+def _copies(model, products, rows: np.ndarray, attributes: list[str]) -> list:
+    """(M,) the :class:`~kgattr.engine.copying.Copy` the text gives each cell (product ``rows``, ``attributes``), or
+    None: where the attribute takes no copies, or the text states none."""
+    copier, wanted = getattr(model, "copier_", None), set(getattr(model, "copies_for_", ()))
+    if copier is None or not wanted:
+        return [None] * len(attributes)
+    found = {}
+    for r in set(rows.tolist()):
+        found[r] = copier.copies(products[r], wanted - products[r].attributes.keys())
+    return [found[r].get(a) if a in wanted else None for r, a in zip(rows.tolist(), attributes)]
+
+
+class CategoryRules:
+    """What the rules say about the products of each category, worked out once per category: the values they
+    allow, and the attributes kgattr completes (modelled, seen in the category or its nearest parent that has
+    products, applicable).
+
+    Args:
+        rules: the :class:`~kgattr.ontology.rules.RuleSet`.
+        values: (attribute, value) of each value node.
+        attributes: attribute names, by index.
+        targets: the attributes modelled.
+        category_attributes: {category path: attribute indices seen with it}.
+    """
+
+    def __init__(self, rules, values: list, attributes: list[str], targets: list[str], category_attributes: dict):
+        self.rules, self.values, self.attributes = rules, values, attributes
+        self.targets, self.category_attributes = set(targets), category_attributes
+        self.allowed_: dict[tuple, np.ndarray] = {}
+        self.completed_: dict[tuple, list[int]] = {}
+
+    def allowed(self, category) -> np.ndarray:
+        """(num_values,) bool: the values the rules allow for a product of ``category``."""
+        category = tuple(category)
+        if category not in self.allowed_:
+            self.allowed_[category] = np.array([self.rules.check(category, a, v) is None for a, v in self.values])
+        return self.allowed_[category]
+
+    def gaps(self, product) -> list[int]:
+        """Attribute indices kgattr would fill for ``product``: modelled, seen in its category, allowed, absent."""
+        category = tuple(product.category)
+        if category not in self.completed_:
+            known = category
+            while known not in self.category_attributes:
+                known = known[:-1]
+            seen = self.category_attributes[known]
+            self.completed_[category] = [i for i, a in enumerate(self.attributes)
+                                         if i in seen and a in self.targets and self.rules.applicable(category, a) is None]
+        return [i for i in self.completed_[category] if self.attributes[i] not in product.attributes]
+
+
 class EvidenceFinder:
     """What backs a completion: similar products holding a value of its attribute, the products listed next to it
     (by SKU) holding one, the product's known values that co-occur most with it (PMI), and the passage of the
@@ -141,3 +250,37 @@ def passage(text: str, start: int, end: int, width: int = 40) -> str:
     """``text[start:end]`` with up to ``width`` characters either side, on one line."""
     start, end = max(0, start - width), min(len(text), end + width)
     return ("…" if start else "") + text[start:end].replace("\n", " ") + ("…" if end < len(text) else "")
+
+
+def precision_coverage(confidence: np.ndarray, correct: np.ndarray, total: int) -> tuple[np.ndarray, ...]:
+    """(thresholds, coverage, precision), best first: filling every predicted cell at least that confident.
+
+    Coverage counts against ``total`` hidden cells, so cells a method leaves empty are never covered.
+    """
+    order = np.argsort(-confidence, kind="stable")
+    conf, hits = confidence[order], np.cumsum(correct[order])
+    # only the last of tied confidences is a threshold one can choose
+    last = np.r_[conf[1:] != conf[:-1], True] if len(conf) else np.zeros(0, bool)
+    filled = np.arange(1, len(conf) + 1)
+    return conf[last], filled[last] / max(total, 1), hits[last] / filled[last]
+
+
+def lowest_threshold(thresholds: np.ndarray, precision: np.ndarray, target: float) -> float | None:
+    """The lowest of ``thresholds`` (best first, from :func:`precision_coverage`) whose ``precision`` is at
+    least ``target``; None when none is."""
+    ok = np.flatnonzero(precision >= target)
+    return float(thresholds[ok[-1]]) if len(ok) else None
+
+
+def precision_thresholds(attribute: np.ndarray, confidence: np.ndarray, correct: np.ndarray, names: list[str],
+                         precision: float, min_cells: int = 50) -> dict[str, float | None]:
+    """Per attribute ``names[i]``: the lowest confidence threshold at which held-out cells (each of
+    ``attribute`` index, ``confidence``, ``correct``) were at least ``precision`` precise; None when no
+    threshold is. Attributes with fewer than ``min_cells`` cells take the threshold of all cells together."""
+    def lowest(sel: np.ndarray) -> float | None:
+        t, _, p = precision_coverage(confidence[sel], correct[sel], int(sel.sum()))
+        return lowest_threshold(t, p, precision)
+
+    pooled = lowest(np.ones(len(attribute), bool))
+    counts = np.bincount(attribute, minlength=len(names))
+    return {a: lowest(attribute == i) if counts[i] >= min_cells else pooled for i, a in enumerate(names)}

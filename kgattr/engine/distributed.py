@@ -61,13 +61,12 @@ class Worker:
     Args:
         encoder: the :class:`TextEncoder` settings to encode with.
         model: a model directory (None: encoding only).
+        load: reads the model directory (``AttributeCompleter.load``).
     """
 
-    def __init__(self, encoder: TextEncoder, model: str | None = None):
-        from ..completer import AttributeCompleter
-
+    def __init__(self, encoder: TextEncoder, model: str | None = None, load=None):
         self.encoder = encoder
-        self.completer = AttributeCompleter.load(model) if model else None
+        self.completer = load(model) if model else None
 
     def encode(self, texts: list[str]) -> np.ndarray:
         return self.encoder.encode_batches(texts)
@@ -75,19 +74,19 @@ class Worker:
     def impute(self, shard: Catalog, vectors: list[tuple[str, bytes]], evidence_floor: float) -> list:
         """Completions of ``shard``; ``vectors`` (text key, float32 bytes) go to the text cache first."""
         if vectors:
-            cache = self.completer._encoder().cache()
+            cache = self.completer.text_encoder().cache()
             cache.put(vectors)
             cache.close()
         return self.completer.impute(shard, evidence_floor=evidence_floor)
 
 
-def _pool(ray, encoder: TextEncoder, model: str | None, workers: int | None):
+def _pool(ray, encoder: TextEncoder, model: str | None, workers: int | None, load=None):
     """(an ActorPool of :class:`Worker` actors, how many)."""
     from ray.util import ActorPool
 
     count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     actor = ray.remote(num_cpus=1)(Worker)
-    return ActorPool([actor.remote(encoder, model) for _ in range(count)]), count
+    return ActorPool([actor.remote(encoder, model, load) for _ in range(count)]), count
 
 
 def _results(ray, mapped, total: int, desc: str, progress: bool) -> list:
@@ -143,16 +142,16 @@ class RayImputer:
 
     Args:
         model: the model directory, at this path on every node.
+        load: reads it (``AttributeCompleter.load``), here and on each worker.
         address, workers: as :func:`encoder_on_ray`.
     """
 
-    def __init__(self, model, *, address: str | None = None, workers: int | None = None, progress: bool = False):
-        from ..completer import AttributeCompleter
-
+    def __init__(self, model, load, *, address: str | None = None, workers: int | None = None,
+                 progress: bool = False):
         self.ray = connect(address)
-        self.completer = AttributeCompleter.load(model)
-        self.encoder = self.completer._encoder()
-        self.pool = _pool(self.ray, self.encoder, str(Path(model).resolve()), workers)
+        self.completer = load(model)
+        self.encoder = self.completer.text_encoder()
+        self.pool = _pool(self.ray, self.encoder, str(Path(model).resolve()), workers, load)
         self.progress = progress
 
     def __call__(self, chunks: list[Catalog], evidence_floor: float = 0.0) -> list[list]:

@@ -71,7 +71,8 @@ def impute_file(completer, catalog: Path, output: Path, cells: Path, review: Pat
         reviewed: a :class:`~kgattr.engine.reviewed.Reviewed`: its confirmed values go to the output as known ones, its
             refused values are never proposed.
     """
-    from ..io.catalog import open_jsonl, read_chunks, records_writer, streams, write_lines
+    from ..io.catalog import read_chunks
+    from ..io.writers import open_jsonl, records_writer, streams, write_lines
     from ..io.outputs import staged
 
     floor, lowest = thresholds(completer, min_confidence, precision)

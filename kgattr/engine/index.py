@@ -191,3 +191,37 @@ class SequenceIndex:
             ok = (ranks >= 0) & (ranks < len(order))
             index[i, ok] = order[ranks[ok]]
         return index
+
+
+class Listings:
+    """Where a pool's products are listed, by SKU: among all of them, and among those of each leaf category
+    (:class:`SequenceIndex` each, built on first use).
+
+    Args:
+        graph: the pool's :class:`~kgattr.engine.graph.CatalogGraph`.
+    """
+
+    def __init__(self, graph):
+        self.graph = graph
+        self.everywhere_ = self.by_category_ = self.category_index_ = None
+
+    def leaf(self, products) -> np.ndarray:
+        """(n,) int64 category node of each product's full category path (-1: a path the graph lacks)."""
+        if self.category_index_ is None:
+            self.category_index_ = {c: i for i, c in enumerate(self.graph.categories)}
+        return np.array([self.category_index_.get(tuple(p.category), -1) for p in products], dtype=np.int64)
+
+    def near(self, products, window: int, by_category: bool = True) -> np.ndarray:
+        """(n, L, 2 * window) pool rows listed next to each product: among all products, then (with
+        ``by_category``, L = 2) among those of its leaf category; see :meth:`SequenceIndex.search`."""
+        skus = [p.sku for p in products]
+        if self.everywhere_ is None:
+            self.everywhere_ = SequenceIndex(self.graph.skus)
+        listings = [self.everywhere_.search(skus, window)]
+        if by_category:
+            if self.by_category_ is None:
+                leaf = np.full(len(self.graph.skus), -1, dtype=np.int64)
+                leaf[self.graph.in_category[0]] = self.graph.in_category[1]
+                self.by_category_ = SequenceIndex(self.graph.skus, leaf.tolist())
+            listings.append(self.by_category_.search(skus, window, self.leaf(products).tolist()))
+        return np.stack(listings, 1)

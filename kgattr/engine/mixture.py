@@ -120,18 +120,24 @@ class _Cells(NamedTuple):
         return self.per_attribute(wrong).numpy(), self.per_attribute(nll).numpy()
 
 
+def _segments(scores: list[np.ndarray], truth: np.ndarray, allowed: np.ndarray, value_attribute: np.ndarray):
+    """Per attribute of the cells, in attribute order: (attribute, cell indices (m,), its own columns of the
+    scores (m, values, len(scores)), of ``allowed`` (m, values), the true value's column (m,))."""
+    attr = value_attribute[truth]
+    for a in np.unique(attr):
+        cells = np.flatnonzero(attr == a)
+        cols = np.flatnonzero(value_attribute == a)
+        z = np.stack([s[cells][:, cols] for s in scores], -1).astype(np.float32)
+        yield (int(a), cells, torch.from_numpy(z), torch.from_numpy(allowed[cells][:, cols]),
+               torch.from_numpy((truth[cells] - cols[0]).astype(np.int64)))
+
+
 def _cells(scores: list[np.ndarray], truth: np.ndarray, allowed: np.ndarray, value_attribute: np.ndarray) -> _Cells:
     """Each cell's :data:`TOP` best allowed values by each member, and its true value, padded to one width."""
     width = TOP * len(scores) + 1
-    attr = value_attribute[truth]
-    attributes = np.unique(attr).tolist()
-    parts = []
-    for i, a in enumerate(attributes):
-        cells = np.flatnonzero(attr == a)
-        cols = np.flatnonzero(value_attribute == a)
-        z = torch.from_numpy(np.stack([s[cells][:, cols] for s in scores], -1).astype(np.float32))   # (m, V, S)
-        ok = torch.from_numpy(allowed[cells][:, cols].copy())
-        y = torch.from_numpy((truth[cells] - cols[0]).astype(np.int64))
+    attributes, parts = [], []
+    for i, (a, cells, z, ok, y) in enumerate(_segments(scores, truth, allowed, value_attribute)):
+        attributes.append(a)
         ok[torch.arange(len(y)), y] = True
         chosen = torch.zeros_like(ok)
         for j in range(len(scores)):
@@ -189,26 +195,12 @@ def _fit_weights(cells: _Cells, mask: torch.Tensor, *, prior: torch.Tensor | Non
     return (w.detach() * mask).clamp(0.0, 50.0).numpy()
 
 
-def _segments(scores: list[np.ndarray], truth: np.ndarray, allowed: np.ndarray, value_attribute: np.ndarray) -> dict:
-    """Per attribute of the cells: (cell indices (m,), its own columns of the scores (m, values, len(scores)),
-    of ``allowed`` (m, values), the true value's column (m,))."""
-    attr = value_attribute[truth]
-    out = {}
-    for a in np.unique(attr):
-        cells = np.flatnonzero(attr == a)
-        cols = np.flatnonzero(value_attribute == a)
-        z = np.stack([s[cells][:, cols] for s in scores], -1).astype(np.float32)
-        out[int(a)] = (cells, torch.from_numpy(z), torch.from_numpy(allowed[cells][:, cols]),
-                       torch.from_numpy((truth[cells] - cols[0]).astype(np.int64)))
-    return out
-
-
 def calibration_outcomes(scores: list[np.ndarray], weights: np.ndarray, truth: np.ndarray, allowed: np.ndarray,
                          value_attribute: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(confidence (c,), correct (c,)) of the top allowed value of each calibration cell under the mix
     ``weights`` (num_attributes, len(scores)): what per-attribute precision thresholds are chosen on."""
     confidence, correct = np.zeros(len(truth), np.float32), np.zeros(len(truth), bool)
-    for a, (cells, z, ok, y) in _segments(scores, truth, allowed, value_attribute).items():
+    for a, cells, z, ok, y in _segments(scores, truth, allowed, value_attribute):
         conf, top = torch.softmax((z @ torch.from_numpy(weights[a])).masked_fill(~ok, -1e9), 1).max(1)
         confidence[cells], correct[cells] = conf.numpy(), (top == y).numpy()
     return confidence, correct

@@ -42,6 +42,7 @@ from .copying import TextCopier
 from .graph import CatalogGraph
 from .modelfiles import (FORMAT, STATE, check_files, check_format, check_target, json_object, read_manifest,
                          reading, remove_leftovers, write_manifest)
+from ..ontology.files import load_ontology, to_turtle
 from ..ontology.ontology import Ontology
 from ..ontology.rules import RuleSet
 from ..text.lexical import LexicalFeatures
@@ -151,7 +152,7 @@ def _write(c, tmp: Path, home: Path) -> None:
     save_numpy({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp / "state.safetensors"))
     save_numpy(c.linear_.get_state(), str(tmp / "linear.safetensors"))
     c.index_.save(tmp / "neighbours.faiss")
-    (tmp / "ontology.ttl").write_text(c.ontology_.to_turtle(origin="model snapshot"), encoding="utf-8")
+    (tmp / "ontology.ttl").write_text(to_turtle(c.ontology_, origin="model snapshot"), encoding="utf-8")
     db = sqlite3.connect(tmp / "products.sqlite")
     with db:
         db.execute("CREATE TABLE products (sku TEXT PRIMARY KEY, record TEXT)")
@@ -243,7 +244,7 @@ def load(cls, path, ontology: Path | None = None):
         self.extracted_ = ExtractedValues({k: state[f"extracted_{k}"] for k in ExtractedValues.KEYS}) \
             if "extracted_row" in state else None
     self.reviewed_ = _read_refused(path / "refused.json") if "refused.json" in files else Reviewed()
-    self.ontology_ = load_ontology(path, [_resolve(f, path) for f in config["ontology_files"]], ontology)
+    self.ontology_ = model_ontology(path, [_resolve(f, path) for f in config["ontology_files"]], ontology)
     self.rules_ = RuleSet(self.ontology_)
     return self
 
@@ -256,19 +257,19 @@ def _read_refused(file: Path) -> Reviewed:
     return Reviewed.from_triples([], refused)
 
 
-def load_ontology(path: Path, recorded: list[str], override=None) -> Ontology:
+def model_ontology(path: Path, recorded: list[str], override=None) -> Ontology:
     """The rules a loaded model applies: ``override`` files, else the files it was trained with (read afresh,
     so edits take effect without training again), else the snapshot saved with it."""
     if override:
-        return Ontology.load(*([override] if isinstance(override, (str, Path)) else override))
+        return load_ontology(*([override] if isinstance(override, (str, Path)) else override))
     if recorded and all(Path(f).exists() for f in recorded):
         log.info("%s: rules read from %s", path, ", ".join(recorded))
-        return Ontology.load(*recorded)
+        return load_ontology(*recorded)
     if recorded:
         log.warning("%s: %s is gone; using the rules saved with the model", path / "config.json",
                     next(f for f in recorded if not Path(f).exists()))
     with reading(path / "ontology.ttl"):
-        return Ontology.load(path / "ontology.ttl")
+        return load_ontology(path / "ontology.ttl")
 
 
 def load_network(self) -> None:

@@ -53,6 +53,10 @@ class Reviewed:
         except sqlite3.Error as e:
             raise ReviewError(f"{path}: not a review store ({e})") from e
 
+    def is_refused(self, sku: str, attribute: str, value: str) -> bool:
+        """Whether reviewers turned ``value`` of ``attribute`` down for the product ``sku``."""
+        return (attribute, value) in self.refused.get(sku, ())
+
     def triples(self) -> list[list[str]]:
         """The refused values as sorted [sku, attribute, value] lists (what ``refused.json`` holds)."""
         return sorted([sku, a, v] for sku, pairs in self.refused.items() for a, v in pairs)

@@ -58,7 +58,7 @@ def score_gaps(c, catalog, inputs, near, extracted=None) -> dict[str, np.ndarray
 def _known(c, catalog: Catalog) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per product of ``catalog``: its pool row (-1: not in the model), whether it is unchanged since training
     (same text, category and values), whether its text is."""
-    rows = np.array([c._pool_row().get(p.sku, -1) for p in catalog], dtype=np.int64)
+    rows = np.array([c.pool_rows().get(p.sku, -1) for p in catalog], dtype=np.int64)
     text_hash, record_hash = content_hashes(catalog)
     r = np.maximum(rows, 0)
     return rows, (rows >= 0) & (c.record_hash_[r] == record_hash), (rows >= 0) & (c.text_hash_[r] == text_hash)
@@ -77,7 +77,7 @@ def live_cells(c, catalog: Catalog) -> tuple[dict[str, np.ndarray], np.ndarray]:
     A product unchanged since training (same text, category and values) keeps the cells scored then;
     the others (new or changed) are scored now, reusing stored text and neighbours when only values changed.
     """
-    c._fresh_extracted = ({}, None)              # spans of the products scored now, by SKU, for evidence
+    c.fresh_extracted = ({}, None)              # spans of the products scored now, by SKU, for evidence
     rows, unchanged, same_text = _known(c, catalog)
     index = np.full((len(catalog), c.neighbours), -1, dtype=np.int64)
     index[same_text] = c.knn_[0][rows[same_text]]
@@ -90,7 +90,7 @@ def live_cells(c, catalog: Catalog) -> tuple[dict[str, np.ndarray], np.ndarray]:
     if len(fresh):
         from .train import Neighbours
 
-        c._load_model()
+        c.ensure_network()
         sub = Catalog([catalog.products[i] for i in fresh], catalog.source)
         same, known = same_text[fresh], rows[fresh]
         dim = c.model_.config["text_dim"]
@@ -99,17 +99,17 @@ def live_cells(c, catalog: Catalog) -> tuple[dict[str, np.ndarray], np.ndarray]:
             text[same] = c.index_.reconstruct(known[same])[:, :dim]
         new = np.flatnonzero(~same)
         if len(new):
-            text[new] = c._encoder().encode([sub.products[i].text for i in new], progress=c.progress)
+            text[new] = c.text_encoder().encode([sub.products[i].text for i in new], progress=c.progress)
         score = np.zeros((len(fresh), c.neighbours), dtype=np.float32)
         score[same] = c.knn_[1][known[same]]
         if len(new):
-            hits = c.index_.search(c._vectors(text[new], [sub.products[i] for i in new]),
+            hits = c.index_.search(c.vectors(text[new], [sub.products[i] for i in new]),
                                    c.neighbours, exclude=known[new])
             index[fresh[new]], score[new] = hits.index, hits.score
-        c._fresh_extracted = ({p.sku: i for i, p in enumerate(sub)}, c._extract(sub.products))
-        extracted = c._fresh_extracted[1]
-        near = Neighbours(index[fresh], score, c._listed_near(sub.products))
-        cells = score_gaps(c, sub, c._inputs(sub, text), near,
+        c.fresh_extracted = ({p.sku: i for i, p in enumerate(sub)}, c.extracted_values(sub.products))
+        extracted = c.fresh_extracted[1]
+        near = Neighbours(index[fresh], score, c.listed_near(sub.products))
+        cells = score_gaps(c, sub, c.model_inputs(sub, text), near,
                            extracted.matrix(len(sub), len(c.graph_.values)) if extracted else None)
         cells["product"] = fresh[cells["product"]]
         parts.append(cells)

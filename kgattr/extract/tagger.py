@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..text.encoder import default_text_model, load_encoder
+from ..text.weights import default_text_model, load_encoder
 from .extraction import B, FIELDS, I, O, Lexicon, Span, tag_spans, token_tags
 
 log = logging.getLogger(__name__)

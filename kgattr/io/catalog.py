@@ -1,23 +1,22 @@
-"""Catalog input and output: JSON Lines (canonical); CSV, TSV, Parquet and pandas DataFrames in wide form.
+"""Catalogs, and reading them: JSON Lines (canonical); CSV, TSV, Parquet and pandas DataFrames in wide form
+(writing them: :mod:`kgattr.io.writers`).
 
 A product is ``{"sku", "title", "description", "category": [root, ..., leaf], "attributes": {name: value}}``.
 Unknown extra fields are kept on read and written back unchanged, so a catalog round-trips.
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 from ..exceptions import CatalogError
 from .inputs import (READ_ERRORS, SURROGATE_ESCAPE, bad_text, cell_text, decode_text, describe, encodable,
                      file_label, open_input, read_input)
-from .outputs import atomic_write
 
 CORE_FIELDS = ("sku", "title", "description", "category", "attributes")
 _CORE = frozenset(CORE_FIELDS)
@@ -344,67 +343,6 @@ def read_chunks(source, size: int, *, format: str | None = None) -> Iterator[Cat
         yield Catalog(chunk, name)
 
 
-def open_jsonl(tmp: Path, path: str | os.PathLike):
-    """``tmp`` opened to write JSON Lines text, gzipped when the final ``path`` ends in .gz."""
-    return gzip.open(tmp, "wt", encoding="utf-8") if str(path).endswith(".gz") else open(tmp, "w", encoding="utf-8")
-
-
-def write_lines(f, records: Iterable[dict]) -> None:
-    for r in records:
-        f.write(json.dumps(r, ensure_ascii=False) + "\n")
-
-
-def jsonl_writer(records: Iterable[dict], path: str | os.PathLike) -> Callable[[Path], None]:
-    """A function writing ``records`` as JSON Lines to the file it is given (gzipped when ``path`` ends in .gz)."""
-    def write(tmp: Path) -> None:
-        with open_jsonl(tmp, path) as f:
-            write_lines(f, records)
-    return write
-
-
-def write_jsonl(records: Iterable[dict], path: str | os.PathLike) -> None:
-    atomic_write(path, jsonl_writer(records, path))
-
-
-def streams(path: str | os.PathLike) -> bool:
-    """Whether a catalog written to ``path`` is JSON Lines, written product by product (CSV and Parquet take
-    their columns from all products, so they are written at the end)."""
-    return Path(path).suffix not in (".csv", ".parquet")
-
-
-def catalog_writer(catalog: Catalog, path: str | os.PathLike,
-                   attributes: dict[str, dict[str, str]] | None = None) -> Callable[[Path], None]:
-    """A function writing ``catalog`` to the file it is given, in the format of ``path``'s suffix; ``attributes``
-    overrides products' attributes by SKU."""
-    attributes = attributes or {}
-    return records_writer([p.to_json(attributes.get(p.sku)) for p in catalog], path)
-
-
-def records_writer(records: list[dict], path: str | os.PathLike) -> Callable[[Path], None]:
-    """A function writing product ``records`` (as :meth:`Product.to_json` makes them) to the file it is given, in
-    the format of ``path``'s suffix."""
-    suffix = Path(path).suffix
-    if streams(path):
-        return jsonl_writer(records, path)
-    import pandas as pd
-
-    rows = []
-    for r in records:
-        row = {k: r[k] for k in ("sku", "title", "description")}
-        row["category"] = CATEGORY_SEPARATOR.join(r["category"])
-        row.update(r["attributes"])
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    return (lambda tmp: frame.to_parquet(tmp, index=False)) if suffix == ".parquet" \
-        else (lambda tmp: frame.to_csv(tmp, index=False))
-
-
-def write_catalog(catalog: Catalog, path: str | os.PathLike,
-                  attributes: dict[str, dict[str, str]] | None = None) -> None:
-    """Write ``catalog`` to ``path`` (format from the suffix); ``attributes`` overrides products' attributes by SKU."""
-    atomic_write(path, catalog_writer(catalog, path, attributes))
-
-
 def content_hashes(products) -> tuple:
     """(text hashes (n,), record hashes (n,)) int64: of title, description and category; and of those plus
     the known values. A model keeps what it computed for a product while these stay the same."""
@@ -418,3 +356,17 @@ def content_hashes(products) -> tuple:
             out[j, i] = int.from_bytes(hashlib.sha1(x.encode()).digest()[:8], "little") >> 1
     return out[0], out[1]
 
+
+def title_key(title: str) -> str:
+    """A title with case and spacing folded: the variants of one item (another colour, size, season) share it."""
+    return " ".join(title.lower().split())
+
+
+def drawn_titles(products, rate: float, seed: int) -> set[str]:
+    """A random share ``rate`` of the products' titles (as :func:`title_key`), so that all the variants
+    of a title fall on one side of a split."""
+    import numpy as np
+
+    titles = sorted({title_key(p.title) for p in products})
+    drawn = np.random.default_rng(seed).random(len(titles)) < rate
+    return {t for t, d in zip(titles, drawn) if d}

@@ -1,8 +1,9 @@
-"""Rules mined from a catalog for experts to adopt: implications between values, attributes that must differ,
-allowed sets, attributes that do not apply to a category; each with its support, confidence and the one command
-that adopts it."""
+"""An ontology induced from a catalog (:func:`induce_ontology`), and rules mined from one for experts to adopt
+(:func:`suggest`): implications between values, attributes that must differ, allowed sets, attributes that do not
+apply to a category; each with its support, confidence and the one command that adopts it."""
 from __future__ import annotations
 
+import datetime as _dt
 import shlex
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..exceptions import OntologyError
-from .ontology import Ontology, category_label
+from .ontology import Ontology, Property, Shape, category_label, slug
 from .rules import RuleSet
 
 
@@ -41,6 +42,49 @@ def _scope_args(path: tuple[str, ...]) -> tuple[str, ...]:
     return ("--category", " > ".join(path)) if path else ()
 
 
+def induce_ontology(catalog, *, min_support: int = 1, max_unseen: float = 0.005,
+                    max_equal: float = 0.02) -> Ontology:
+    """Bootstrap from data: every observed category, the attributes seen in it, the values seen with it,
+    the pairs of attributes whose values differ (see :func:`differing_attributes`) and the
+    names that differ only in form, as ``skos:altLabel``s of the most used one (see
+    :func:`name_variants`).
+
+    Args:
+        catalog: the :class:`~kgattr.io.catalog.Catalog` to read.
+        min_support: a value enters a category's allowed set when seen at least this often there.
+        max_unseen: an allowed set is written only where the data say it is closed: when the Good-Turing
+            estimate of the chance that the next value is an unseen one (values seen once / cells) is at
+            most this. Otherwise the attribute applies with any value.
+        max_equal: two attributes must differ when they are equal in at most this share of the products
+            holding both.
+    """
+    categories: set[tuple[str, ...]] = set()
+    seen: dict[tuple[str, ...], dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    for p in catalog:
+        for depth in range(1, len(p.category) + 1):
+            categories.add(p.category[:depth])
+        for name, value in p.attributes.items():
+            seen[p.category][name][value] += 1
+    onto = Ontology(categories, {a for by_attr in seen.values() for a in by_attr})
+    today = _dt.date.today().isoformat()
+    for path, by_attr in sorted(seen.items()):
+        if not path:
+            continue
+        shape = Shape(f"category/{slug('.'.join(path))}", path, closed=True, origin="induced", added=today)
+        for name, counts in sorted(by_attr.items()):
+            singletons = sum(1 for c in counts.values() if c == 1)
+            closed = singletons <= max_unseen * sum(counts.values())
+            values = frozenset(v for v, c in counts.items() if c >= min_support) if closed else None
+            shape.properties[name] = Property(f"allowed/{slug('.'.join(path))}/{slug(name)}", values, max_count=1)
+        onto.shapes.append(shape)
+    onto.alt_labels = name_variants(Counter(a for p in catalog for a in p.attributes))
+    for found in differing_attributes(catalog, max_equal=max_equal):
+        rid = f"differs/all/{slug(found.attribute)}/{slug(found.other)}"
+        onto.shapes.append(Shape(rid, (), properties={found.attribute: Property(rid, disjoint=frozenset({found.other}))},
+                                 origin="induced", added=today))
+    return onto
+
+
 def suggest(catalog, ontology: Ontology | None = None, *, min_support: int = 50, min_confidence: float = 0.999,
             max_base_rate: float = 0.9) -> list[Suggestion]:
     """Rules the data of ``catalog`` support (implications, attributes that differ, allowed sets, attributes that
@@ -58,7 +102,7 @@ def suggest(catalog, ontology: Ontology | None = None, *, min_support: int = 50,
     for option, share in (("--min-confidence", min_confidence), ("max_base_rate", max_base_rate)):
         if not (isinstance(share, (int, float)) and 0 <= share <= 1):
             raise OntologyError(f"{option}: expected a share between 0 and 1, got {share!r}")
-    ontology = ontology or Ontology.induce(catalog)
+    ontology = ontology or induce_ontology(catalog)
     rules = RuleSet(ontology)
     out = _implications(catalog, ontology, min_support, min_confidence, max_base_rate)
     present = {(a, b) for s in ontology.shapes if not s.category for a, p in s.properties.items() for b in p.disjoint}

@@ -16,17 +16,9 @@ Numbers are written bare (``2012``, not ``"2012"``) so that range rules compare 
 """
 from __future__ import annotations
 
-import dataclasses
-import datetime as _dt
-import json
-import os
 import re
-from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import quote
-
-from ..exceptions import OntologyError
 
 KG = "https://kgattr.org/ontology#"
 CATEGORY = "https://kgattr.org/category/"
@@ -155,51 +147,6 @@ class Ontology:
     # skos:altLabel: other names of an attribute (proposed by induce where names differ only in form)
     alt_labels: dict[str, frozenset[str]] = field(default_factory=dict)
 
-    @classmethod
-    def induce(cls, catalog, *, min_support: int = 1, max_unseen: float = 0.005,
-               max_equal: float = 0.02) -> "Ontology":
-        """Bootstrap from data: every observed category, the attributes seen in it, the values seen with it,
-        the pairs of attributes whose values differ (see :func:`~kgattr.ontology.mining.differing_attributes`) and the
-        names that differ only in form, as ``skos:altLabel``s of the most used one (see
-        :func:`~kgattr.ontology.mining.name_variants`).
-
-        Args:
-            catalog: the :class:`~kgattr.io.catalog.Catalog` to read.
-            min_support: a value enters a category's allowed set when seen at least this often there.
-            max_unseen: an allowed set is written only where the data say it is closed: when the Good-Turing
-                estimate of the chance that the next value is an unseen one (values seen once / cells) is at
-                most this. Otherwise the attribute applies with any value.
-            max_equal: two attributes must differ when they are equal in at most this share of the products
-                holding both.
-        """
-        from .mining import differing_attributes, name_variants
-
-        categories: set[tuple[str, ...]] = set()
-        seen: dict[tuple[str, ...], dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
-        for p in catalog:
-            for depth in range(1, len(p.category) + 1):
-                categories.add(p.category[:depth])
-            for name, value in p.attributes.items():
-                seen[p.category][name][value] += 1
-        onto = cls(categories, {a for by_attr in seen.values() for a in by_attr})
-        today = _dt.date.today().isoformat()
-        for path, by_attr in sorted(seen.items()):
-            if not path:
-                continue
-            shape = Shape(f"category/{slug('.'.join(path))}", path, closed=True, origin="induced", added=today)
-            for name, counts in sorted(by_attr.items()):
-                singletons = sum(1 for c in counts.values() if c == 1)
-                closed = singletons <= max_unseen * sum(counts.values())
-                values = frozenset(v for v, c in counts.items() if c >= min_support) if closed else None
-                shape.properties[name] = Property(f"allowed/{slug('.'.join(path))}/{slug(name)}", values, max_count=1)
-            onto.shapes.append(shape)
-        onto.alt_labels = name_variants(Counter(a for p in catalog for a in p.attributes))
-        for found in differing_attributes(catalog, max_equal=max_equal):
-            rid = f"differs/all/{slug(found.attribute)}/{slug(found.other)}"
-            onto.shapes.append(Shape(rid, (), properties={found.attribute: Property(rid, disjoint=frozenset({found.other}))},
-                                     origin="induced", added=today))
-        return onto
-
     def rule_ids(self) -> set[str]:
         """Every id a rule or a part of one goes by."""
         ids = {s.id for s in self.shapes} | {p.id for s in self.shapes for p in s.properties.values()}
@@ -214,65 +161,6 @@ class Ontology:
                         [u for u in self.uncompiled if u[0] not in ids] + other.uncompiled,
                         alt_labels={a: self.alt_labels.get(a, frozenset()) | other.alt_labels.get(a, frozenset())
                                     for a in self.alt_labels.keys() | other.alt_labels.keys()})
-
-    def to_turtle(self, *, source: str = "", origin: str = "induced") -> str:
-        """Readable Turtle: taxonomy first, then one commented block per rule (or category block)."""
-        from rdflib import Literal
-
-        from .shacl import conditional_block, shape_block
-
-        today = _dt.date.today().isoformat()
-        out = [PREFIXES, f"# kgattr ontology{f' induced from {source}' if source else ''}.",
-               "# Edit freely: each block below is one category's rules or one rule; `kgattr rules` keeps hand edits.",
-               "", "# --- categories ---"]
-        for path in sorted(self.categories):
-            parent = f" ;\n    rdfs:subClassOf <{category_iri(path[:-1])}>" if len(path) > 1 else ""
-            out.append(f"<{category_iri(path)}> a rdfs:Class, kg:Category ;\n    rdfs:label {Literal(path[-1]).n3()}{parent} .")
-        out += ["", "# --- attributes ---"]
-        for name in sorted(self.attributes):
-            alt = "".join(f" ;\n    skos:altLabel {Literal(a).n3()}" for a in sorted(self.alt_labels.get(name, ())))
-            out.append(f"<{attribute_iri(name)}> a rdf:Property, kg:Attribute ; rdfs:label {Literal(name).n3()}{alt} .")
-        for shape in sorted(self.shapes, key=lambda s: (s.category, not s.closed, s.id)):
-            out += ["", shape_block(shape, origin=shape.origin or origin, added=shape.added or today).rstrip("\n")]
-        for rule in sorted(self.conditionals, key=lambda c: (c.category, c.id)):
-            out += ["", conditional_block(rule).rstrip("\n")]
-        return "\n".join(out) + "\n"
-
-    def save(self, path, **kwargs) -> None:
-        from ..io.outputs import atomic_write
-
-        text = self.to_turtle(**kwargs)
-        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-    @classmethod
-    def load(cls, *paths) -> "Ontology":
-        """Read one or more Turtle files as one ontology; an error names the file and, for syntax, the line.
-
-        The parsed form is cached by the files' content hash, so unchanged files load in milliseconds; a damaged
-        cache file is set aside (``*.damaged``) and rebuilt.
-        """
-        import hashlib
-
-        from ..io.inputs import file_label, read_input
-        from ..io.outputs import atomic_write
-        from ..text.encoder import default_cache_dir
-        from .shacl import parse_turtle
-
-        digest = hashlib.sha1()
-        for path in paths:
-            digest.update(read_input(path, OntologyError) + b"\0")
-        sources = tuple(str(Path(p).resolve()) for p in paths)
-        cached = default_cache_dir() / f"ontology-v5-{digest.hexdigest()}.json"
-        onto = _from_cache(cached)
-        if onto is None:
-            onto = cls.from_graph(parse_turtle(*paths), ", ".join(map(file_label, paths)))
-            body = json.dumps(onto.to_json())
-            try:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write(cached, lambda tmp: tmp.write_text(_checksum(body) + "\n" + body, encoding="utf-8"))
-            except OSError:
-                pass                                 # a read-only cache only costs speed
-        return dataclasses.replace(onto, sources=sources)
 
     def to_json(self) -> dict:
         def prop(p: Property) -> dict:
@@ -298,36 +186,3 @@ class Ontology:
         return cls({tuple(c) for c in d["categories"]}, set(d["attributes"]), shapes, conditionals,
                    [tuple(u) for u in d["uncompiled"]],
                    alt_labels={a: frozenset(v) for a, v in d["alt_labels"].items()})
-
-    @classmethod
-    def from_graph(cls, graph, where: str = "<graph>") -> "Ontology":
-        from .shacl import GraphReader
-
-        return GraphReader(graph, where).ontology()
-
-
-def _checksum(body: str) -> str:
-    import hashlib
-
-    return hashlib.sha1(body.encode("utf-8")).hexdigest()
-
-
-def _from_cache(path: Path) -> Ontology | None:
-    """The ontology a cache file holds (its first line the checksum of the rest); None when there is none or it is
-    damaged, which is then moved aside to ``*.damaged`` for the caller to rebuild."""
-    try:
-        checksum, _, body = path.read_text(encoding="utf-8").partition("\n")
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):                    # unreadable, or not UTF-8: damaged
-        checksum, body = "", ""
-    try:
-        if checksum == _checksum(body):
-            return Ontology.from_json(json.loads(body))
-    except Exception:  # a body of another shape fails in many ways; all only cost a rebuild
-        pass
-    try:
-        os.replace(path, path.with_name(path.name + ".damaged"))
-    except OSError:
-        pass
-    return None

@@ -15,6 +15,7 @@ from functools import lru_cache
 
 from ..exceptions import OntologyError
 from .ontology import ATTRIBUTE, KG, PRODUCT, RULE, Conditional, Ontology, attribute_iri, category_iri, category_label
+from .files import to_turtle
 from .shacl import NUMBER
 
 
@@ -309,7 +310,7 @@ def shacl_violations(catalog, ontology: Ontology, shapes_graph=None) -> list[Vio
     from rdflib.namespace import SH
 
     if shapes_graph is None:
-        shapes_graph = Graph().parse(data=ontology.to_turtle(), format="turtle")
+        shapes_graph = Graph().parse(data=to_turtle(ontology), format="turtle")
     products = {p.sku: p for p in catalog}
     consequence = {c.id: c.consequence[0] for c in ontology.conditionals}
     _, report, _ = pyshacl.validate(to_rdf(catalog, ontology), shacl_graph=shapes_graph, inference="none",

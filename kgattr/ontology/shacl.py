@@ -190,30 +190,29 @@ class GraphReader:
             head = rest[0]
         return out
 
+    def literal(self, node, key: str, valid, what: str):
+        """The Python value of ``node``'s ``sh:key`` literal (None without one); a ValueError saying it is not
+        ``what`` unless ``valid(value)``."""
+        from rdflib import Literal
+
+        value = self.one(node, key)
+        if value is None:
+            return None
+        x = value.toPython() if isinstance(value, Literal) else None
+        if isinstance(x, bool) or not valid(x):
+            raise ValueError(f"has sh:{key} {value.n3() if hasattr(value, 'n3') else value}, not {what}")
+        return x
+
     def number(self, node, key: str) -> float | None:
         import math
         from decimal import Decimal
 
-        from rdflib import Literal
-
-        value = self.one(node, key)
-        if value is None:
-            return None
-        x = value.toPython() if isinstance(value, Literal) else None
-        if isinstance(x, bool) or not isinstance(x, (int, float, Decimal)) or not math.isfinite(x):
-            raise ValueError(f"has sh:{key} {value.n3() if hasattr(value, 'n3') else value}, not a finite number")
-        return float(x)
+        x = self.literal(node, key, lambda x: isinstance(x, (int, float, Decimal)) and math.isfinite(x),
+                         "a finite number")
+        return None if x is None else float(x)
 
     def count(self, node, key: str) -> int | None:
-        from rdflib import Literal
-
-        value = self.one(node, key)
-        if value is None:
-            return None
-        x = value.toPython() if isinstance(value, Literal) else None
-        if isinstance(x, bool) or not isinstance(x, int) or x < 0:
-            raise ValueError(f"has sh:{key} {value.n3() if hasattr(value, 'n3') else value}, not a count")
-        return x
+        return self.literal(node, key, lambda x: isinstance(x, int) and x >= 0, "a count")
 
     def made(self, node) -> dict:
         from rdflib import URIRef

