@@ -5,6 +5,7 @@ import logging
 
 import numpy as np
 
+from .engine.calibration import calibrate, fit_maps, share_rest
 from .engine.completion import Completion, EvidenceFinder, ProductCompletion, decide, passage
 from .engine.graph import build_graph, category_attributes
 from .engine.scoring import live_cells, score_gaps, stored_cells
@@ -106,7 +107,7 @@ class AttributeCompleter:
         from .engine.copying import TextCopier, copy_gate
         from .engine.crossfit import cross_fit, heldout_cells
         from .engine.index import NeighbourIndex, value_profile
-        from .engine.mixture import calibration_outcomes, fit_mixture
+        from .engine.mixture import fit_mixture
         from .engine.reviewed import Reviewed, as_reviewed
         from .engine.train import Neighbours, Pool, pool_states
         from .io.frames import as_catalog
@@ -165,20 +166,24 @@ class AttributeCompleter:
                 else np.zeros((0, len(graph.values)), bool)
             if extracted is not None:
                 scores = scores + [extracted[rows].toarray()]
-            mixes.append(fit_mixture(scores, truth, allowed, self.value_attribute_, len(self.attributes_),
-                                     groups=rows))
+            mixture = fit_mixture(scores, truth, allowed, self.value_attribute_, len(self.attributes_),
+                                  groups=rows)
+            mixes.append(mixture.weights)
             if len(mixes) == 1:
-                confidence, correct = calibration_outcomes(scores, mixes[0], truth, allowed, self.value_attribute_)
+                # every outcome out of fold: the mix fitted without the cell's fold, copies learned without it
+                confidence, correct = mixture.confidence, mixture.correct
                 attribute = self.value_attribute_[truth]
+                copied = np.zeros(len(truth), bool)
                 self.copier_ = TextCopier(seed=self.seed).fit(catalog.products, self.targets_) if self.read_text \
                     else None
                 if self.copier_:
-                    self.copies_for_, confidence, correct = copy_gate(
+                    self.copies_for_, copied, confidence, correct = copy_gate(
                         self.copier_, rows, [self.attributes_[a] for a in attribute], confidence, correct)
                     log.info("values copied from the text for %d of %d targets", len(self.copies_for_),
                              len(self.targets_))
-                self.calibration_ = {"attribute": attribute, "confidence": confidence,
-                                     "correct": correct.astype(np.uint8)}
+                maps = fit_maps(confidence, correct, copied)
+                self.calibration_ = {"attribute": attribute, "confidence": calibrate(maps, confidence, copied).astype(np.float32),
+                                     "correct": correct.astype(np.uint8), "map": maps}
         self.mix_ = np.stack(mixes)
         edges = (graph.cooccurs, graph.pmi)
         self.pool_ = Pool(pool_states(self.model_, inputs, inputs.values, edges), inputs.values, self.value_attribute_)
@@ -317,6 +322,7 @@ class AttributeCompleter:
         decisions = decide(lambda m, v: rules.check(categories[m], attributes[m], v, known[m]).rule,
                            names, cells["logits"], allowed)
         copies = self._copies(products, cells["product"], attributes)
+        maps = self.calibration_["map"]
         for m, (r, a, attr, (value, conf, alts, rejected)) in enumerate(zip(cells["product"], cells["attribute"],
                                                                            attributes, decisions)):
             p = products[r]
@@ -330,13 +336,17 @@ class AttributeCompleter:
             if copy is not None:
                 if value is not None and value != copy.value:
                     alts = [{"value": value, "confidence": round(conf, 4)}] + alts[:2]
-                value, conf = copy.value, copy.confidence
+                value, conf = copy.value, float(calibrate(maps, copy.confidence, True))
+                alts = share_rest(alts, 1.0, 1.0 - conf)
+            elif value is not None:
+                raw, conf = conf, float(calibrate(maps, conf, False))
+                alts = share_rest(alts, 1.0 - raw, 1.0 - conf)
             evidence = self._evidence(p, a, value, neighbours[r], listed[r]) \
                 if value is not None and conf >= evidence_floor else {}
             if copy is not None and evidence:
                 text = getattr(p, copy.field)
                 evidence["extracted"] = {"field": copy.field, "start": copy.start, "end": copy.end,
-                                         "text": text[copy.start:copy.end], "confidence": round(copy.confidence, 4)}
+                                         "text": text[copy.start:copy.end], "confidence": round(conf, 4)}
                 evidence["text"] = passage(text, copy.start, copy.end)
             checked = rules.explain(categories[m], attr, value, known[m]) if explain and value is not None else []
             out[p.sku].completions.append(Completion(p.sku, attr, value, round(conf, 4), alts, rejected, evidence,
