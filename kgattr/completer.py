@@ -5,6 +5,7 @@ import logging
 
 import numpy as np
 
+from .engine.calibration import calibrate, fit_maps
 from .engine.completion import CategoryRules, EvidenceFinder, ProductCompletion, completions, passage, precision_thresholds
 from .engine.graph import build_graph, category_attributes
 from .engine.index import Listings, NeighbourIndex, product_vectors, value_profile
@@ -107,7 +108,7 @@ class AttributeCompleter:
         """
         from .engine.copying import TextCopier, copy_gate
         from .engine.crossfit import cross_fit, heldout_cells
-        from .engine.mixture import calibration_outcomes, fit_mixture
+        from .engine.mixture import fit_mixture
         from .engine.reviewed import Reviewed, as_reviewed
         from .engine.train import Neighbours, Pool, pool_states
         from .io.frames import as_catalog
@@ -166,20 +167,24 @@ class AttributeCompleter:
                 else np.zeros((0, len(graph.values)), bool)
             if extracted is not None:
                 scores = scores + [extracted[rows].toarray()]
-            mixes.append(fit_mixture(scores, truth, allowed, self.value_attribute_, len(self.attributes_),
-                                     groups=rows))
+            mixture = fit_mixture(scores, truth, allowed, self.value_attribute_, len(self.attributes_),
+                                  groups=rows)
+            mixes.append(mixture.weights)
             if len(mixes) == 1:
-                confidence, correct = calibration_outcomes(scores, mixes[0], truth, allowed, self.value_attribute_)
+                # every outcome out of fold: the mix fitted without the cell's fold, copies learned without it
+                confidence, correct = mixture.confidence, mixture.correct
                 attribute = self.value_attribute_[truth]
+                copied = np.zeros(len(truth), bool)
                 self.copier_ = TextCopier(seed=self.seed).fit(catalog.products, self.targets_) if self.read_text \
                     else None
                 if self.copier_:
-                    self.copies_for_, confidence, correct = copy_gate(
+                    self.copies_for_, copied, confidence, correct = copy_gate(
                         self.copier_, rows, [self.attributes_[a] for a in attribute], confidence, correct)
                     log.info("values copied from the text for %d of %d targets", len(self.copies_for_),
                              len(self.targets_))
-                self.calibration_ = {"attribute": attribute, "confidence": confidence,
-                                     "correct": correct.astype(np.uint8)}
+                maps = fit_maps(confidence, correct, copied)
+                self.calibration_ = {"attribute": attribute, "confidence": calibrate(maps, confidence, copied).astype(np.float32),
+                                     "correct": correct.astype(np.uint8), "map": maps}
         self.mix_ = np.stack(mixes)
         edges = (graph.cooccurs, graph.pmi)
         self.pool_ = Pool(pool_states(self.model_, inputs, inputs.values, edges), inputs.values, self.value_attribute_)

@@ -45,9 +45,9 @@ def test_the_gate_takes_copies_only_where_they_do_not_cost_held_out_cells():
     names = ["Resistance"] * 10 + ["Current"] * 10
     confidence = np.full(20, 0.5)
     correct = np.array([False] * 10 + [True] * 10)
-    enabled, conf, right = copy_gate(copier, rows, names, confidence, correct)
+    enabled, used, conf, right = copy_gate(copier, rows, names, confidence, correct)
     assert "Resistance" in enabled
-    assert right[:10].all() and (conf[:10] > 0.5).all()
+    assert right[:10].all() and (conf[:10] > 0.5).all() and used[:10].all()
 
 
 def test_units_convert_and_one_quantity_is_one_value():

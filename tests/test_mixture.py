@@ -26,7 +26,7 @@ def test_mixture_falls_back_on_the_one_member_that_knows_an_attribute():
     # attribute 0 follows member a, attribute 1 member b; the third member is noise for both
     follow = np.where((attr == 0)[:, None], a, b)
     truth = _cells(rng, value_attribute, attr, follow)
-    weights = fit_mixture([a, b, noise], truth, np.ones_like(a, dtype=bool), value_attribute, 2)
+    weights = fit_mixture([a, b, noise], truth, np.ones_like(a, dtype=bool), value_attribute, 2).weights
     assert weights[0, 0] > 1 and weights[0, 1] < 0.2 * weights[0, 0]
     assert weights[1, 1] > 1 and weights[1, 0] < 0.2 * weights[1, 1]
     # on fresh cells the mix is as accurate as the best member of each attribute (here: perfect)
@@ -42,7 +42,7 @@ def test_mixture_is_no_worse_than_its_best_member_on_held_out_cells():
     signal = rng.normal(size=(n, 5)).astype(np.float32)
     truth = _cells(rng, value_attribute, np.zeros(n, np.int64), signal + rng.normal(scale=0.8, size=signal.shape))
     members = [signal, rng.normal(size=signal.shape).astype(np.float32), rng.normal(size=signal.shape).astype(np.float32)]
-    weights = fit_mixture(members, truth, np.ones_like(signal, dtype=bool), value_attribute, 1, groups=np.arange(n) // 2)
+    weights = fit_mixture(members, truth, np.ones_like(signal, dtype=bool), value_attribute, 1, groups=np.arange(n) // 2).weights
     alone = np.array([[1.0, 0.0, 0.0]], dtype=np.float32)
     assert _accuracy(weights, members, truth, value_attribute) >= _accuracy(alone, members, truth, value_attribute) - 0.01
 

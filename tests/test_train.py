@@ -18,7 +18,7 @@ def test_mixture_recovers_overconfidence_and_ignores_noise():
         p = np.exp(true[i, cols]) / np.exp(true[i, cols]).sum()
         truth[i] = cols[rng.choice(len(cols), p=p)]
     noise = rng.normal(size=true.shape).astype(np.float32)
-    weights = fit_mixture([true * 3, noise], truth, np.ones_like(true, dtype=bool), value_attribute, 2)
+    weights = fit_mixture([true * 3, noise], truth, np.ones_like(true, dtype=bool), value_attribute, 2).weights
     assert weights[:, 0] == pytest.approx([1 / 3, 1 / 3], rel=0.15)
     assert np.abs(weights[:, 1]).max() < 0.1
 
@@ -33,8 +33,8 @@ def test_mixture_keeps_an_attribute_with_few_cells_near_the_shared_weights():
                       for i, a in enumerate(attr)])
     allowed = np.ones_like(signal, dtype=bool)
     # one fold: no choice by cross-validation, the prior alone
-    pulled = fit_mixture([signal, noise], truth, allowed, value_attribute, 2, prior_strength=5.0, folds=1)
-    alone = fit_mixture([signal, noise], truth, allowed, value_attribute, 2, prior_strength=0.0, folds=1)
+    pulled = fit_mixture([signal, noise], truth, allowed, value_attribute, 2, prior_strength=5.0, folds=1).weights
+    alone = fit_mixture([signal, noise], truth, allowed, value_attribute, 2, prior_strength=0.0, folds=1).weights
     assert pulled[0, 0] > 3 * pulled[0, 1]
     assert np.abs(pulled[1] - pulled[0]).sum() < 0.5 * np.abs(alone[1] - alone[0]).sum()
 

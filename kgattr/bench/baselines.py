@@ -5,6 +5,7 @@ Each takes the training catalog and ``wanted`` (attribute -> SKUs to predict) an
 """
 from __future__ import annotations
 
+import warnings
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -61,7 +62,10 @@ def tfidf(train: Catalog, wanted: dict[str, list[str]], text=None) -> Prediction
         if len(set(labels)) < 2:
             out.update({(s, a): (labels[0], 1.0) for s in skus} if labels else {})
             continue
-        clf = LinearSVC(C=0.5).fit(x[rows], labels)
+        with warnings.catch_warnings():
+            # many distinct values among few rows look like a regression target to scikit-learn's heuristics
+            warnings.filterwarnings("ignore", message="The number of unique classes", category=UserWarning)
+            clf = LinearSVC(C=0.5).fit(x[rows], labels)
         d = clf.decision_function(x[[row[s] for s in skus]])
         prob = _softmax(np.stack([-d, d], 1) if d.ndim == 1 else d)
         for s, k, p in zip(skus, prob.argmax(1), prob.max(1)):

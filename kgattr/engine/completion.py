@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .calibration import calibrate, share_rest
+
 
 @dataclass
 class Completion:
@@ -101,6 +103,7 @@ def completions(model, products, cells, neighbours: np.ndarray, evidence_floor: 
     decisions = decide(lambda m, v: rules.check(categories[m], attributes[m], v, known[m]).rule,
                        names, cells["logits"], allowed)
     copies = _copies(model, products, cells["product"], attributes)
+    maps = model.calibration_["map"]
     for m, (r, a, attr, (value, conf, alts, rejected)) in enumerate(zip(cells["product"], cells["attribute"],
                                                                        attributes, decisions)):
         p = products[r]
@@ -114,13 +117,17 @@ def completions(model, products, cells, neighbours: np.ndarray, evidence_floor: 
         if copy is not None:
             if value is not None and value != copy.value:
                 alts = [{"value": value, "confidence": round(conf, 4)}] + alts[:2]
-            value, conf = copy.value, copy.confidence
+            value, conf = copy.value, float(calibrate(maps, copy.confidence, True))
+            alts = share_rest(alts, 1.0, 1.0 - conf)
+        elif value is not None:
+            raw, conf = conf, float(calibrate(maps, conf, False))
+            alts = share_rest(alts, 1.0 - raw, 1.0 - conf)
         evidence = model.evidence(p, a, value, neighbours[r], listed[r]) \
             if value is not None and conf >= evidence_floor else {}
         if copy is not None and evidence:
             text = getattr(p, copy.field)
             evidence["extracted"] = {"field": copy.field, "start": copy.start, "end": copy.end,
-                                     "text": text[copy.start:copy.end], "confidence": round(copy.confidence, 4)}
+                                     "text": text[copy.start:copy.end], "confidence": round(conf, 4)}
             evidence["text"] = passage(text, copy.start, copy.end)
         checked = rules.explain(categories[m], attr, value, known[m]) if explain and value is not None else []
         out[p.sku].completions.append(Completion(p.sku, attr, value, round(conf, 4), alts, rejected, evidence,

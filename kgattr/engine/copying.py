@@ -28,6 +28,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .calibration import apply, logit, platt
+
 SPAN_WORD = re.compile(r"[^\s,;]+")
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
 QUANTITY = re.compile(r"(\d+(?:\.\d+)?)(\s?)([^\d\s]+)")
@@ -112,8 +114,13 @@ def _unit(text: str) -> tuple[float, str] | None:
 
 @lru_cache(maxsize=1)
 def _registry():
+    import logging
+
     import pint
 
+    # pint logs every unit name it can read two ways (``mcd``: milli-candela or micro-day); the first reading is
+    # the one used and the list is no news to the user
+    logging.getLogger("pint.util").setLevel(logging.ERROR)
     return pint.UnitRegistry()
 
 
@@ -213,7 +220,7 @@ class TextCopier:
                 best[row, a] = ((value, field, start, end, ok), precision)
         raw = np.array([p for _, p in best.values()])
         correct = np.array([c[4] for c, _ in best.values()], dtype=bool)
-        self.calibration_ = _fit_logistic(_logit(raw), correct)
+        self.calibration_ = platt(logit(raw), correct)
         conf = self._calibrate(raw)
         self.heldout_ = {cell: (Copy(c[0], float(q), *c[1:4]), c[4]) for (cell, (c, _)), q in zip(best.items(), conf)}
         return self
@@ -229,8 +236,7 @@ class TextCopier:
         return (right + self.smoothing * self.prior_) / (fired + self.smoothing)
 
     def _calibrate(self, precision: np.ndarray) -> np.ndarray:
-        a, b = self.calibration_
-        return 1.0 / (1.0 + np.exp(-(a * _logit(precision) + b)))
+        return apply(self.calibration_, precision)
 
     def copies(self, product, attributes) -> dict[str, Copy]:
         """The best copy of each of ``attributes`` that ``product``'s text gives (attributes without one are left
@@ -272,24 +278,8 @@ class TextCopier:
         return self
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-4, 1 - 1e-4)
-    return np.log(p / (1 - p))
-
-
-def _fit_logistic(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(slope, intercept) of a one-feature logistic regression of ``y`` on ``x`` ((1, 0): the identity, when
-    ``y`` holds one class only)."""
-    if len(np.unique(y)) < 2:
-        return 1.0, 0.0
-    from sklearn.linear_model import LogisticRegression
-
-    fit = LogisticRegression(C=10.0).fit(x[:, None], y)
-    return float(fit.coef_[0, 0]), float(fit.intercept_[0])
-
-
 def copy_gate(copier: TextCopier, rows: np.ndarray, attributes: list[str], confidence: np.ndarray,
-              correct: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
+              correct: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """Where copies beat the mix, judged on the mix's held-out cells.
 
     A copy replaces the mix's value when it is more confident; an attribute takes copies when doing so leaves at
@@ -300,7 +290,8 @@ def copy_gate(copier: TextCopier, rows: np.ndarray, attributes: list[str], confi
         confidence, correct: (c,) the mix's confidence and outcome on it.
 
     Returns:
-        (attributes that take copies, and (c,) confidence and outcome with copies where they are taken).
+        (attributes that take copies, (c,) bool where a copy is taken, and (c,) confidence and outcome with
+        copies where they are taken).
     """
     taken = np.zeros(len(rows), bool)
     copy_conf, copy_right = confidence.copy(), correct.copy()
@@ -312,4 +303,4 @@ def copy_gate(copier: TextCopier, rows: np.ndarray, attributes: list[str], confi
     enabled = [a for a in sorted(set(copier.attributes_)) if
                copy_right[names == a].sum() >= correct[names == a].sum()]
     use = taken & np.isin(names, enabled)
-    return enabled, np.where(use, copy_conf, confidence), np.where(use, copy_right, correct)
+    return enabled, use, np.where(use, copy_conf, confidence), np.where(use, copy_right, correct)

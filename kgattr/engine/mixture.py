@@ -18,8 +18,8 @@ PRIOR_STRENGTHS = (1.0, 5.0, 25.0)
 
 def fit_mixture(scores: list[np.ndarray], truth: np.ndarray, allowed: np.ndarray, value_attribute: np.ndarray,
                 num_attributes: int, prior_strength: float | None = None, *, groups: np.ndarray | None = None,
-                folds: int = 3, own_cells: int = 30) -> np.ndarray:
-    """(num_attributes, len(scores)) weights w minimising the held-out NLL of softmax(sum_j w_j * scores_j).
+                folds: int = 3, own_cells: int = 30) -> "Mixture":
+    """Weights w minimising the held-out NLL of softmax(sum_j w_j * scores_j), and the cells' out-of-fold outcomes.
 
     Weights shared by all cells are fitted first; each attribute's own weights then minimise its summed NLL
     plus ``prior_strength`` times their squared distance to the shared ones, so that an attribute with a few
@@ -38,12 +38,14 @@ def fit_mixture(scores: list[np.ndarray], truth: np.ndarray, allowed: np.ndarray
         folds: of the cross-validation (1: no choice, the mix with the first prior strength).
 
     Returns:
-        The weights; a member left out of an attribute's choice weighs 0 there.
+        A :class:`Mixture`: the (num_attributes, len(scores)) weights, a member left out of an attribute's choice
+        weighing 0 there; and each cell's confidence and outcome under its attribute's chosen candidate as fitted
+        without the cell's fold (in-sample with ``folds`` = 1), which is what calibration is fitted on.
     """
     num_scores = len(scores)
     weights = np.ones((num_attributes, num_scores), dtype=np.float32)
     if len(truth) == 0:
-        return weights
+        return Mixture(weights, np.zeros(0, np.float32), np.zeros(0, bool))
     cells = _cells(scores, truth, allowed, value_attribute)
     attributes = cells.attributes
     strengths = PRIOR_STRENGTHS if prior_strength is None else (prior_strength,)
@@ -53,9 +55,10 @@ def fit_mixture(scores: list[np.ndarray], truth: np.ndarray, allowed: np.ndarray
     # held-out (errors, NLL) of every candidate on every attribute (A, K), summed over folds
     errors = np.zeros((len(attributes), len(candidates)))
     nll = np.zeros((len(attributes), len(candidates)))
+    fold_fits = {}
     if folds > 1 and len(np.unique(fold)) > 1:
-        for f in torch.unique(fold):
-            own = _fit_candidates(cells.take(fold != f), num_scores, candidates)
+        for f in torch.unique(fold).tolist():
+            fold_fits[f] = own = _fit_candidates(cells.take(fold != f), num_scores, candidates)
             e, l = cells.take(fold == f).outcome(own)
             errors += e
             nll += l
@@ -65,10 +68,21 @@ def fit_mixture(scores: list[np.ndarray], truth: np.ndarray, allowed: np.ndarray
     counts = np.bincount(cells.attribute.numpy(), minlength=len(attributes))
     pooled = _choose(errors.sum(0), nll.sum(0), choice)
     own = _fit_candidates(cells, num_scores, [candidates[k] for k in choice])
-    for i, a in enumerate(attributes):
-        k = pooled if counts[i] < own_cells else _choose(errors[i], nll[i], choice)
-        weights[a] = own[i, choice.index(k)]
-    return weights
+    chosen = np.array([pooled if counts[i] < own_cells else _choose(errors[i], nll[i], choice)
+                       for i in range(len(attributes))])
+    weights[attributes] = own[np.arange(len(attributes)), [choice.index(k) for k in chosen]]
+    confidence, correct = cells.top(weights[attributes])
+    for f, fit in fold_fits.items():
+        take = fold == f
+        confidence[take.numpy()], correct[take.numpy()] = cells.take(take).top(fit[np.arange(len(attributes)), chosen])
+    return Mixture(weights, confidence, correct)
+
+
+class Mixture(NamedTuple):
+    """What :func:`fit_mixture` returns: weights (num_attributes, S); confidence and correct (c,), out of fold."""
+    weights: np.ndarray
+    confidence: np.ndarray
+    correct: np.ndarray
 
 
 def _choose(errors: np.ndarray, nll: np.ndarray, among: list[int]) -> int:
@@ -109,6 +123,14 @@ class _Cells(NamedTuple):
         """(A, K) sums over each attribute's cells of ``values`` (n, K)."""
         out = torch.zeros(len(self.attributes), values.shape[1], dtype=values.dtype)
         return out.index_add_(0, self.attribute, values)
+
+    def top(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(confidence, correct), each (n,), of each cell's best allowed value under its attribute's ``weights``
+        (A, S)."""
+        with torch.no_grad():
+            z = torch.einsum("nts,ns->nt", self.z, torch.from_numpy(weights)[self.attribute])
+            conf, best = torch.softmax(z.masked_fill(~self.ok, -1e9), 1).max(1)
+        return conf.numpy().astype(np.float32), (best == self.y).numpy()
 
     def outcome(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(errors, summed NLL), each (A, K), of the candidates' own ``weights`` (A, K, S)."""
@@ -193,14 +215,3 @@ def _fit_weights(cells: _Cells, mask: torch.Tensor, *, prior: torch.Tensor | Non
         return loss
     opt.step(closure)
     return (w.detach() * mask).clamp(0.0, 50.0).numpy()
-
-
-def calibration_outcomes(scores: list[np.ndarray], weights: np.ndarray, truth: np.ndarray, allowed: np.ndarray,
-                         value_attribute: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(confidence (c,), correct (c,)) of the top allowed value of each calibration cell under the mix
-    ``weights`` (num_attributes, len(scores)): what per-attribute precision thresholds are chosen on."""
-    confidence, correct = np.zeros(len(truth), np.float32), np.zeros(len(truth), bool)
-    for a, cells, z, ok, y in _segments(scores, truth, allowed, value_attribute):
-        conf, top = torch.softmax((z @ torch.from_numpy(weights[a])).masked_fill(~ok, -1e9), 1).max(1)
-        confidence[cells], correct[cells] = conf.numpy(), (top == y).numpy()
-    return confidence, correct

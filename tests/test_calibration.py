@@ -1,0 +1,31 @@
+import numpy as np
+
+from kgattr.engine.calibration import PRIOR_CELLS, calibrate, fit_maps, platt, share_rest
+
+
+def _overconfident(rng, n):
+    """Confidences that claim 0.9 where the value is right 60% of the time."""
+    return np.full(n, 0.9), rng.random(n) < 0.6
+
+
+def test_an_overconfident_source_is_brought_to_its_accuracy_and_the_other_kept():
+    rng = np.random.default_rng(0)
+    conf, right = _overconfident(rng, 4000)
+    calibrated_conf = rng.uniform(0.5, 1.0, 4000)
+    copied = np.r_[np.zeros(4000, bool), np.ones(4000, bool)]
+    maps = fit_maps(np.r_[conf, calibrated_conf], np.r_[right, rng.random(4000) < calibrated_conf], copied)
+    assert abs(float(calibrate(maps, 0.9, False)) - 0.6) < 0.03
+    assert abs(float(calibrate(maps, 0.8, True)) - 0.8) < 0.03
+
+
+def test_few_cells_barely_move_a_source():
+    rng = np.random.default_rng(0)
+    conf, right = _overconfident(rng, 5)
+    a, b = platt(np.log(conf / (1 - conf)), right, PRIOR_CELLS)
+    assert abs(a - 1) < 0.1 and abs(b) < 0.2
+    assert platt(np.zeros(3), np.ones(3, bool), PRIOR_CELLS)[1] < 0.2         # one class only: still finite, near 0
+
+
+def test_alternatives_share_what_the_calibrated_value_leaves():
+    alts = share_rest([{"value": "b", "confidence": 0.1}, {"value": "c", "confidence": 0.1}], 0.2, 0.4)
+    assert [a["confidence"] for a in alts] == [0.2, 0.2]
