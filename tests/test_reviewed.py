@@ -9,7 +9,7 @@ from kgattr import AttributeCompleter
 from kgattr.engine.modelfiles import verify
 from kgattr.engine.reviewed import Reviewed
 from kgattr.io.writers import write_catalog
-from kgattr.serve.store import ReviewError, ReviewStore
+from kgattr.io.reviews import ReviewError, ReviewStore
 
 
 def proposed(completions, sku: str, attribute: str) -> set:

@@ -43,10 +43,10 @@ class Reviewed:
     @classmethod
     def read(cls, path) -> "Reviewed":
         """The latest decision on each cell of the review store ``path`` (a
-        :class:`~kgattr.serve.store.ReviewError` when it is missing or not a review store)."""
+        :class:`~kgattr.io.reviews.ReviewError` when it is missing or not a review store)."""
         import sqlite3
 
-        from ..serve.store import ReviewError, ReviewStore
+        from ..io.reviews import ReviewError, ReviewStore
 
         try:
             return cls.from_triples(*ReviewStore.open(path).training_labels())

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..exceptions import KgattrError, UnknownSKUError
 from ..io.catalog import Product
+from ..io.reviews import QueueFilter, UnknownCellError
 from .auth import Guard
-from .store import QueueFilter, UnknownCellError
 from .workbench import RuleSpec, Workbench, as_json
 
 

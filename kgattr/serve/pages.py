@@ -11,8 +11,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
+from ..io.reviews import QueueFilter
 from .auth import COOKIE, Guard
-from .store import QueueFilter
 from .workbench import Workbench
 
 HERE = Path(__file__).parent

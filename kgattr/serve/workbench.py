@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..exceptions import UnknownSKUError
 from ..io.catalog import Catalog, Product
-from .store import ReviewStore
+from ..io.reviews import ReviewStore
 
 log = logging.getLogger(__name__)
 
