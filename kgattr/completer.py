@@ -162,7 +162,8 @@ class AttributeCompleter:
         # mix weights (2, num_attributes, S): [products with known values, products without any],
         # [GNN, linear, similar-product vote, extractor (with one)]
         mixes = []
-        for rows, truth, scores in heldout:
+        while heldout:             # each part's dense (cells, values) scores are let go as soon as it is mixed
+            rows, truth, scores = heldout.pop(0)
             allowed = np.stack([self.allowed_mask(catalog.products[r].category) for r in rows]) if len(rows) \
                 else np.zeros((0, len(graph.values)), bool)
             if extracted is not None:
@@ -183,8 +184,10 @@ class AttributeCompleter:
                     log.info("values copied from the text for %d of %d targets", len(self.copies_for_),
                              len(self.targets_))
                 maps = fit_maps(confidence, correct, copied)
-                self.calibration_ = {"attribute": attribute, "confidence": calibrate(maps, confidence, copied).astype(np.float32),
+                self.calibration_ = {"attribute": attribute,
+                                     "confidence": calibrate(maps, confidence, copied).astype(np.float32),
                                      "correct": correct.astype(np.uint8), "map": maps}
+            del scores, allowed
         self.mix_ = np.stack(mixes)
         edges = (graph.cooccurs, graph.pmi)
         self.pool_ = Pool(pool_states(self.model_, inputs, inputs.values, edges), inputs.values, self.value_attribute_)

@@ -338,21 +338,21 @@ def calibration_logits(model: FusionGNN, inputs: Inputs, neighbours, graph_edges
     cold = np.sort(rng.choice(products, min(cold_products, len(products)), replace=False))
     out = []
     for chosen, seen in ((products, visible), (cold, sp.csr_matrix(inputs.values.shape, dtype=np.float32))):
-        rows, truth, logits, votes = [], [], [], []
+        cells = wanted[chosen].tocoo()
+        rows, truth = chosen[cells.row], cells.col
+        # filled in place, batch by batch: (cells, num_values) twice, never a list of parts beside the whole
+        logits = np.empty((len(rows), inputs.values.shape[1]), np.float32)
+        votes = np.empty_like(logits)
+        at = 0
         for start in range(0, len(chosen), batch_size):
             batch = chosen[start:start + batch_size]
             near = neighbours.take(batch)
             z = batch_logits(model, x_value, inputs, seen, batch, near, pool, sharpness)
             t = wanted[batch].tocoo()
-            rows.append(batch[t.row])
-            truth.append(t.col)
-            logits.append(z[torch.from_numpy(t.row.astype(np.int64))].numpy())
-            votes.append(similar_vote(near, pool, sharpness)[t.row])
-        if not rows:
-            empty = np.zeros((0, inputs.values.shape[1]), np.float32)
-            out.append((np.zeros(0, np.int64), np.zeros(0, np.int64), empty, empty))
-            continue
-        out.append((np.concatenate(rows), np.concatenate(truth), np.concatenate(logits), np.concatenate(votes)))
+            logits[at:at + t.nnz] = z[torch.from_numpy(t.row.astype(np.int64))].numpy()
+            votes[at:at + t.nnz] = similar_vote(near, pool, sharpness)[t.row]
+            at += t.nnz
+        out.append((rows.astype(np.int64), truth.astype(np.int64), logits, votes))
     return out
 
 
