@@ -103,7 +103,7 @@ class AttributeCompleter:
                 confirmed values are learnt as known ones, its refused values are never proposed again for
                 their products (kept with the model).
         """
-        from .engine.copying import TextCopier, copy_gate
+        from .extract.copying import TextCopier, copy_gate
         from .engine.crossfit import cross_fit, heldout_cells
         from .engine.index import NeighbourIndex, value_profile
         from .engine.mixture import calibration_outcomes, fit_mixture
@@ -244,12 +244,11 @@ class AttributeCompleter:
         """The extractor's spans in ``products`` that name a value node (None without an extractor)."""
         if not self.extractor:
             return None
+        from .extract.combined import load_extractor
         from .extract.extraction import ExtractedValues
-        from .extract.tagger import Extractor
 
         if not hasattr(self, "_extractor_model"):
-            self._extractor_model = Extractor.load(self.extractor)
-        self._extractor_model.progress = self.progress
+            self._extractor_model = load_extractor(self.extractor, progress=self.progress)
         return ExtractedValues.read(self._extractor_model, products, self.graph_.value_index())
 
     def _matcher(self):
@@ -344,7 +343,7 @@ class AttributeCompleter:
         return list(out.values())
 
     def _copies(self, products, rows: np.ndarray, attributes: list[str]) -> list:
-        """(M,) the :class:`~kgattr.engine.copying.Copy` the text gives each cell (product ``rows``, ``attributes``), or
+        """(M,) the :class:`~kgattr.extract.copying.Copy` the text gives each cell (product ``rows``, ``attributes``), or
         None: where the attribute takes no copies, or the text states none."""
         copier, wanted = getattr(self, "copier_", None), set(getattr(self, "copies_for_", ()))
         if copier is None or not wanted:
