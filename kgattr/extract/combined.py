@@ -8,9 +8,10 @@ trust differs by attribute: brand names are a dictionary's job, a secondary colo
 copy rules'. So a share of the training titles is held out, the members are fitted on the rest and read the
 held-out products, and each attribute takes the order of members (the first that gives a value wins) that
 gains most there, or abstains where every order's wrong values cost more than its right ones bring. The gain
-is that of micro F1: a value helps when its chance of being right exceeds half the F1 reached (F/2). An
-attribute with few held-out cells takes the order chosen for all such attributes together. The dictionary is
-one of the orders, so on the held-out titles the team is never below it.
+is that of micro F1 (a value helps when its chance of being right exceeds half the F1 reached, F/2) plus that
+of macro F1. Each attribute's gains are smoothed toward the gain per cell of all attributes, so one with few
+held-out cells takes about the shared choice. The dictionary is one of the orders, so on the held-out titles
+the team's micro F1 is never below it.
 """
 from __future__ import annotations
 
@@ -42,22 +43,23 @@ class CombinedExtractor:
     Args:
         tagger: an unfitted :class:`~kgattr.extract.tagger.Extractor` (None: dictionary and copy rules only).
         check_share: share of the training titles held out to choose the orders (and end the tagger's epochs).
-        min_cells: an attribute with fewer held-out cells (known values, or values some member read) takes the
-            order shared by all such attributes.
+        prior_cells: each attribute's gains on the held-out cells (known values, or values some member read) are
+            smoothed by this many pseudo-cells of the gain per cell of all attributes together, so an attribute
+            with few cells takes about the choice shared by all.
         macro_weight: weight of macro F1 beside micro F1 in the choice (0: micro alone, which abstains on
             attributes whose values are mostly wrong, even where they are that attribute's only right ones).
         seed: for the split and the copy rules' folds.
     """
 
-    def __init__(self, *, tagger=None, check_share: float = 0.2, min_cells: int = 40, macro_weight: float = 0.25,
+    def __init__(self, *, tagger=None, check_share: float = 0.2, prior_cells: float = 10.0, macro_weight: float = 1.0,
                  seed: int = 0):
         self.tagger = tagger
         self.check_share = check_share
-        self.min_cells = min_cells
+        self.prior_cells = prior_cells
         self.macro_weight = macro_weight
         self.seed = seed
 
-    PARAMS = ("check_share", "min_cells", "macro_weight", "seed")
+    PARAMS = ("check_share", "prior_cells", "macro_weight", "seed")
 
     def __repr__(self) -> str:
         return f"CombinedExtractor(tagger={self.tagger!r}, check_share={self.check_share})"
@@ -146,13 +148,13 @@ class CombinedExtractor:
                     conf[i, column[a], n] = span.confidence
                     hit[i, column[a], n] = a in p.attributes and fold(p.attributes[a]) == fold(span.value)
         known = np.array([sum(a in p.attributes for p in check) for a in names], dtype=float)
-        small = known + (conf >= 0).any(0).sum(-1) < self.min_cells
+        cells = known + (conf >= 0).any(0).sum(-1)
         rows = np.arange(len(names))
 
         def shared_or_own(gain: np.ndarray) -> np.ndarray:
-            """(..., attributes) index of the best option: the attribute's own, or the small ones' pooled best."""
-            pooled = gain[..., small].sum(-1).argmax(0)[..., None] if small.any() else 0
-            return np.where(small, pooled, gain.argmax(0))
+            """(..., attributes) index of the best option (axis 0) for each attribute, its own gain smoothed by
+            :attr:`prior_cells` pseudo-cells of the gain per cell of all attributes together."""
+            return (gain + self.prior_cells * gain.sum(-1, keepdims=True) / max(1.0, cells.sum())).argmax(0)
 
         def gain(right: np.ndarray, wrong: np.ndarray) -> np.ndarray:
             """What values (right, wrong, per attribute) add to micro F1 (to first order, at the F1 reached)
@@ -176,14 +178,15 @@ class CombinedExtractor:
                     right[j] += (new & hit[i]).sum(-1)
                     wrong[j] += (new & ~hit[i]).sum(-1)
                     taken |= on[i]
-            pick = shared_or_own(gain(right, wrong))
+            value = gain(right, wrong)                                            # (orders, A)
+            pick = shared_or_own(value)
             f1 = _f1(right[pick, rows].sum(), wrong[pick, rows].sum(), known.sum())
             reached = right[pick, rows].sum() + wrong[pick, rows].sum() + known.sum()
         chosen = [tuple((members[i], float(least[i, k])) for i in candidates[j]) for k, j in enumerate(pick)]
-        shared = next((o for o, s in zip(chosen, small) if s), (("dictionary", 0.0),))
+        shared = tuple((members[i], 0.0) for i in candidates[int(value.sum(-1).argmax())])
         choice = {"f1": round(float(f1), 4), "dictionary_f1": round(float(dictionary_f1), 4),
-                  "products": len(check), "small": [a for a, s in zip(names, small) if s]}
-        return shared, {a: o for a, o, s in zip(names, chosen, small) if not s}, choice
+                  "products": len(check)}
+        return shared, dict(zip(names, chosen)), choice
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "orders_"):

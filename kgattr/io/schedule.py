@@ -28,7 +28,7 @@ class Patience:
         self.best = None
 
     def update(self, loss: float, state) -> bool:
-        """Record ``loss``; call ``state()`` (a copy of the weights) when it is the lowest yet. True: end training now."""
+        """Record ``loss``; call ``state()`` (a copy of the weights) when it is the lowest yet. True: end now."""
         self.losses.append(loss)
         if loss <= min(self.losses):
             self.best = state()
