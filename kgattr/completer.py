@@ -106,7 +106,7 @@ class AttributeCompleter:
                 confirmed values are learnt as known ones, its refused values are never proposed again for
                 their products (kept with the model).
         """
-        from .engine.copying import TextCopier, copy_gate
+        from .extract.copying import TextCopier, copy_gate
         from .engine.crossfit import cross_fit, heldout_cells
         from .engine.mixture import fit_mixture
         from .engine.reviewed import Reviewed, as_reviewed
@@ -234,12 +234,11 @@ class AttributeCompleter:
         """The extractor's spans in ``products`` that name a value node (None without an extractor)."""
         if not self.extractor:
             return None
+        from .extract.combined import load_extractor
         from .extract.extraction import ExtractedValues
-        from .extract.tagger import Extractor
 
         if not hasattr(self, "_extractor_model"):
-            self._extractor_model = Extractor.load(self.extractor)
-        self._extractor_model.progress = self.progress
+            self._extractor_model = load_extractor(self.extractor, progress=self.progress)
         return ExtractedValues.read(self._extractor_model, products, self.graph_.value_index())
 
     def _matcher(self):

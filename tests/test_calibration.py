@@ -1,6 +1,7 @@
 import numpy as np
 
-from kgattr.engine.calibration import PRIOR_CELLS, calibrate, fit_maps, platt, share_rest
+from kgattr.engine.calibration import PRIOR_CELLS, calibrate, fit_maps, share_rest
+from kgattr.extract.platt import platt
 
 
 def _overconfident(rng, n):

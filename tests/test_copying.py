@@ -1,6 +1,6 @@
 import numpy as np
 
-from kgattr.engine.copying import TextCopier, copy_gate, fill, shape
+from kgattr.extract.copying import TextCopier, copy_gate, fill, shape
 from kgattr.io.catalog import Product
 
 

@@ -154,7 +154,8 @@ def test_extract_commands_train_run_and_evaluate(tmp_path, tiny_bert):
     result = run("extract", "train", path, "--out", out, "--text-model", tiny_bert, "--max-windows", 200,
                  "--ontology", Path(__file__).parents[1] / "ontology" / "sample.ttl")
     assert result.exit_code == 0, result.output
-    assert "attributes trained on 120 products" in result.output
+    assert "trained on 120 products" in result.output
+    assert json.loads((out / "config.json").read_text())["kind"] == "kgattr-combined-extractor"
     result = run("extract", "run", "--model", out, path, "-o", tmp_path / "spans.jsonl")
     assert result.exit_code == 0 and "spans in 120 products" in result.output
     for line in (tmp_path / "spans.jsonl").read_text().splitlines():
@@ -164,17 +165,35 @@ def test_extract_commands_train_run_and_evaluate(tmp_path, tiny_bert):
     assert run("extract", "run", "--model", tmp_path, "--text", "x").exit_code == 2       # not an extractor
     result = run("extract", "evaluate", path, "--text-model", tiny_bert, "--max-windows", 200,
                  "--report", tmp_path / "report")
-    assert result.exit_code == 0 and "| dictionary |" in result.output
+    assert result.exit_code == 0 and "| dictionary |" in result.output and "macro F1" in result.output
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert {"extractor", "dictionary", "extractor (titles only)"} <= set(report["methods"])
+    assert {"combined", "dictionary", "tagger", "copier", "combined (titles only)"} <= set(report["methods"])
     assert report["products"]["train"] + report["products"]["test"] == 120
+    result = run("extract", "evaluate", path, "--model", out)
+    assert result.exit_code == 0 and "| combined |" in result.output
 
 
-def test_evaluate_a_trained_extractor_on_another_catalog(extractor, catalog):
+def test_evaluate_a_trained_extractor_on_another_catalog(catalog):
+    from kgattr.extract.combined import CombinedExtractor
     from kgattr.extract.evaluation import evaluate_extraction
-    from kgattr.extract.tagger import Extractor
+    from kgattr.io.datasets import make_catalog
 
-    report = evaluate_extraction(catalog.products, extractor=Extractor.load(extractor))
+    fitted = CombinedExtractor().fit(make_catalog(120, seed=3).products)
+    report = evaluate_extraction(catalog.products, fitted)
     assert report["products"] == {"train": 0, "test": len(catalog)}
-    assert set(report["methods"]) == {"extractor", "dictionary", "extractor (titles only)", "dictionary (titles only)"}
+    assert set(report["methods"]) == {f"{m}{s}" for m in ("dictionary", "copier", "combined")
+                                      for s in ("", " (titles only)")}
     assert report["methods"]["dictionary"]["tp"] > 0
+    assert 0 < report["methods"]["combined"]["macro_f1"] <= 1
+
+
+def test_tagger_trains_until_the_held_out_loss_no_longer_falls(tiny_bert):
+    from kgattr.extract.tagger import MAX_EPOCHS, Extractor
+    from kgattr.io.datasets import make_catalog
+    from kgattr.io.schedule import Patience
+
+    tagger = Extractor(text_model=tiny_bert, max_length=16, stride=4).fit(make_catalog(60, seed=5))
+    assert 1 <= len(tagger.history_) <= MAX_EPOCHS and len(tagger.heldout_losses_) == len(tagger.history_)
+    assert tagger.min_spans == 1
+    watch = Patience(patience=1)
+    assert [watch.update(x, lambda x=x: x) for x in (3.0, 2.0, 2.5)] == [False, False, True] and watch.best == 2.0

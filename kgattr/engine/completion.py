@@ -136,7 +136,7 @@ def completions(model, products, cells, neighbours: np.ndarray, evidence_floor: 
 
 
 def _copies(model, products, rows: np.ndarray, attributes: list[str]) -> list:
-    """(M,) the :class:`~kgattr.engine.copying.Copy` the text gives each cell (product ``rows``, ``attributes``), or
+    """(M,) the :class:`~kgattr.extract.copying.Copy` the text gives each cell (product ``rows``, ``attributes``), or
     None: where the attribute takes no copies, or the text states none."""
     copier, wanted = getattr(model, "copier_", None), set(getattr(model, "copies_for_", ()))
     if copier is None or not wanted:

@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..io import schedule
+
 log = logging.getLogger(__name__)
 
 # held-out cells wanted per modelled attribute on average, and the largest share of the known cells they may take
@@ -46,9 +48,10 @@ def heldout_cells(target: np.ndarray, *, share: float, num_targets: int, seed: i
 
 
 def epoch_budget(num_products: int, batch_size: int) -> int:
-    """Most epochs worth training: :data:`UPDATES` over the batches of an epoch, within [MIN_EPOCHS, MAX_EPOCHS]."""
-    batches = max(1, -(-num_products // batch_size))
-    return int(np.clip(-(-UPDATES // batches), MIN_EPOCHS, MAX_EPOCHS))
+    """Most epochs worth training the GNN: :data:`UPDATES` over the batches of an epoch, within [MIN_EPOCHS,
+    MAX_EPOCHS] (:func:`kgattr.io.schedule.epoch_budget`)."""
+    return schedule.epoch_budget(num_products, batch_size, updates=UPDATES, min_epochs=MIN_EPOCHS,
+                                 max_epochs=MAX_EPOCHS)
 
 
 def cross_fit(c, inputs, near, target: np.ndarray, held: np.ndarray, batch_size: int):

@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from ..exceptions import ModelError
+from ..extract.copying import TextCopier
 from ..extract.extraction import ExtractedValues
 from ..io.catalog import Product
 from ..io.outputs import locked, umask
-from .copying import TextCopier
 from .graph import CatalogGraph
 from .modelfiles import (FORMAT, STATE, check_files, check_format, check_target, json_object, read_manifest,
                          reading, remove_leftovers, write_manifest)

@@ -202,6 +202,7 @@ def fit_model(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, graph_ed
     import copy
 
     from ..io.progress import bar as progress_bar
+    from ..io.schedule import Patience
 
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -219,7 +220,7 @@ def fit_model(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, graph_ed
     warmup = 0.1 if steps < 3 else max(0.1, 2 / steps)
     schedulers = [torch.optim.lr_scheduler.OneCycleLR(o, max_lr=o.defaults["lr"], total_steps=max(steps, 1),
                                                       pct_start=warmup) for o in optimizers]
-    history, heldout, best = [], [], None
+    history, watch = [], Patience(patience) if patience is not None else None
     bar = progress_bar(total=steps, desc="training", unit="batch", enabled=progress)
     for epoch in range(epochs):
         hidden = rng.random(edges.shape[1]) < mask_rate
@@ -251,18 +252,16 @@ def fit_model(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, graph_ed
             bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(losses):.3f}")
         history.append(float(np.mean(losses)) if losses else float("nan"))
         log.info("epoch %d loss %.4f (%d batches)", epoch + 1, history[-1], len(losses))
-        if patience is not None and calibration.any():
-            heldout.append(heldout_loss(model, inputs, neighbours, graph_edges, calibration, mask_rate=mask_rate,
-                                        sharpness=sharpness, seed=seed))
-            log.info("epoch %d held-out loss %.4f", epoch + 1, heldout[-1])
-            if heldout[-1] <= min(heldout):
-                best = copy.deepcopy(model.state_dict())
-            elif len(heldout) - 1 - int(np.argmin(heldout)) >= patience:
+        if watch is not None and calibration.any():
+            loss = heldout_loss(model, inputs, neighbours, graph_edges, calibration, mask_rate=mask_rate,
+                                sharpness=sharpness, seed=seed)
+            log.info("epoch %d held-out loss %.4f", epoch + 1, loss)
+            if watch.update(loss, lambda: copy.deepcopy(model.state_dict())):
                 break
     bar.close()
-    if heldout:
-        model.load_state_dict(best)
-    return history, heldout
+    if watch is not None and watch.losses:
+        model.load_state_dict(watch.best)
+    return history, watch.losses if watch is not None else []
 
 
 @torch.no_grad()

@@ -1,22 +1,15 @@
-"""How well values are read out of text: an extractor beside the dictionary baseline, on held-out titles, by
-precision, recall and F1 over (sku, attribute, value) (``kgattr extract evaluate``)."""
+"""How well values are read out of text: the combined extractor and each of its members (the exact dictionary,
+the tagger, the copy rules) on held-out titles, by precision, recall and F1 over (sku, attribute, value), micro
+and macro (``kgattr extract evaluate``)."""
 from __future__ import annotations
 
 import time
 
-from ..io.catalog import Product, drawn_titles, title_key
+import numpy as np
+
+from ..io.catalog import Product
 from ..text.lexical import fold
-from .extraction import FIELDS, DictionaryExtractor, Lexicon, Span, best_values, tag_spans
-from .tagger import Extractor
-
-
-def held_out(products, test_rate: float, seed: int) -> tuple[list, list]:
-    """(train, test) products, whole titles on one side (variants share their title and most values)."""
-    test_titles = drawn_titles(products, test_rate, seed)
-    train, test = [], []
-    for p in products:
-        (test if title_key(p.title) in test_titles else train).append(p)
-    return train, test
+from .extraction import FIELDS, Lexicon, Span, best_values, held_out, tag_spans
 
 
 def score_extraction(products, predicted: list[list[Span]], attributes: list[str], seen: Lexicon) -> dict:
@@ -24,8 +17,8 @@ def score_extraction(products, predicted: list[list[Span]], attributes: list[str
 
     Each method gives at most one value per attribute (:func:`best_values`). A value for an attribute the
     product does not have, or a wrong one, is a false positive; values compare by :func:`~kgattr.text.lexical.fold`.
-    Also: recall of the values the text states verbatim, and how many values absent from ``seen`` (the
-    training catalog's) were found.
+    Also: macro F1 (the mean F1 of the attributes with a known value in ``products``), recall of the values the
+    text states verbatim, and how many values absent from ``seen`` (the training catalog's) were found.
     """
     wanted = set(attributes)
     per: dict[str, list[int]] = {a: [0, 0, 0] for a in attributes}           # tp, fp, fn
@@ -48,7 +41,9 @@ def score_extraction(products, predicted: list[list[Span]], attributes: list[str
                 unseen[1] += 1
                 unseen[2] += a in in_text
     tp, fp, fn = (sum(x[i] for x in per.values()) for i in range(3))
-    return {**_prf(tp, fp, fn), "recall_stated": stated[0] / max(1, stated[1]), "stated": stated[1],
+    macro = [_prf(*x)["f1"] for x in per.values() if x[0] + x[2]]
+    return {**_prf(tp, fp, fn), "macro_f1": float(np.mean(macro)) if macro else 0.0,
+            "recall_stated": stated[0] / max(1, stated[1]), "stated": stated[1],
             "unseen_found": unseen[0], "unseen": unseen[1], "unseen_stated": unseen[2],
             "attributes": {a: _prf(*x) for a, x in per.items()}}
 
@@ -58,47 +53,49 @@ def _prf(tp: int, fp: int, fn: int) -> dict:
     return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0, "tp": tp, "fp": fp, "fn": fn}
 
 
-def evaluate_extraction(products, *, test_rate: float = 0.1, seed: int = 0, extractor=None) -> dict:
-    """Score ``extractor`` (a :class:`~kgattr.extract.tagger.Extractor`) beside the dictionary baseline.
+def evaluate_extraction(products, extractor, *, test_rate: float = 0.1, seed: int = 0) -> dict:
+    """Score ``extractor`` (a :class:`~kgattr.extract.combined.CombinedExtractor`) and each of its members.
 
-    Unfitted, it is trained on the products outside held-out titles and both are scored on the held-out
-    products; fitted (applied to another catalog), both are scored on every product, the dictionary
-    looking up the values the extractor was trained with. Scores are over the attributes the extractor
-    learned, reading title and description, then titles alone.
+    Unfitted, it is trained on the products outside held-out titles and scored on the held-out products;
+    fitted (applied to another catalog), on every product. Scores are over every attribute the products have,
+    the ones their text never states included, reading title and description, then titles alone.
     """
-    extractor = extractor or Extractor(seed=seed)
+    products = list(products)
     began = time.perf_counter()
-    if hasattr(extractor, "model_"):
-        train, test = [], list(products)
+    if hasattr(extractor, "orders_"):
+        train, test = [], products
     else:
-        train, test = held_out(list(products), test_rate, seed)
+        train, test = held_out(products, test_rate, seed)
         extractor.fit(train)
     fitted = time.perf_counter()
-    predicted = extractor.extract(test)
-    done = time.perf_counter()
-    attributes, seen = extractor.attributes_, extractor.lexicon_
-    dictionary = DictionaryExtractor().fit([], attributes, seen)
+    attributes = sorted({a for p in train + test for a in p.attributes})
     titles = [Product(p.sku, p.title, "", p.category, p.attributes) for p in test]
-    methods = {}
-    for suffix, part, found in (("", test, predicted), (" (titles only)", titles, extractor.extract(titles))):
-        methods["extractor" + suffix] = score_extraction(test, found, attributes, seen)
-        methods["dictionary" + suffix] = score_extraction(test, dictionary.extract(part), attributes, seen)
-    return {"products": {"train": len(train), "test": len(test)}, "attributes": attributes,
-            "seconds": {"train": round(fitted - began, 1), "extract": round(done - fitted, 1)}, "methods": methods}
+    methods, seconds = {}, {"train": round(fitted - began, 1)}
+    for suffix, part in (("", test), (" (titles only)", titles)):
+        readings = extractor.readings(part)
+        found = {m: [list(r.values()) for r in rs] for m, rs in readings.items()}
+        found["combined"] = extractor.combine(readings)
+        for name, spans in found.items():
+            methods[name + suffix] = score_extraction(test, spans, attributes, extractor.lexicon_)
+        seconds.setdefault("extract", round(time.perf_counter() - fitted, 1))
+    return {"products": {"train": len(train), "test": len(test)}, "attributes": attributes, "seconds": seconds,
+            "methods": methods}
 
 
 def markdown(report: dict) -> str:
-    """The evaluation as Markdown: overall figures, then per attribute."""
+    """The evaluation as Markdown: overall figures, then per attribute with a known value among those scored."""
     methods = report["methods"]
-    lines = ["| method | precision | recall | F1 | recall of stated values | unseen values found |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| method | precision | recall | F1 | macro F1 | recall of stated values | unseen values found |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, m in methods.items():
-        lines.append(f"| {name} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | "
+        lines.append(f"| {name} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['macro_f1']:.4f} | "
                      f"{m['recall_stated']:.4f} | {m['unseen_found']} of {m['unseen']} ({m['unseen_stated']} stated) |")
     lines += ["", "| attribute | " + " | ".join(f"{n} P / R / F1" for n in methods) + " |",
               "| --- | " + " | ".join("---:" for _ in methods) + " |"]
     for a in report["attributes"]:
         cells = [methods[n]["attributes"][a] for n in methods]
+        if not cells[0]["tp"] + cells[0]["fn"]:                   # no known value among the products scored
+            continue
         lines.append(f"| {a} | " + " | ".join(f"{c['precision']:.3f} / {c['recall']:.3f} / {c['f1']:.3f}"
                                                for c in cells) + " |")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..io.catalog import drawn_titles, title_key
 from ..text.lexical import ValueMatcher, fold, whole_word
 
 FIELDS = ("title", "description")
@@ -139,6 +140,15 @@ def best_values(spans: list[Span]) -> dict[str, Span]:
         if s.attribute not in best or s.confidence > best[s.attribute].confidence:
             best[s.attribute] = s
     return best
+
+
+def held_out(products, test_rate: float, seed: int) -> tuple[list, list]:
+    """(train, test) products, whole titles on one side (variants share their title and most values)."""
+    test_titles = drawn_titles(products, test_rate, seed)
+    train, test = [], []
+    for p in products:
+        (test if title_key(p.title) in test_titles else train).append(p)
+    return train, test
 
 
 class ExtractedValues:

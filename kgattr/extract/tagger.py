@@ -7,12 +7,20 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.schedule import Patience, epoch_budget
 from ..text.weights import default_text_model, load_encoder
-from .extraction import B, FIELDS, I, O, Lexicon, Span, tag_spans, token_tags
+from .extraction import B, FIELDS, I, O, Lexicon, Span, held_out, tag_spans, token_tags
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1
+# with ``epochs=None``: a share of the titles held out to measure the loss after each epoch, and optimiser updates
+# the epochs aim at (1,500 Myntra products, 157 batches an epoch, get up to 3; 1,500 electronics parts, 66, up
+# to 5; 20,000 sampled windows, 1)
+HELDOUT_SHARE = 0.1
+UPDATES = 320
+MAX_EPOCHS = 6
+PATIENCE = 1
 
 
 def _load_encoder(path: str):
@@ -53,11 +61,13 @@ class Extractor:
         text_model: local Hugging Face encoder directory (None: the shipped all-MiniLM-L6-v2).
         max_length: tokens per window.
         stride: tokens shared by consecutive windows of one text.
-        epochs, batch_size, lr: optimisation (the head learns at ten times ``lr``).
+        epochs: passes over the windows (None: until the loss on held-out titles no longer falls, within a budget
+            of optimiser updates, :data:`UPDATES`; the weights of its lowest are kept).
+        batch_size, lr: optimisation (the head learns at ten times ``lr``).
         max_windows: training windows that hold a tagged span, sampled down to this many (None: all).
         negative_share: windows without any span added, as a share of those with one.
         positive_weight: loss weight of the B and I tags against O (few tokens of a window state an attribute).
-        min_spans: attributes tagged fewer times in the catalog are not learned.
+        min_spans: attributes tagged fewer times in the catalog are not learned (1: every attribute tagged).
         lora: LoRA rank (0: fine-tune the whole encoder; else train rank-``lora`` adapters on the attention
             projections with peft, merged into the weights when saved).
         threshold: the least confidence of a span returned.
@@ -66,10 +76,10 @@ class Extractor:
         progress: show progress bars.
     """
 
-    def __init__(self, *, text_model: str | None = None, max_length: int = 64, stride: int = 16, epochs: int = 1,
-                 batch_size: int = 32, lr: float = 1e-4, max_windows: int | None = 20_000,
-                 negative_share: float = 0.2, positive_weight: float = 3.0, min_spans: int = 50, lora: int = 0, threshold: float = 0.5,
-                 device: str | None = None, seed: int = 0, progress: bool = False):
+    def __init__(self, *, text_model: str | None = None, max_length: int = 64, stride: int = 16,
+                 epochs: int | None = None, batch_size: int = 32, lr: float = 1e-4, max_windows: int | None = 20_000,
+                 negative_share: float = 0.2, positive_weight: float = 3.0, min_spans: int = 1, lora: int = 0,
+                 threshold: float = 0.5, device: str | None = None, seed: int = 0, progress: bool = False):
         self.text_model = text_model
         self.max_length = max_length
         self.stride = stride
@@ -103,21 +113,22 @@ class Extractor:
                               return_overflowing_tokens=True, return_offsets_mapping=True)
         return enc["input_ids"], enc["offset_mapping"], enc["overflow_to_sample_mapping"]
 
-    def fit(self, products, ontology=None) -> "Extractor":
-        """Tag each product's own known values in its text and fine-tune on those tags."""
+    def fit(self, products, ontology=None, heldout=None) -> "Extractor":
+        """Tag each product's own known values in its text and fine-tune on those tags.
+
+        Args:
+            heldout: products whose loss decides the epochs (with ``epochs=None``; None: a share
+                :data:`HELDOUT_SHARE` of the titles of ``products``, held out of training).
+        """
         import torch
 
         rng = np.random.default_rng(self.seed)
         torch.manual_seed(self.seed)
         products = list(products)
+        if self.epochs is None and heldout is None:
+            products, heldout = held_out(products, HELDOUT_SHARE, self.seed)
         self.lexicon_ = Lexicon.from_catalog(products, ontology)
-        texts, spans = [], []
-        for p in products:
-            for field in FIELDS:
-                text = getattr(p, field)
-                if text:
-                    texts.append(text)
-                    spans.append(tag_spans(text, p.attributes))
+        texts, spans = _tagged_texts(products)
         counts: dict[str, int] = {}
         for found in spans:
             for _, _, a in found:
@@ -125,24 +136,46 @@ class Extractor:
         self.attributes_ = sorted(a for a, c in counts.items() if c >= self.min_spans)
         if not self.attributes_:
             raise ValueError(f"no attribute's values are stated in the text at least {self.min_spans} times")
+        self.tokenizer_, encoder = _load_encoder(self.text_model or default_text_model())
+        ids, tags = self._examples(texts, spans, rng, self.max_windows)
+        check = self._examples(*_tagged_texts(heldout or []), rng, len(ids) // 4) if self.epochs is None else None
+        self.history_ = self._train(encoder, ids, tags, rng, check)
+        self.spans_tagged_ = counts
+        return self
+
+    def _examples(self, texts: list[str], spans: list, rng, most: int | None) -> tuple[list, list[np.ndarray]]:
+        """(token ids, (tokens, attributes) int8 BIO tags) of windows of ``texts``: up to ``most`` that hold one of
+        their ``spans`` (of learned attributes), and a share :attr:`negative_share` of as many without."""
         aindex = {a: i for i, a in enumerate(self.attributes_)}
         spans = [[s for s in found if s[2] in aindex] for found in spans]
-        self.tokenizer_, encoder = _load_encoder(self.text_model or default_text_model())
-        ids, offsets, owner = self._windows(texts)
+        ids, offsets, owner = self._windows(texts) if texts else ([], [], [])
         positive = np.array([_covers(off, spans[t]) for off, t in zip(offsets, owner)], dtype=bool)
         pos, neg = np.flatnonzero(positive), np.flatnonzero(~positive)
-        if self.max_windows is not None and len(pos) > self.max_windows:
-            pos = rng.choice(pos, self.max_windows, replace=False)
+        if most is not None and len(pos) > most:
+            pos = rng.choice(pos, most, replace=False)
         neg = rng.choice(neg, min(len(neg), int(round(self.negative_share * len(pos)))), replace=False)
         chosen = np.concatenate([pos, neg])
         log.info("extractor: %d attributes, %d windows with spans (%d sampled) and %d without",
                  len(self.attributes_), int(positive.sum()), len(pos), len(neg))
-        tags = [token_tags(offsets[i], spans[owner[i]], aindex).astype(np.int8) for i in chosen]   # -100 fits
-        self.history_ = self._train(encoder, [ids[i] for i in chosen], tags, rng)
-        self.spans_tagged_ = counts
-        return self
+        return [ids[i] for i in chosen], [token_tags(offsets[i], spans[owner[i]], aindex).astype(np.int8)
+                                          for i in chosen]                    # -100 fits int8
 
-    def _train(self, encoder, ids: list[list[int]], tags: list[np.ndarray], rng) -> list[float]:
+    def _loss(self, model, ids, tags, batch, weight, device):
+        """Mean weighted tag cross-entropy of windows ``batch``."""
+        import torch
+
+        input_ids, mask = self._pad([ids[i] for i in batch], device)
+        target = torch.full((*input_ids.shape, len(self.attributes_)), -100, dtype=torch.long)
+        for row, i in enumerate(batch):
+            target[row, :len(tags[i])] = torch.from_numpy(tags[i])
+        logits = model(input_ids, mask)
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, 3), target.to(device).reshape(-1),
+                                                 weight=weight, ignore_index=-100)
+
+    def _train(self, encoder, ids: list[list[int]], tags: list[np.ndarray], rng, check=None) -> list[float]:
+        """Fine-tune; ``check``: (ids, tags) of held-out windows whose loss ends training once it no longer falls."""
+        import copy
+
         import torch
         from ..io.progress import bar as progress_bar
 
@@ -157,22 +190,20 @@ class Extractor:
         body = [p for p in model.encoder.parameters() if p.requires_grad]
         optimiser = torch.optim.AdamW([{"params": body, "lr": self.lr}, {"params": head, "lr": 10 * self.lr}],
                                       weight_decay=0.01)
-        steps = self.epochs * -(-len(ids) // self.batch_size)
+        epochs = self.epochs or epoch_budget(len(ids), self.batch_size, updates=UPDATES, min_epochs=1,
+                                             max_epochs=MAX_EPOCHS)
+        watch = Patience(PATIENCE) if check and check[0] else None
+        steps = epochs * -(-len(ids) // self.batch_size)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimiser, lambda s: min(1.0, (s + 1) / max(1, steps // 20)) * max(0.0, 1 - s / steps))
         weight = torch.tensor([1.0, self.positive_weight, self.positive_weight], device=device)
         history = []
         bar = progress_bar(total=steps, desc="training extractor", unit="batch", enabled=self.progress)
-        for _ in range(self.epochs):
+        for _ in range(epochs):
             total, seen = 0.0, 0
+            model.train()
             for batch in self._batches(ids, rng.permutation(len(ids))):
-                input_ids, mask = self._pad([ids[i] for i in batch], device)
-                target = torch.full((*input_ids.shape, len(self.attributes_)), -100, dtype=torch.long)
-                for row, i in enumerate(batch):
-                    target[row, :len(tags[i])] = torch.from_numpy(tags[i])
-                logits = model(input_ids, mask)
-                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 3), target.to(device).reshape(-1),
-                                                         weight=weight, ignore_index=-100)
+                loss = self._loss(model, ids, tags, batch, weight, device)
                 optimiser.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(body + head, 1.0)    # the usual guard of BERT fine-tuning against one wild step
@@ -181,7 +212,18 @@ class Extractor:
                 total, seen = total + loss.item() * len(batch), seen + len(batch)
                 bar.update(1)
             history.append(total / max(1, seen))
+            if watch is not None:
+                model.eval()
+                with torch.inference_mode():
+                    held = [self._loss(model, *check, b, weight, device).item() * len(b)
+                            for b in self._batches(check[0], np.arange(len(check[0])))]
+                log.info("extractor: epoch %d held-out loss %.4f", len(history), sum(held) / len(check[0]))
+                if watch.update(sum(held) / len(check[0]), lambda: copy.deepcopy(model.state_dict())):
+                    break
         bar.close()
+        if watch is not None:
+            model.load_state_dict(watch.best)
+            self.heldout_losses_ = watch.losses
         if self.lora:
             model.encoder = model.encoder.merge_and_unload()
         self.model_ = model.eval().to("cpu") if device.type != "cpu" else model.eval()
@@ -304,6 +346,18 @@ class Extractor:
         self.model_.head.load_state_dict(load_file(path / "head.safetensors"))
         self.model_.eval()
         return self
+
+
+def _tagged_texts(products) -> tuple[list[str], list]:
+    """The non-empty titles and descriptions of ``products``, and the spans of each product's values in them."""
+    texts, spans = [], []
+    for p in products:
+        for field in FIELDS:
+            text = getattr(p, field)
+            if text:
+                texts.append(text)
+                spans.append(tag_spans(text, p.attributes))
+    return texts, spans
 
 
 def _covers(offsets, spans) -> bool:

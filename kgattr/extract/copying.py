@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .calibration import apply, logit, platt
+from .platt import apply, logit, platt
 
 SPAN_WORD = re.compile(r"[^\s,;]+")
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
