@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from kgattr.extract.evaluation import score_extraction
-from kgattr.extract.extraction import B, I, DictionaryExtractor, Lexicon, Span, tag_spans, token_tags
-from kgattr.extract.tagger import _decode, _merge, _word_bounds
+from kgattr.extract.extraction import (B, I, DictionaryExtractor, Lexicon, Span, decode_tags, merge_spans, tag_spans,
+                                      token_tags, word_bounds)
 from kgattr.io.catalog import Product
 
 
@@ -50,9 +50,9 @@ def test_decoding_merges_windows_and_widens_to_words():
     probs = np.zeros((4, 1, 3), np.float32)
     probs[:, 0] = [[1, 0, 0], [0.1, 0.9, 0], [0.2, 0.1, 0.7], [1, 0, 0]]
     offsets = [(0, 0), (0, 4), (5, 9), (0, 0)]
-    assert _decode(probs, offsets) == [(0, 0, 9, pytest.approx(0.85))]
-    assert _merge([[5, 9, 0.6], [0, 7, 0.8], [12, 15, 0.9]]) == [[0, 9, 0.8], [12, 15, 0.9]]
-    assert _word_bounds("Solid Navyblue, tee", 8, 15) == (6, 14)
+    assert decode_tags(probs, offsets) == [(0, 0, 9, pytest.approx(0.85))]
+    assert merge_spans([[5, 9, 0.6], [0, 7, 0.8], [12, 15, 0.9]]) == [[0, 9, 0.8], [12, 15, 0.9]]
+    assert word_bounds("Solid Navyblue, tee", 8, 15) == (6, 14)
 
 
 def test_lexicon_normalises_case_spacing_and_plural_and_keeps_new_values_apart():

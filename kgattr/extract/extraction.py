@@ -142,6 +142,62 @@ def best_values(spans: list[Span]) -> dict[str, Span]:
     return best
 
 
+def window_covers(offsets, spans) -> bool:
+    """Whether a window (its tokens' character ``offsets``) holds part of any of ``spans``."""
+    inside = [(a, b) for a, b in offsets if b > a]
+    return bool(inside) and any(s < inside[-1][1] and e > inside[0][0] for s, e, _ in spans)
+
+
+def decode_tags(probs: np.ndarray, offsets) -> list[tuple[int, int, int, float]]:
+    """Spans of one window from its tag probabilities (tokens, attributes, 3): (attribute, start, end,
+    confidence), confidence being the mean probability of "not O" over the span's tokens. An I without a
+    B before it starts a span (the window may begin inside one)."""
+    tags = probs.argmax(-1)                                                       # (tokens, attributes)
+    out = []
+    for a in np.flatnonzero((tags != O).any(0)):
+        run: list[int] = []
+        for t in range(len(tags)):
+            tag = tags[t, a] if offsets[t][1] > offsets[t][0] else O
+            if run and (tag != I):
+                out.append(_span(a, run, probs, offsets))
+                run = []
+            if tag in (B, I):
+                run.append(t)
+        if run:
+            out.append(_span(a, run, probs, offsets))
+    return out
+
+
+def _span(a: int, run: list[int], probs: np.ndarray, offsets) -> tuple[int, int, int, float]:
+    return a, offsets[run[0]][0], offsets[run[-1]][1], float(1 - probs[run, a, O].mean())
+
+
+def merge_spans(parts: list[list]) -> list[list]:
+    """Spans of one attribute in one text, from overlapping windows: those that overlap become one."""
+    parts.sort()
+    merged = [parts[0]]
+    for s, e, conf in parts[1:]:
+        last = merged[-1]
+        if s < last[1]:
+            last[1], last[2] = max(last[1], e), max(last[2], conf)
+        else:
+            merged.append([s, e, conf])
+    return merged
+
+
+def word_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    """Widened to whole words (a span that starts inside a word takes all of it), trimmed of outer punctuation."""
+    while start > 0 and text[start - 1].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum():
+        end += 1
+    while start < end and not text[start].isalnum():
+        start += 1
+    while end > start and not text[end - 1].isalnum():
+        end -= 1
+    return start, end
+
+
 def held_out(products, test_rate: float, seed: int) -> tuple[list, list]:
     """(train, test) products, whole titles on one side (variants share their title and most values)."""
     test_titles = drawn_titles(products, test_rate, seed)

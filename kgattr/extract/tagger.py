@@ -9,7 +9,8 @@ import numpy as np
 
 from ..io.schedule import Patience, epoch_budget
 from ..text.weights import default_text_model, load_encoder
-from .extraction import B, FIELDS, I, O, Lexicon, Span, held_out, tag_spans, token_tags
+from .extraction import (FIELDS, Lexicon, Span, decode_tags, held_out, merge_spans, tag_spans, token_tags,
+                         window_covers, word_bounds)
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ class Extractor:
         aindex = {a: i for i, a in enumerate(self.attributes_)}
         spans = [[s for s in found if s[2] in aindex] for found in spans]
         ids, offsets, owner = self._windows(texts) if texts else ([], [], [])
-        positive = np.array([_covers(off, spans[t]) for off, t in zip(offsets, owner)], dtype=bool)
+        positive = np.array([window_covers(off, spans[t]) for off, t in zip(offsets, owner)], dtype=bool)
         pos, neg = np.flatnonzero(positive), np.flatnonzero(~positive)
         if most is not None and len(pos) > most:
             pos = rng.choice(pos, most, replace=False)
@@ -277,7 +278,7 @@ class Extractor:
                 input_ids, mask = self._pad([ids[i] for i in batch], device)
                 probs = torch.softmax(model(input_ids, mask).float(), -1).cpu().numpy()   # (b, t, A, 3)
                 for row, w in enumerate(batch):
-                    for a, s, e, conf in _decode(probs[row, :len(ids[w])], offsets[w]):
+                    for a, s, e, conf in decode_tags(probs[row, :len(ids[w])], offsets[w]):
                         found.setdefault((owner[w], a), []).append([s, e, conf])
                 bar.update(len(batch))
         bar.close()
@@ -286,8 +287,8 @@ class Extractor:
         for (t, a), parts in found.items():
             n, field = where[t]
             text = texts[t]
-            for s, e, conf in _merge(parts):
-                s, e = _word_bounds(text, s, e)
+            for s, e, conf in merge_spans(parts):
+                s, e = word_bounds(text, s, e)
                 if conf < self.threshold or e <= s:
                     continue
                 surface = text[s:e]
@@ -358,59 +359,3 @@ def _tagged_texts(products) -> tuple[list[str], list]:
                 texts.append(text)
                 spans.append(tag_spans(text, p.attributes))
     return texts, spans
-
-
-def _covers(offsets, spans) -> bool:
-    """Whether a window (its tokens' character ``offsets``) holds part of any of ``spans``."""
-    inside = [(a, b) for a, b in offsets if b > a]
-    return bool(inside) and any(s < inside[-1][1] and e > inside[0][0] for s, e, _ in spans)
-
-
-def _decode(probs: np.ndarray, offsets) -> list[tuple[int, int, int, float]]:
-    """Spans of one window from its tag probabilities (tokens, attributes, 3): (attribute, start, end,
-    confidence), confidence being the mean probability of "not O" over the span's tokens. An I without a
-    B before it starts a span (the window may begin inside one)."""
-    tags = probs.argmax(-1)                                                       # (tokens, attributes)
-    out = []
-    for a in np.flatnonzero((tags != O).any(0)):
-        run: list[int] = []
-        for t in range(len(tags)):
-            tag = tags[t, a] if offsets[t][1] > offsets[t][0] else O
-            if run and (tag != I):
-                out.append(_span(a, run, probs, offsets))
-                run = []
-            if tag in (B, I):
-                run.append(t)
-        if run:
-            out.append(_span(a, run, probs, offsets))
-    return out
-
-
-def _span(a: int, run: list[int], probs: np.ndarray, offsets) -> tuple[int, int, int, float]:
-    return a, offsets[run[0]][0], offsets[run[-1]][1], float(1 - probs[run, a, O].mean())
-
-
-def _merge(parts: list[list]) -> list[list]:
-    """Spans of one attribute in one text, from overlapping windows: those that overlap become one."""
-    parts.sort()
-    merged = [parts[0]]
-    for s, e, conf in parts[1:]:
-        last = merged[-1]
-        if s < last[1]:
-            last[1], last[2] = max(last[1], e), max(last[2], conf)
-        else:
-            merged.append([s, e, conf])
-    return merged
-
-
-def _word_bounds(text: str, start: int, end: int) -> tuple[int, int]:
-    """Widened to whole words (a span that starts inside a word takes all of it), trimmed of outer punctuation."""
-    while start > 0 and text[start - 1].isalnum():
-        start -= 1
-    while end < len(text) and text[end].isalnum():
-        end += 1
-    while start < end and not text[start].isalnum():
-        start += 1
-    while end > start and not text[end - 1].isalnum():
-        end -= 1
-    return start, end
