@@ -5,7 +5,7 @@ import logging
 
 import numpy as np
 
-from .engine.calibration import calibrate, fit_maps
+from .engine.calibration import held_out_calibration
 from .engine.completion import CategoryRules, EvidenceFinder, ProductCompletion, completions, passage, precision_thresholds
 from .engine.graph import build_graph, category_attributes
 from .engine.index import Listings, NeighbourIndex, product_vectors, value_profile
@@ -157,8 +157,7 @@ class AttributeCompleter:
         batch_size = min(self.batch_size, max(32, len(catalog) // 8))
         self.model_, self.linear_, self.history_, heldout = cross_fit(self, inputs, near, target_attr, held,
                                                                       batch_size)
-        log.info("trained: losses %s; %d held-out cells", [round(x, 4) for x in self.history_],
-                 len(heldout[0].truth))
+        log.info("trained: losses %s; %d held-out cells", [round(x, 4) for x in self.history_], len(heldout[0].truth))
         # mix weights (2, num_attributes, S): [products with known values, products without any],
         # [GNN, linear, similar-product vote, extractor (with one)]
         mixes = []
@@ -166,8 +165,7 @@ class AttributeCompleter:
             rows, truth, scores = heldout.pop(0)
             allowed = np.stack([self.allowed_mask(catalog.products[r].category) for r in rows]) if len(rows) \
                 else np.zeros((0, len(graph.values)), bool)
-            if extracted is not None:
-                scores = scores + [extracted[rows].toarray()]
+            scores = scores + ([extracted[rows].toarray()] if extracted is not None else [])
             mixture = fit_mixture(scores, truth, allowed, self.value_attribute_, len(self.attributes_),
                                   groups=rows)
             mixes.append(mixture.weights)
@@ -181,12 +179,8 @@ class AttributeCompleter:
                 if self.copier_:
                     self.copies_for_, copied, confidence, correct = copy_gate(
                         self.copier_, rows, [self.attributes_[a] for a in attribute], confidence, correct)
-                    log.info("values copied from the text for %d of %d targets", len(self.copies_for_),
-                             len(self.targets_))
-                maps = fit_maps(confidence, correct, copied)
-                self.calibration_ = {"attribute": attribute,
-                                     "confidence": calibrate(maps, confidence, copied).astype(np.float32),
-                                     "correct": correct.astype(np.uint8), "map": maps}
+                    log.info("copies from the text for %d of %d targets", len(self.copies_for_), len(self.targets_))
+                self.calibration_ = held_out_calibration(attribute, confidence, correct, copied)
             del scores, allowed
         self.mix_ = np.stack(mixes)
         edges = (graph.cooccurs, graph.pmi)

@@ -35,6 +35,16 @@ def fit_maps(confidence: np.ndarray, correct: np.ndarray, copied: np.ndarray) ->
     return maps
 
 
+def held_out_calibration(attribute: np.ndarray, confidence: np.ndarray, correct: np.ndarray,
+                         copied: np.ndarray) -> dict:
+    """A model's ``calibration_`` from its held-out cells' out-of-fold outcomes (see :func:`fit_maps`): each cell's
+    attribute, calibrated confidence and outcome (what per-attribute precision thresholds are chosen on), and the
+    maps (what every later confidence goes through)."""
+    maps = fit_maps(confidence, correct, copied)
+    return {"attribute": attribute, "confidence": calibrate(maps, confidence, copied).astype(np.float32),
+            "correct": correct.astype(np.uint8), "map": maps}
+
+
 def calibrate(maps: np.ndarray, confidence, copied):
     """``confidence`` (array or float) through the map of its source (``copied``, alike in shape)."""
     return np.where(copied, apply(maps[1], confidence), apply(maps[0], confidence))
