@@ -104,6 +104,8 @@ def completions(model, products, cells, neighbours: np.ndarray, evidence_floor: 
                        names, cells["logits"], allowed)
     copies = _copies(model, products, cells["product"], attributes)
     maps = model.calibration_["map"]
+    # every mix decision's confidence mapped at once; the few copies one by one below
+    calibrated = calibrate(maps, np.array([d[1] for d in decisions], dtype=np.float64), False)
     for m, (r, a, attr, (value, conf, alts, rejected)) in enumerate(zip(cells["product"], cells["attribute"],
                                                                        attributes, decisions)):
         p = products[r]
@@ -120,7 +122,7 @@ def completions(model, products, cells, neighbours: np.ndarray, evidence_floor: 
             value, conf = copy.value, float(calibrate(maps, copy.confidence, True))
             alts = share_rest(alts, 1.0, 1.0 - conf)
         elif value is not None:
-            raw, conf = conf, float(calibrate(maps, conf, False))
+            raw, conf = conf, float(calibrated[m])
             alts = share_rest(alts, 1.0 - raw, 1.0 - conf)
         evidence = model.evidence(p, a, value, neighbours[r], listed[r]) \
             if value is not None and conf >= evidence_floor else {}

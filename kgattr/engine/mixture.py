@@ -71,10 +71,12 @@ def fit_mixture(scores: list[np.ndarray], truth: np.ndarray, allowed: np.ndarray
     chosen = np.array([pooled if counts[i] < own_cells else _choose(errors[i], nll[i], choice)
                        for i in range(len(attributes))])
     weights[attributes] = own[np.arange(len(attributes)), [choice.index(k) for k in chosen]]
-    confidence, correct = cells.top(weights[attributes])
+    if not fold_fits:                    # no folds: the outcomes are in-sample
+        return Mixture(weights, *cells.top(weights[attributes]))
+    confidence, correct = np.zeros(len(truth), np.float32), np.zeros(len(truth), bool)
     for f, fit in fold_fits.items():
-        take = fold == f
-        confidence[take.numpy()], correct[take.numpy()] = cells.take(take).top(fit[np.arange(len(attributes)), chosen])
+        take = (fold == f).numpy()
+        confidence[take], correct[take] = cells.take(fold == f).top(fit[np.arange(len(attributes)), chosen])
     return Mixture(weights, confidence, correct)
 
 
