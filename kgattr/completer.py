@@ -97,7 +97,7 @@ class AttributeCompleter:
         return f"AttributeCompleter(epochs={self.epochs}, hidden_channels={self.hidden_channels})"
 
     # ---- fitting -------------------------------------------------------------------------------
-    def fit(self, catalog, ontology: Ontology | None = None, *, reviewed=None) -> "AttributeCompleter":
+    def fit(self, catalog, ontology: Ontology | None = None, *, reviewed=None, cluster=None) -> "AttributeCompleter":
         """Learn everything from ``catalog`` (the ontology is induced from it unless given).
 
         Args:
@@ -105,6 +105,8 @@ class AttributeCompleter:
             reviewed: a ``kgattr serve`` review store (path) or a :class:`~kgattr.engine.reviewed.Reviewed`: its
                 confirmed values are learnt as known ones, its refused values are never proposed again for
                 their products (kept with the model).
+            cluster: a :class:`~kgattr.engine.distributed.RayCluster` that encodes the text and fits the linear
+                scorers; the model is the same.
         """
         from .extract.copying import TextCopier, copy_gate
         from .engine.crossfit import cross_fit, heldout_cells
@@ -135,7 +137,9 @@ class AttributeCompleter:
         self.lexical_ = LexicalFeatures().fit(catalog)
         self.text_hash_, self.record_hash_ = content_hashes(catalog)
         if self.read_text:
-            text = self.text_encoder().encode([p.text for p in catalog], progress=self.progress)
+            encoder = self.text_encoder()
+            text = encoder.encode([p.text for p in catalog], progress=self.progress,
+                                  compute=cluster.encoder(encoder) if cluster else None)
         else:
             text = np.zeros((len(catalog), 1), dtype=np.float32)
         inputs = self.model_inputs(catalog, text)
@@ -155,8 +159,8 @@ class AttributeCompleter:
                              seed=self.seed)
         # small catalogs still get several updates per epoch
         batch_size = min(self.batch_size, max(32, len(catalog) // 8))
-        self.model_, self.linear_, self.history_, heldout = cross_fit(self, inputs, near, target_attr, held,
-                                                                      batch_size)
+        self.model_, self.linear_, self.history_, heldout = cross_fit(
+            self, inputs, near, target_attr, held, batch_size, map=cluster.map if cluster else map)
         log.info("trained: losses %s; %d held-out cells", [round(x, 4) for x in self.history_], len(heldout[0].truth))
         # mix weights (2, num_attributes, S): [products with known values, products without any],
         # [GNN, linear, similar-product vote, extractor (with one)]

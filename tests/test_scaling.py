@@ -134,3 +134,16 @@ def test_ray_missing_is_one_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)                 # as where it is not installed
     with pytest.raises(RayError, match=r"pip install 'kgattr\[ray\]'"):
         connect()
+
+
+def test_train_on_ray_writes_the_same_model(ray_cluster, tiny_bert, tmp_path, monkeypatch):
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps(p.to_json()) + "\n" for p in make_catalog(150, seed=3)))
+    files = {}
+    for name, extra in (("local", []), ("ray", ["--ray"])):
+        monkeypatch.setenv("KGATTR_CACHE", str(tmp_path / f"cache-{name}"))
+        result = runner.invoke(app, ["train", str(tmp_path / "c.jsonl"), "--text-model", tiny_bert, "--epochs", "2",
+                                     "--out", str(tmp_path / name), *extra])
+        assert result.exit_code == 0, result.output
+        files[name] = {p.name: p.read_bytes() for p in sorted((tmp_path / name).iterdir())}
+    assert "linear.safetensors" in files["local"]
+    assert files["local"] == files["ray"]

@@ -55,7 +55,9 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
           encoder: Backend = EncoderOpt,
           reviewed: Optional[Path] = ReviewedOpt,
           seed: int = typer.Option(0, help="Random seed."),
-          catalog_format: CatalogFormat = format_of_catalog()):
+          catalog_format: CatalogFormat = format_of_catalog(),
+          ray: bool = typer.Option(False, "--ray", help="Encode the text and fit the linear scorers on a Ray cluster (pip install 'kgattr[ray]'); the model is the same."),
+          ray_address: Optional[str] = RayAddressOpt):
     """Learn ontology, graph, text features and the GNN from a catalog.
 
     Example: kgattr train data/sample.jsonl --out models/sample
@@ -74,7 +76,12 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
                                    max_length=max_length, seed=seed, progress=_progress(), text_backend=encoder,
                                    extractor=str(extractor.resolve()) if extractor else None,
                                    **({"epochs": epochs} if epochs else {}))
-    completer.fit(cat, onto, reviewed=reviews)
+    cluster = None
+    if ray or ray_address:
+        from ..engine.distributed import RayCluster
+
+        cluster = RayCluster(address=ray_address, progress=_progress())
+    completer.fit(cat, onto, reviewed=reviews, cluster=cluster)
     completer.save(out)
     learnt = f"; reviews: {sum(map(len, reviews.confirmed.values()))} values confirmed, " \
         f"{len(reviews.triples())} refused" if reviews else ""

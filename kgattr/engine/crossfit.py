@@ -54,13 +54,14 @@ def epoch_budget(num_products: int, batch_size: int) -> int:
                                  max_epochs=MAX_EPOCHS)
 
 
-def cross_fit(c, inputs, near, target: np.ndarray, held: np.ndarray, batch_size: int):
+def cross_fit(c, inputs, near, target: np.ndarray, held: np.ndarray, batch_size: int, *, map=map):
     """Fit the GNN and linear scorer of completer ``c`` on the ``target`` cells outside ``held`` and score those.
 
     Args:
         inputs, near: :class:`~kgattr.engine.train.Inputs` and :class:`~kgattr.engine.train.Neighbours` of the catalog.
         target: (E,) bool, the known cells (COO order of ``inputs.values``) of modelled attributes.
         held: (E,) bool, from :func:`heldout_cells`.
+        map: runs the linear scorer's fits (see :meth:`~kgattr.engine.linear.LinearTextScorer.fit`).
 
     Returns:
         (model, linear, training losses of the model, [warm, cold] :class:`Heldout`), warm: products seeing
@@ -88,7 +89,7 @@ def cross_fit(c, inputs, near, target: np.ndarray, held: np.ndarray, batch_size:
     trained = target & ~held
     # in a thread beside the GNN, liblinear (which releases the GIL) slowed torch's two threads more than it saved
     linear = LinearTextScorer(C=c.svm_c).fit(inputs.lexical, coo.row[trained], coo.col[trained],
-                                             c.value_attribute_, c.lexical_.title_size_)
+                                             c.value_attribute_, c.lexical_.title_size_, map=map)
     parts = [Heldout(rows, truth, [logits, linear.decision(inputs.lexical[rows]), vote])
              for rows, truth, logits, vote in calibration_logits(model, inputs, near, edges, held,
                                                                  mask_rate=c.mask_rate, sharpness=c.sharpness,

@@ -1,5 +1,6 @@
 """Text encoding and scoring spread over a Ray cluster: a pool of actors (``ray.util.ActorPool``), each holding
-the model, fed shards of the catalog; results come back in the catalog's order.
+the model, fed shards of the catalog; results come back in the catalog's order. In training, the text is
+encoded the same way and the linear scorers' fits (one per attribute) run as Ray tasks.
 
 The results are those of one process, byte for byte. Texts are encoded in the batches one process runs: the
 texts to encode, sorted by length, are cut into shards of whole batches (:meth:`TextEncoder.batches`), so each
@@ -98,9 +99,14 @@ def _results(ray, mapped, total: int, desc: str, progress: bool) -> list:
         for item in bar(mapped, total=total, desc=desc, unit="shard", enabled=progress):
             out.append(item)
     except ray.exceptions.RayError as e:                      # a task's error, or an actor that died starting
-        cause = getattr(e, "cause", None)
-        raise (cause if isinstance(cause, KgattrError) else RayError(f"a Ray worker failed: {cause or e}")) from None
+        raise _failure(e) from None
     return out
+
+
+def _failure(error) -> Exception:
+    """What to raise for a Ray task's or actor's ``error``: the kgattr error it raised, else a :class:`RayError`."""
+    cause = getattr(error, "cause", None)
+    return cause if isinstance(cause, KgattrError) else RayError(f"a Ray worker failed: {cause or error}")
 
 
 def _encode_with(ray, pool, encoder: TextEncoder, progress: bool):
@@ -134,6 +140,42 @@ def encoder_on_ray(encoder: TextEncoder, *, address: str | None = None, workers:
         ray = connect(address)
         return _encode_with(ray, _pool(ray, encoder, None, workers), encoder, progress)(texts)
     return compute
+
+
+class RayCluster:
+    """Training's parts that spread over a Ray cluster (``AttributeCompleter.fit(cluster=...)``), connecting on
+    first use: text encoding on an actor pool, and independent fits as Ray tasks.
+
+    Args:
+        address, workers: as :func:`encoder_on_ray`.
+    """
+
+    def __init__(self, *, address: str | None = None, workers: int | None = None, progress: bool = False):
+        self.address = address
+        self.workers = workers
+        self.progress = progress
+
+    def encoder(self, encoder: TextEncoder):
+        """A ``compute`` for ``encoder.encode`` (see :func:`encoder_on_ray`)."""
+        return encoder_on_ray(encoder, address=self.address, workers=self.workers, progress=self.progress)
+
+    def map(self, fn, jobs) -> list:
+        """``list(map(fn, jobs))``, each call a Ray task of one CPU; ``fn`` is importable on every node. At most
+        twice as many jobs as the cluster has CPUs are in flight, so a generator of large jobs is taken as
+        tasks free up."""
+        ray = connect(self.address)
+        task = ray.remote(num_cpus=1)(fn)
+        window = 2 * (self.workers or max(1, int(ray.cluster_resources().get("CPU", 1))))
+        refs, out = [], []
+        try:
+            for job in jobs:
+                if len(refs) - len(out) >= window:             # the oldest first: results stay in order
+                    out.append(ray.get(refs[len(out)]))
+                refs.append(task.remote(job))
+            out += ray.get(refs[len(out):])
+        except ray.exceptions.RayError as e:
+            raise _failure(e) from None
+        return out
 
 
 class RayImputer:

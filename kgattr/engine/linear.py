@@ -37,39 +37,36 @@ class LinearTextScorer:
         self.min_weight = min_weight
 
     def fit(self, lexical: sp.csr_matrix, rows: np.ndarray, values: np.ndarray, value_attribute: np.ndarray,
-            title_size: int) -> "LinearTextScorer":
+            title_size: int, *, map=map) -> "LinearTextScorer":
         """Fit on training cells: product ``rows`` (c,) of ``lexical`` (n, terms) hold value indices ``values`` (c,).
 
         ``value_attribute`` (num_values,) maps value indices to attributes; columns [0, title_size) of
-        ``lexical`` are title terms.
+        ``lexical`` are title terms. ``map(fit_svm, jobs)`` runs the attributes' fits, in order: the builtin one
+        here, or one spreading them over workers (``RayCluster.map``); each fit is the same wherever it runs.
         """
-        from sklearn.svm import LinearSVC
-
         num_values = len(value_attribute)
         size = np.bincount(value_attribute, minlength=int(value_attribute.max()) + 1 if num_values else 0)
         bias = np.full(num_values, self.unseen_score, dtype=np.float32)
-        parts = []                                                   # COO blocks (term, value, weight)
         attribute = value_attribute[values]
-        for a in np.unique(attribute):
-            sel = attribute == a
-            labels = values[sel]
-            classes = np.unique(labels)
-            if len(classes) == 1:
-                bias[classes[0]] = 0.0
-                continue
-            width = lexical.shape[1] if size[a] * lexical.shape[1] <= self.description_weights else title_size
-            x = lexical[rows[sel]][:, :width]
-            with warnings.catch_warnings():
-                # value indices as labels look like a regression target to scikit-learn's heuristics
-                warnings.filterwarnings("ignore", message="The number of unique classes", category=UserWarning)
-                svm = LinearSVC(C=self.C, random_state=0).fit(x, labels)
-            coef, intercept = svm.coef_, svm.intercept_
-            if len(classes) == 2:                      # one decision d: the pair's scores are +-d/2
-                coef = np.vstack([-coef, coef]) / 2
-                intercept = np.array([-intercept[0], intercept[0]]) / 2
+        fitted = []                                                  # the classes (k,) of each attribute fitted
+
+        def jobs():                                                  # made as they are taken: one x at a time here
+            for a in np.unique(attribute):
+                sel = attribute == a
+                labels = values[sel]
+                classes = np.unique(labels)
+                if len(classes) == 1:
+                    bias[classes[0]] = 0.0
+                    continue
+                width = lexical.shape[1] if size[a] * lexical.shape[1] <= self.description_weights else title_size
+                fitted.append(classes)
+                yield lexical[rows[sel]][:, :width], labels, self.C, self.min_weight
+
+        parts = []                                                   # COO blocks (term, value, weight)
+        for i, (intercept, term, k, weight) in enumerate(map(fit_svm, jobs())):
+            classes = fitted[i]                                      # appended as its job was taken
             bias[classes] = intercept
-            term, k = np.nonzero(np.abs(coef.T) >= self.min_weight)
-            parts.append((term, classes[k], coef.T[term, k]))
+            parts.append((term, classes[k], weight))
         if parts:
             term, value, weight = (np.concatenate(x) for x in zip(*parts))
         else:
@@ -94,3 +91,28 @@ class LinearTextScorer:
                                      shape=tuple(state["linear_shape"]))
         self.bias_ = state["linear_bias"]
         return self
+
+
+def fit_svm(job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One attribute's one-vs-rest linear SVM.
+
+    Args:
+        job: (x (c, terms) tf-idf rows, labels (c,) value indices of at least two classes, C, min_weight).
+
+    Returns:
+        (intercepts (k,), and of the weights at least ``min_weight`` in magnitude: terms, class positions among
+        the k sorted classes, weights), k the number of classes.
+    """
+    from sklearn.svm import LinearSVC
+
+    x, labels, C, min_weight = job
+    with warnings.catch_warnings():
+        # value indices as labels look like a regression target to scikit-learn's heuristics
+        warnings.filterwarnings("ignore", message="The number of unique classes", category=UserWarning)
+        svm = LinearSVC(C=C, random_state=0).fit(x, labels)
+    coef, intercept = svm.coef_, svm.intercept_
+    if len(svm.classes_) == 2:                         # one decision d: the pair's scores are +-d/2
+        coef = np.vstack([-coef, coef]) / 2
+        intercept = np.array([-intercept[0], intercept[0]]) / 2
+    term, k = np.nonzero(np.abs(coef.T) >= min_weight)
+    return intercept, term, k, coef.T[term, k]
