@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from itertools import islice
 from collections import Counter, defaultdict
 from typing import NamedTuple
 
@@ -56,25 +57,31 @@ def shape(text: str) -> tuple[str, tuple[str, ...]]:
     return NUMBER.sub("#", text), tuple(NUMBER.findall(text))
 
 
-def spans(product, description_words: int) -> list[tuple[tuple, str, int, int, tuple[str, ...]]]:
+def spans(product, description_words: int, kinds=None) -> list[tuple[tuple, str, int, int, tuple[str, ...]]]:
     """Spans of 1..MAX_WORDS words of the title and the first ``description_words`` words of the description:
     [(key, field, start, end, numbers)], key = (shape, words, place); a span without numbers is keyed by its
-    case-folded words."""
+    case-folded words. ``kinds``: only the spans whose (shape, words) is among them (None: every span); a span's
+    place counts the spans of its own kind, so it is the same either way."""
     out, places = [], Counter()
     for field, limit in (("title", None), ("description", description_words)):
         text = getattr(product, field) or ""
-        words = [(m.start(), m.end()) for m in SPAN_WORD.finditer(text)][:limit]
-        for i in range(len(words)):
+        words = list(islice(SPAN_WORD.finditer(text), limit))
+        # a span's shape and numbers are its words' joined by the text between them (no digits there)
+        read = [shape(w[0]) for w in words]
+        for i, w in enumerate(words):
+            form, numbers, start = "", (), w.start()
             for j in range(i, min(i + MAX_WORDS, len(words))):
-                start, end = words[i][0], words[j][1]
-                form, numbers = shape(text[start:end])
-                form = form if numbers else form.casefold()
-                place = places[form, j - i] = places[form, j - i] + 1
-                out.append(((form, j - i + 1, min(place, MAX_PLACE)), field, start, end, numbers))
-                if i == j and numbers and LETTER.search(text[start:end]):      # a code: copied as it stands
-                    form = CODE + CHAR_CLASS.sub(_char_class, text[start:end])
-                    place = places[form] = places[form] + 1
-                    out.append(((form, 1, min(place, MAX_PLACE)), field, start, end, ()))
+                gap = text[words[j - 1].end():words[j].start()] if j > i else ""
+                form, numbers = form + gap + read[j][0], numbers + read[j][1]
+                kind = (form if numbers else form.casefold(), j - i + 1)
+                if kinds is None or kind in kinds:
+                    place = places[kind] = places[kind] + 1
+                    out.append(((*kind, min(place, MAX_PLACE)), field, start, words[j].end(), numbers))
+                if i == j and numbers and LETTER.search(w[0]):      # a code: copied as it stands
+                    code = CODE + CHAR_CLASS.sub(_char_class, w[0])
+                    if kinds is None or (code, 1) in kinds:
+                        place = places[code] = places[code] + 1
+                        out.append(((code, 1, min(place, MAX_PLACE)), field, start, w.end(), ()))
     return out
 
 
@@ -188,6 +195,7 @@ class TextCopier:
                         rules.update({key: rules[key] | {(a, CONVERT + (m[2] or "_") + m[3])}
                                       for key, sq in stated if _same(q, sq) and key not in by_numbers.get(numbers, ())})
         self.rules_ = {k: sorted(v) for k, v in rules.items()}
+        self.kinds_ = {key[:2] for key in self.rules_}        # the (shape, words) of rules' spans: what copies reads
         self.known_ = {a: {q: forms.most_common(1)[0][0] for q, forms in by_q.items()} for a, by_q in units.items()}
         fold = np.random.default_rng(self.seed).permutation(len(products)) % FOLDS
         fired, right = Counter(), Counter()                   # (rule, fold) -> firings, right ones
@@ -243,7 +251,7 @@ class TextCopier:
         out)."""
         wanted = set(attributes)
         best = {}
-        for key, field, start, end, numbers in spans(product, self.description_words):
+        for key, field, start, end, numbers in spans(product, self.description_words, self.kinds_):
             for a, form in self.rules_.get(key, ()):
                 if a in wanted:
                     precision = self._precision(*self.stats_[key, a, form])
@@ -275,6 +283,7 @@ class TextCopier:
             self.rules_[key].append((a, form))
             self.stats_[key, a, form] = (fired, right)
         self.rules_ = dict(self.rules_)
+        self.kinds_ = {key[:2] for key in self.rules_}
         return self
 
 
