@@ -98,10 +98,11 @@ def completions(model, products, cells, neighbours: np.ndarray, evidence_floor: 
     attributes = [model.attributes_[a] for a in cells["attribute"]]
     known = [products[r].attributes for r in cells["product"]]
     rules = model.rules_
-    # implications and exclusions: the verdict depends on the product's own values
+    # implications and exclusions: the verdict depends on the product's own values (a value the mask refuses, the
+    # rules refuse with them too)
     for m in [m for m, (c, a) in enumerate(zip(categories, attributes)) if rules.conditional(c, a)]:
-        allowed[m] = [n is not None and rules.check(categories[m], attributes[m], n, known[m]) is None
-                      for n in names[m]]
+        allowed[m] = [n is not None and ok and rules.check(categories[m], attributes[m], n, known[m]) is None
+                      for n, ok in zip(names[m].tolist(), allowed[m].tolist())]
     decisions = decide(lambda m, v: rules.check(categories[m], attributes[m], v, known[m]).rule,
                        names, cells["logits"], allowed)
     copies = _copies(model, products, cells["product"], attributes)
@@ -214,7 +215,11 @@ class EvidenceFinder:
         key = hv[0].astype(np.int64) * len(attributes) + value_attribute[hv[1]]
         order = np.argsort(key, kind="stable")
         self.keys, self.held = key[order], hv[1][order]
-        self.pmi = dict(zip(zip(graph.cooccurs[0].tolist(), graph.cooccurs[1].tolist()), graph.pmi.tolist()))
+        pmi = dict(zip(zip(graph.cooccurs[0].tolist(), graph.cooccurs[1].tolist()), graph.pmi.tolist()))
+        self.pmi = {}                    # value node -> {value node co-occurring with it: PMI}, positive PMI only
+        for (node, target), w in pmi.items():
+            if w > 0:
+                self.pmi.setdefault(target, {})[node] = w
         self.vindex = graph.value_index()
         self.graph, self.attributes = graph, attributes
 
@@ -235,12 +240,8 @@ class EvidenceFinder:
             product = products[r]
             if r not in held:
                 held[r] = [(self.vindex.get(item), item) for item in product.attributes.items()]
-            target = self.vindex.get((self.attributes[attribute], value))
-            pairs = []
-            for node, item in held[r]:
-                w = self.pmi.get((node, target), 0.0)
-                if w > 0:
-                    pairs.append((w, item))
+            pmi = self.pmi.get(self.vindex.get((self.attributes[attribute], value)), {})
+            pairs = [(pmi[node], item) for node, item in held[r] if node in pmi]
             pairs.sort(key=lambda x: -x[0])
             graph = [{"attribute": a, "value": v, "pmi": round(w, 3)} for w, (a, v) in pairs[:3]]
             out.append({"similar_skus": similar[i], "listed_near": near[i], "graph": graph,
@@ -270,7 +271,11 @@ def _verbatim(value: str) -> re.Pattern:
 def text_evidence(value: str, title: str, description: str, width: int = 40) -> str | None:
     """The passage of the product's own text that states ``value`` verbatim, if any."""
     pattern = _verbatim(value)
+    # ASCII text states an ASCII value only where its lower case holds the value's: a quick test before the regex
+    lower = value.lower() if value.isascii() else None
     for text in (title, description):
+        if lower is not None and text.isascii() and lower not in text.lower():
+            continue
         m = pattern.search(text)
         if m:
             return passage(text, m.start(), m.end(), width)
