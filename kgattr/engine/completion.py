@@ -152,9 +152,11 @@ def _copies(model, products, rows: np.ndarray, attributes: list[str]) -> list:
     copier, wanted = getattr(model, "copier_", None), set(getattr(model, "copies_for_", ()))
     if copier is None or not wanted:
         return [None] * len(attributes)
-    found = {}
-    for r in set(rows.tolist()):
-        found[r] = copier.copies(products[r], wanted - products[r].attributes.keys())
+    asked = {}                # product row -> its cells' attributes that take copies (a product without any: no reading)
+    for r, a in zip(rows.tolist(), attributes):
+        if a in wanted:
+            asked.setdefault(r, set()).add(a)
+    found = {r: copier.copies(products[r], these) for r, these in asked.items()}
     return [found[r].get(a) if a in wanted else None for r, a in zip(rows.tolist(), attributes)]
 
 
