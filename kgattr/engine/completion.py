@@ -64,13 +64,13 @@ def decide(why, names: np.ndarray, logits: np.ndarray, allowed: np.ndarray, alte
     chosen = p[np.arange(len(names)), np.minimum(first, names.shape[1] - 1)].tolist() if names.size else []
     col, bounds = col.tolist(), bounds.tolist()
     out = []
-    for m, (row, f, ok) in enumerate(zip(names.tolist(), first.tolist(), found.tolist())):
-        rejected = [{"value": v, "rule": why(m, v)} for v in row[:f]]
+    for m, (candidates, f, ok) in enumerate(zip(names.tolist(), first.tolist(), found.tolist())):
+        rejected = [{"value": v, "rule": why(m, v)} for v in candidates[:f]]
         if not ok:
             out.append((None, 0.0, [], rejected))
             continue
-        alts = [{"value": row[j], "confidence": shown[m][j]} for j in col[bounds[m]:bounds[m + 1]]]
-        out.append((row[f], chosen[m], alts, rejected))
+        alts = [{"value": candidates[j], "confidence": shown[m][j]} for j in col[bounds[m]:bounds[m + 1]]]
+        out.append((candidates[f], chosen[m], alts, rejected))
     return out
 
 
@@ -109,7 +109,8 @@ def completions(model, products, cells, neighbours: np.ndarray, evidence_floor: 
     maps = model.calibration_["map"]
     # every confidence mapped at once: each decision's as from the mix, each copy's as copied
     calibrated = calibrate(maps, np.array([d[1] for d in decisions], dtype=np.float64), False).tolist()
-    copied = calibrate(maps, np.array([c.confidence if c is not None else 0.5 for c in copies], dtype=np.float64), True).tolist()
+    copied = calibrate(maps, np.array([c.confidence if c is not None else 0.5 for c in copies], dtype=np.float64),
+                       True).tolist()
     decided = []                             # (value, confidence, alternatives, rejected, copy) per cell
     for m, (r, attr, (value, conf, alts, rejected)) in enumerate(zip(cells["product"].tolist(), attributes,
                                                                     decisions)):
@@ -236,14 +237,14 @@ class EvidenceFinder:
         nearest_first = np.stack([listed[:, :half], listed[:, half:]], 2).reshape(len(listed), -1)  # before 1, after 1, ..
         similar = self._holding(neighbours[rows], attributes, 5)
         near = self._holding(nearest_first[rows], attributes, 4)
-        held = {}                                  # product row -> [(value node, (attribute, value))] it holds
+        known = {}                                 # product row -> [(value node, (attribute, value))] it holds
         out = []
         for i, (r, attribute, value) in enumerate(zip(rows.tolist(), attributes.tolist(), values)):
             product = products[r]
-            if r not in held:
-                held[r] = [(self.vindex.get(item), item) for item in product.attributes.items()]
+            if r not in known:
+                known[r] = [(self.vindex.get(item), item) for item in product.attributes.items()]
             pmi = self.pmi.get(self.vindex.get((self.attributes[attribute], value)), {})
-            pairs = [(pmi[node], item) for node, item in held[r] if node in pmi]
+            pairs = [(pmi[node], item) for node, item in known[r] if node in pmi]
             pairs.sort(key=lambda x: -x[0])
             graph = [{"attribute": a, "value": v, "pmi": round(w, 3)} for w, (a, v) in pairs[:3]]
             out.append({"similar_skus": similar[i], "listed_near": near[i], "graph": graph,

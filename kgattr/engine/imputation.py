@@ -22,9 +22,9 @@ class Imputed(NamedTuple):
 
 @contextmanager
 def collector_paused():
-    """Python's cycle collector off inside (as it was after). A chunk's completions are millions of small acyclic
-    objects, freed by reference counting once written; meanwhile each quarter of growth would set off a pass over
-    every object alive (the model's included), a fifth of the time of imputing."""
+    """Python's cycle collector off inside, and back as it was after. A chunk's completions are millions of small
+    acyclic objects, freed by reference counting once written; while they are built, each quarter of growth would
+    set off a pass over every object alive (the model's included): a fifth of the time of imputing."""
     was = gc.isenabled()
     gc.disable()
     try:
