@@ -316,20 +316,21 @@ class AttributeCompleter:
             self._pool_row_map = {s: i for i, s in enumerate(self.graph_.skus)}
         return self._pool_row_map
 
-    def evidence(self, product, attribute: int, value: str, neighbours: np.ndarray, listed: np.ndarray) -> dict:
+    def evidence(self, products, rows, attributes, values: list[str], neighbours, listed) -> list[dict]:
+        """:class:`EvidenceFinder`'s evidence of each cell, with the extractor's span where it found the value."""
         if not hasattr(self, "_evidence_cache"):
             self._evidence_cache = EvidenceFinder(self.graph_, self.attributes_, self.value_attribute_)
-        evidence = self._evidence_cache(product, attribute, value, neighbours, listed)
-        if self.extracted_:
-            rows, extracted = self.fresh_extracted
-            at, found = (rows[product.sku], extracted) if product.sku in rows else \
-                (self.pool_rows().get(product.sku), self.extracted_)
-            span = found.evidence(at, self._evidence_cache.vindex[self.attributes_[attribute], value], product) \
-                if at is not None and found else None
+        found = self._evidence_cache(products, rows, attributes, values, neighbours, listed)
+        if not self.extracted_:
+            return found
+        fresh, extracted = self.fresh_extracted
+        for p, attribute, value, evidence in zip([products[r] for r in rows.tolist()], attributes.tolist(), values, found):
+            at, spans = (fresh[p.sku], extracted) if p.sku in fresh else (self.pool_rows().get(p.sku), self.extracted_)
+            span = spans.evidence(at, self._evidence_cache.vindex[self.attributes_[attribute], value], p) \
+                if at is not None and spans else None
             if span:
-                evidence["extracted"] = span
-                evidence["text"] = passage(getattr(product, span["field"]), span["start"], span["end"])
-        return evidence
+                evidence.update(extracted=span, text=passage(getattr(p, span["field"]), span["start"], span["end"]))
+        return found
 
     def _pool_products(self, rows) -> list:
         from .engine.modeldir import read_products

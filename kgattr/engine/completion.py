@@ -61,14 +61,16 @@ def decide(why, names: np.ndarray, logits: np.ndarray, allowed: np.ndarray, alte
     row, col = np.nonzero(keep & (rank >= 1) & (rank <= alternatives))
     bounds = np.searchsorted(row, np.arange(len(names) + 1))
     shown = np.round(p.astype(np.float64), 4).tolist()      # alternatives' confidences (float32 would print noise)
+    chosen = p[np.arange(len(names)), np.minimum(first, names.shape[1] - 1)].tolist() if names.size else []
+    col, bounds = col.tolist(), bounds.tolist()
     out = []
-    for m in range(len(names)):
-        rejected = [{"value": v, "rule": why(m, v)} for v in names[m, :first[m]]]
-        if not found[m]:
+    for m, (candidates, f, ok) in enumerate(zip(names.tolist(), first.tolist(), found.tolist())):
+        rejected = [{"value": v, "rule": why(m, v)} for v in candidates[:f]]
+        if not ok:
             out.append((None, 0.0, [], rejected))
             continue
-        alts = [{"value": names[m, j], "confidence": shown[m][j]} for j in col[bounds[m]:bounds[m + 1]].tolist()]
-        out.append((names[m, first[m]], float(p[m, first[m]]), alts, rejected))
+        alts = [{"value": candidates[j], "confidence": shown[m][j]} for j in col[bounds[m]:bounds[m + 1]]]
+        out.append((candidates[f], chosen[m], alts, rejected))
     return out
 
 
@@ -96,21 +98,24 @@ def completions(model, products, cells, neighbours: np.ndarray, evidence_floor: 
     attributes = [model.attributes_[a] for a in cells["attribute"]]
     known = [products[r].attributes for r in cells["product"]]
     rules = model.rules_
-    # implications and exclusions: the verdict depends on the product's own values
+    # implications and exclusions: the verdict depends on the product's own values (a value the mask refuses, the
+    # rules refuse with them too)
     for m in [m for m, (c, a) in enumerate(zip(categories, attributes)) if rules.conditional(c, a)]:
-        allowed[m] = [n is not None and rules.check(categories[m], attributes[m], n, known[m]) is None
-                      for n in names[m]]
+        allowed[m] = [n is not None and ok and rules.check(categories[m], attributes[m], n, known[m]) is None
+                      for n, ok in zip(names[m].tolist(), allowed[m].tolist())]
     decisions = decide(lambda m, v: rules.check(categories[m], attributes[m], v, known[m]).rule,
                        names, cells["logits"], allowed)
     copies = _copies(model, products, cells["product"], attributes)
     maps = model.calibration_["map"]
-    # every mix decision's confidence mapped at once; the few copies one by one below
-    calibrated = calibrate(maps, np.array([d[1] for d in decisions], dtype=np.float64), False)
-    for m, (r, a, attr, (value, conf, alts, rejected)) in enumerate(zip(cells["product"], cells["attribute"],
-                                                                       attributes, decisions)):
-        p = products[r]
+    # every confidence mapped at once: each decision's as from the mix, each copy's as copied
+    calibrated = calibrate(maps, np.array([d[1] for d in decisions], dtype=np.float64), False).tolist()
+    copied = calibrate(maps, np.array([c.confidence if c is not None else 0.5 for c in copies], dtype=np.float64),
+                       True).tolist()
+    decided = []                             # (value, confidence, alternatives, rejected, copy) per cell
+    for m, (r, attr, (value, conf, alts, rejected)) in enumerate(zip(cells["product"].tolist(), attributes,
+                                                                    decisions)):
         copy = copies[m] if copies[m] is not None and copies[m].confidence > conf \
-            and not refused.is_refused(p.sku, attr, copies[m].value) else None
+            and not refused.is_refused(products[r].sku, attr, copies[m].value) else None
         broken = rules.check(categories[m], attr, copy.value, known[m]) if copy is not None else None
         if broken is not None:               # a copy the rules reject is listed like any rejected value
             if all(r["value"] != copy.value for r in rejected):
@@ -119,13 +124,18 @@ def completions(model, products, cells, neighbours: np.ndarray, evidence_floor: 
         if copy is not None:
             if value is not None and value != copy.value:
                 alts = [{"value": value, "confidence": round(conf, 4)}] + alts[:2]
-            value, conf = copy.value, float(calibrate(maps, copy.confidence, True))
+            value, conf = copy.value, copied[m]
             alts = share_rest(alts, 1.0, 1.0 - conf)
         elif value is not None:
-            raw, conf = conf, float(calibrated[m])
+            raw, conf = conf, calibrated[m]
             alts = share_rest(alts, 1.0 - raw, 1.0 - conf)
-        evidence = model.evidence(p, a, value, neighbours[r], listed[r]) \
-            if value is not None and conf >= evidence_floor else {}
+        decided.append((value, conf, alts, rejected, copy))
+    backed = np.array([m for m, d in enumerate(decided) if d[0] is not None and d[1] >= evidence_floor], dtype=np.int64)
+    found = dict(zip(backed.tolist(), model.evidence(products, cells["product"][backed], cells["attribute"][backed],
+                                                     [decided[m][0] for m in backed.tolist()], neighbours, listed)))
+    for m, (r, attr, (value, conf, alts, rejected, copy)) in enumerate(zip(cells["product"].tolist(), attributes,
+                                                                          decided)):
+        p, evidence = products[r], found.get(m, {})
         if copy is not None and evidence:
             text = getattr(p, copy.field)
             evidence["extracted"] = {"field": copy.field, "start": copy.start, "end": copy.end,
@@ -143,9 +153,11 @@ def _copies(model, products, rows: np.ndarray, attributes: list[str]) -> list:
     copier, wanted = getattr(model, "copier_", None), set(getattr(model, "copies_for_", ()))
     if copier is None or not wanted:
         return [None] * len(attributes)
-    found = {}
-    for r in set(rows.tolist()):
-        found[r] = copier.copies(products[r], wanted - products[r].attributes.keys())
+    asked = {}                # product row -> its cells' attributes that take copies (a product without any: no reading)
+    for r, a in zip(rows.tolist(), attributes):
+        if a in wanted:
+            asked.setdefault(r, set()).add(a)
+    found = {r: copier.copies(products[r], these) for r, these in asked.items()}
     return [found[r].get(a) if a in wanted else None for r, a in zip(rows.tolist(), attributes)]
 
 
@@ -206,38 +218,52 @@ class EvidenceFinder:
         key = hv[0].astype(np.int64) * len(attributes) + value_attribute[hv[1]]
         order = np.argsort(key, kind="stable")
         self.keys, self.held = key[order], hv[1][order]
-        self.pmi = dict(zip(zip(graph.cooccurs[0].tolist(), graph.cooccurs[1].tolist()), graph.pmi.tolist()))
+        pmi = dict(zip(zip(graph.cooccurs[0].tolist(), graph.cooccurs[1].tolist()), graph.pmi.tolist()))
+        self.pmi = {}                    # value node -> {value node co-occurring with it: PMI}, positive PMI only
+        for (node, target), w in pmi.items():
+            if w > 0:
+                self.pmi.setdefault(target, {})[node] = w
         self.vindex = graph.value_index()
         self.graph, self.attributes = graph, attributes
 
-    def __call__(self, product, attribute: int, value: str, neighbours: np.ndarray, listed: np.ndarray) -> dict:
-        """Evidence for ``value`` of ``attribute`` (index) of ``product``. ``neighbours``: similar products, most
-        similar first; ``listed``: products listed nearby, as from :meth:`~kgattr.engine.index.SequenceIndex.search`;
-        both pool rows, -1 padded."""
-        half = len(listed) // 2
-        nearest_first = np.stack([listed[:half], listed[half:]], 1).ravel()     # before 1, after 1, before 2, ...
-        target = self.vindex.get((self.attributes[attribute], value))
-        pairs = []
-        for item in product.attributes.items():
-            w = self.pmi.get((self.vindex.get(item), target), 0.0)
-            if w > 0:
-                pairs.append((w, item))
-        pairs.sort(key=lambda x: -x[0])
-        graph = [{"attribute": a, "value": v, "pmi": round(w, 3)} for w, (a, v) in pairs[:3]]
-        return {"similar_skus": self._holding(neighbours, attribute, 5),
-                "listed_near": self._holding(nearest_first, attribute, 4), "graph": graph,
-                "text": text_evidence(value, product.title, product.description)}
-
-    def _holding(self, rows: np.ndarray, attribute: int, limit: int) -> list[dict]:
-        """The first ``limit`` of ``rows`` that hold a value of ``attribute``: [{sku, value}]."""
-        rows = rows[rows >= 0]
-        if not len(self.keys):
+    def __call__(self, products, rows: np.ndarray, attributes: np.ndarray, values: list[str], neighbours: np.ndarray,
+                 listed: np.ndarray | None) -> list[dict]:
+        """Evidence for each cell: ``values[i]`` of attribute index ``attributes[i]`` of ``products[rows[i]]`` (M,).
+        ``neighbours``: (n, k) similar products of each product, most similar first; ``listed``: (n, 2w) products
+        listed nearby, as from :meth:`~kgattr.engine.index.SequenceIndex.search`; both pool rows, -1 padded."""
+        if not len(rows):
             return []
-        wanted = rows.astype(np.int64) * len(self.attributes) + attribute
+        half = listed.shape[1] // 2
+        nearest_first = np.stack([listed[:, :half], listed[:, half:]], 2).reshape(len(listed), -1)  # before 1, after 1, ..
+        similar = self._holding(neighbours[rows], attributes, 5)
+        near = self._holding(nearest_first[rows], attributes, 4)
+        known = {}                                 # product row -> [(value node, (attribute, value))] it holds
+        out = []
+        for i, (r, attribute, value) in enumerate(zip(rows.tolist(), attributes.tolist(), values)):
+            product = products[r]
+            if r not in known:
+                known[r] = [(self.vindex.get(item), item) for item in product.attributes.items()]
+            pmi = self.pmi.get(self.vindex.get((self.attributes[attribute], value)), {})
+            pairs = [(pmi[node], item) for node, item in known[r] if node in pmi]
+            pairs.sort(key=lambda x: -x[0])
+            graph = [{"attribute": a, "value": v, "pmi": round(w, 3)} for w, (a, v) in pairs[:3]]
+            out.append({"similar_skus": similar[i], "listed_near": near[i], "graph": graph,
+                        "text": text_evidence(value, product.title, product.description)})
+        return out
+
+    def _holding(self, rows: np.ndarray, attributes: np.ndarray, limit: int) -> list[list[dict]]:
+        """Per cell, the first ``limit`` of its ``rows`` (M, R) that hold a value of its attribute (``attributes``
+        (M,), indices): [{sku, value}]."""
+        if not len(self.keys):
+            return [[] for _ in range(len(rows))]
+        wanted = rows.astype(np.int64) * len(self.attributes) + attributes[:, None]
         at = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
-        held = np.where(self.keys[at] == wanted, self.held[at], -1)
-        return [{"sku": self.graph.skus[j], "value": self.graph.values[v][1]}
-                for j, v in zip(rows[held >= 0][:limit].tolist(), held[held >= 0][:limit].tolist())]
+        held = np.where((rows >= 0) & (self.keys[at] == wanted), self.held[at], -1)
+        cell, col = np.nonzero((held >= 0) & (np.cumsum(held >= 0, 1) <= limit))
+        bounds = np.searchsorted(cell, np.arange(len(rows) + 1)).tolist()
+        found = [{"sku": self.graph.skus[j], "value": self.graph.values[v][1]}
+                 for j, v in zip(rows[cell, col].tolist(), held[cell, col].tolist())]
+        return [found[bounds[m]:bounds[m + 1]] for m in range(len(rows))]
 
 
 @lru_cache(maxsize=4096)
@@ -248,7 +274,11 @@ def _verbatim(value: str) -> re.Pattern:
 def text_evidence(value: str, title: str, description: str, width: int = 40) -> str | None:
     """The passage of the product's own text that states ``value`` verbatim, if any."""
     pattern = _verbatim(value)
+    # ASCII text states an ASCII value only where its lower case holds the value's: a quick test before the regex
+    lower = value.lower() if value.isascii() else None
     for text in (title, description):
+        if lower is not None and text.isascii() and lower not in text.lower():
+            continue
         m = pattern.search(text)
         if m:
             return passage(text, m.start(), m.end(), width)

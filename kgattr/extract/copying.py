@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from itertools import islice
 from collections import Counter, defaultdict
 from typing import NamedTuple
 
@@ -51,30 +52,51 @@ class Copy(NamedTuple):
     end: int
 
 
+@lru_cache(maxsize=1 << 16)          # words recur from product to product
 def shape(text: str) -> tuple[str, tuple[str, ...]]:
     """(shape, numbers): ``text`` with each number replaced by ``#``, and the numbers as written."""
     return NUMBER.sub("#", text), tuple(NUMBER.findall(text))
 
 
-def spans(product, description_words: int) -> list[tuple[tuple, str, int, int, tuple[str, ...]]]:
+def span_kinds(keys) -> tuple[set, set]:
+    """What :func:`spans` needs to read only the spans of ``keys`` (span keys): their (shape, words), and the
+    first words of those shapes of more than one word."""
+    kinds = {key[:2] for key in keys}
+    return kinds, {SPAN_WORD.match(form)[0] for form, words in kinds if words > 1}
+
+
+def spans(product, description_words: int, only: tuple[set, set] | None = None) \
+        -> list[tuple[tuple, str, int, int, tuple[str, ...]]]:
     """Spans of 1..MAX_WORDS words of the title and the first ``description_words`` words of the description:
     [(key, field, start, end, numbers)], key = (shape, words, place); a span without numbers is keyed by its
-    case-folded words."""
+    case-folded words. ``only``: from :func:`span_kinds`, the spans of those kinds alone (None: every span); a
+    span's place counts the spans of its own kind, so it is the same either way."""
+    kinds, heads = only or (None, None)
     out, places = [], Counter()
     for field, limit in (("title", None), ("description", description_words)):
         text = getattr(product, field) or ""
-        words = [(m.start(), m.end()) for m in SPAN_WORD.finditer(text)][:limit]
-        for i in range(len(words)):
-            for j in range(i, min(i + MAX_WORDS, len(words))):
-                start, end = words[i][0], words[j][1]
-                form, numbers = shape(text[start:end])
-                form = form if numbers else form.casefold()
-                place = places[form, j - i] = places[form, j - i] + 1
-                out.append(((form, j - i + 1, min(place, MAX_PLACE)), field, start, end, numbers))
-                if i == j and numbers and LETTER.search(text[start:end]):      # a code: copied as it stands
-                    form = CODE + CHAR_CLASS.sub(_char_class, text[start:end])
-                    place = places[form] = places[form] + 1
-                    out.append(((form, 1, min(place, MAX_PLACE)), field, start, end, ()))
+        words = [w.span() for w in islice(SPAN_WORD.finditer(text), limit)]
+        # a span's shape and numbers are its words' joined by the text between them (no digits there)
+        read = [shape(text[start:end]) for start, end in words]
+        for i, (start, end) in enumerate(words):
+            form, numbers = read[i]
+            folded = form.casefold()
+            if numbers and LETTER.search(text[start:end]):            # a code: copied as it stands
+                code = CODE + CHAR_CLASS.sub(_char_class, text[start:end])
+                code = code if kinds is None or (code, 1) in kinds else None
+            else:
+                code = None
+            last = i + MAX_WORDS if heads is None or form in heads or folded in heads else i + 1
+            for j in range(i, min(last, len(words))):
+                if j > i:
+                    form, numbers = form + text[words[j - 1][1]:words[j][0]] + read[j][0], numbers + read[j][1]
+                kind = (form, j - i + 1) if numbers else (folded if j == i else form.casefold(), j - i + 1)
+                if kinds is None or kind in kinds:
+                    place = places[kind] = places[kind] + 1
+                    out.append(((*kind, min(place, MAX_PLACE)), field, start, words[j][1], numbers))
+                if i == j and code is not None:
+                    place = places[code] = places[code] + 1
+                    out.append(((code, 1, min(place, MAX_PLACE)), field, start, end, ()))
     return out
 
 
@@ -188,6 +210,7 @@ class TextCopier:
                         rules.update({key: rules[key] | {(a, CONVERT + (m[2] or "_") + m[3])}
                                       for key, sq in stated if _same(q, sq) and key not in by_numbers.get(numbers, ())})
         self.rules_ = {k: sorted(v) for k, v in rules.items()}
+        self.kinds_ = span_kinds(self.rules_)        # what copies reads: the spans rules key on
         self.known_ = {a: {q: forms.most_common(1)[0][0] for q, forms in by_q.items()} for a, by_q in units.items()}
         fold = np.random.default_rng(self.seed).permutation(len(products)) % FOLDS
         fired, right = Counter(), Counter()                   # (rule, fold) -> firings, right ones
@@ -243,7 +266,7 @@ class TextCopier:
         out)."""
         wanted = set(attributes)
         best = {}
-        for key, field, start, end, numbers in spans(product, self.description_words):
+        for key, field, start, end, numbers in spans(product, self.description_words, self.kinds_):
             for a, form in self.rules_.get(key, ()):
                 if a in wanted:
                     precision = self._precision(*self.stats_[key, a, form])
@@ -275,6 +298,7 @@ class TextCopier:
             self.rules_[key].append((a, form))
             self.stats_[key, a, form] = (fired, right)
         self.rules_ = dict(self.rules_)
+        self.kinds_ = span_kinds(self.rules_)
         return self
 
 
