@@ -1,12 +1,12 @@
 """Running a sentence encoder: PyTorch, ONNX Runtime on an exported copy of it (optionally int8-quantised), or
 static token vectors distilled from it.
 
-The transformer backends compute the same function, the mean of the last hidden states over the real tokens, L2-normalised
-(:class:`MeanPooled`); ``onnx`` runs it to within float rounding of ``torch``, ``onnx-int8`` with int8 matrix
-products (weights quantised per output channel, activations per batch at run time), several times faster on a
-CPU and a cosine of about 0.99 to the ``torch`` vectors. The exported copy is written once per model, backend and
-library versions under the cache folder (``onnx/``), and read from there afterwards. ``static`` runs no
-transformer: a text's vector is the mean of its tokens' distilled vectors (see :mod:`kgattr.text.static`).
+The transformer backends compute the same function, the mean of the last hidden states over the real tokens,
+L2-normalised (:class:`MeanPooled`); ``onnx`` runs it to within float rounding of ``torch``, ``onnx-int8`` with
+int8 matrix products (weights quantised per output channel, activations per batch at run time), several times
+faster on a CPU and a cosine of about 0.99 to the ``torch`` vectors. The exported copy is written once per model,
+backend and library versions under the cache folder (``onnx/``), and read from there afterwards. ``static`` runs
+no transformer: a text's vector is the mean of its tokens' distilled vectors (see :mod:`kgattr.text.static`).
 """
 from __future__ import annotations
 
