@@ -135,7 +135,7 @@ def _predicted_peak(runs: dict, stage: str, size: int) -> float | None:
 
 
 def run(source: Path, out: Path, *, sizes=SIZES, seed: int = 0, max_memory: float = 6 * GB, cold: bool = True,
-        cache: Path | None = None, log=print) -> dict:
+        cache: Path | None = None, encoder: str = "torch", log=print) -> dict:
     """Measure every stage at every size (ascending); write ``out``/growth.json, growth.md and growth.png.
 
     Args:
@@ -148,6 +148,7 @@ def run(source: Path, out: Path, *, sizes=SIZES, seed: int = 0, max_memory: floa
             training is cold and the second warm). Every size's texts are among those of the larger sizes (copy c
             of a product is the same at any size), so a cache filled at one size is warm for the smaller ones;
             training with it is reported as warm, and no cold training runs.
+        encoder: the text encoder training runs (``train --encoder``; imputing uses the model's).
         log: called with a line per stage.
     """
     runs: dict[int, dict] = {}
@@ -162,8 +163,8 @@ def run(source: Path, out: Path, *, sizes=SIZES, seed: int = 0, max_memory: floa
         runs[size] = result
         commands = {
             "sample": ["sample", "--from", str(source), "--size", str(size), "--seed", str(seed), "-o", str(catalog)],
-            "train_cold": ["train", str(catalog), "--out", str(model)],
-            "train_warm": ["train", str(catalog), "--out", str(model)],
+            "train_cold": ["train", str(catalog), "--out", str(model), "--encoder", encoder],
+            "train_warm": ["train", str(catalog), "--out", str(model), "--encoder", encoder],
             "impute_unchanged": ["impute", str(catalog), "--model", str(model), "-o", str(work / "out.jsonl")],
             "impute_changed": ["impute", str(work / "changed.jsonl"), "--model", str(model), "-o",
                                str(work / "out.jsonl")],

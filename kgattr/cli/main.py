@@ -309,7 +309,8 @@ def bench_scale(source: Path = typer.Option(..., "--from", help="Real catalog wh
                 max_memory: float = typer.Option(6.0, "--max-memory", callback=within(0, None, open_low=True), help="GB a stage may hold: a stage predicted to need more is not run, one that takes more is stopped."),
                 cold: bool = typer.Option(True, "--cold/--no-cold", help="Also train with an empty text cache."),
                 cache: Optional[Path] = typer.Option(None, "--cache", help="Text cache shared by every size and kept, warm from an earlier run (no cold training then) [default: an empty one a size]."),
-                seed: int = typer.Option(0, callback=natural, help="Random seed of the generated catalogs.")):
+                seed: int = typer.Option(0, callback=natural, help="Random seed of the generated catalogs."),
+                encoder: Backend = EncoderOpt):
     """Measure train, impute and complete at growing catalog sizes: seconds, peak memory, growth exponents.
 
     Example: kgattr bench-scale --from data/sample.jsonl --size 200 --size 400 --no-cold --report out/bench-scale
@@ -319,7 +320,7 @@ def bench_scale(source: Path = typer.Option(..., "--from", help="Real catalog wh
     with claim([("--report", report / "growth.json"), ("--report", report / "growth.md"),
                 ("--report", report / "growth.png")], [("the input catalog", source)]):
         result = run(source, report, sizes=size, seed=seed, max_memory=max_memory * GB, cold=cold, cache=cache,
-                     log=lambda line: typer.echo(line, err=True))
+                     encoder=encoder, log=lambda line: typer.echo(line, err=True))
     for stage, g in result["growth"].items():
         typer.echo(f"{stage}: exponent {g['seconds']} (seconds), {g['peak_bytes']} (memory)")
     typer.echo(f"-> {report / 'growth.md'}")
