@@ -165,13 +165,14 @@ class AttributeCompleter:
         # mix weights (2, num_attributes, S): [products with known values, products without any],
         # [GNN, linear, similar-product vote, extractor (with one)]
         mixes = []
-        while heldout:             # each part's dense (cells, values) scores are let go as soon as it is mixed
-            rows, truth, scores = heldout.pop(0)
-            allowed = np.stack([self.allowed_mask(catalog.products[r].category) for r in rows]) if len(rows) \
-                else np.zeros((0, len(graph.values)), bool)
-            scores = scores + ([extracted[rows].toarray()] if extracted is not None else [])
-            mixture = fit_mixture(scores, truth, allowed, self.value_attribute_, len(self.attributes_),
-                                  groups=rows)
+        while heldout:             # each part's scores (per attribute of its cells) are let go once it is mixed
+            rows, truth, blocks, scores = heldout.pop(0)
+            products = catalog.products
+            allowed = blocks.map(lambda cells, columns: np.stack([self.allowed_mask(products[r].category)[columns]
+                                                                  for r in rows[cells]]))
+            if extracted is not None:
+                scores = scores + [blocks.map(lambda cells, columns: extracted[rows[cells]][:, columns].toarray())]
+            mixture = fit_mixture(scores, truth, allowed, blocks, len(self.attributes_), groups=rows)
             mixes.append(mixture.weights)
             if len(mixes) == 1:
                 # every outcome out of fold: the mix fitted without the cell's fold, copies learned without it

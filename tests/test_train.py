@@ -1,42 +1,8 @@
 import numpy as np
-import pytest
 import torch
 
-from kgattr.engine.mixture import fit_mixture
 from kgattr.engine.model import FusionGNN
 from kgattr.engine.train import Neighbours, neighbour_votes
-
-
-def test_mixture_recovers_overconfidence_and_ignores_noise():
-    rng = np.random.default_rng(0)
-    value_attribute = np.array([0, 0, 0, 1, 1])
-    true = rng.normal(size=(4000, 5)).astype(np.float32)
-    attr = rng.integers(0, 2, 4000)
-    truth = np.empty(4000, dtype=np.int64)
-    for i, a in enumerate(attr):
-        cols = np.flatnonzero(value_attribute == a)
-        p = np.exp(true[i, cols]) / np.exp(true[i, cols]).sum()
-        truth[i] = cols[rng.choice(len(cols), p=p)]
-    noise = rng.normal(size=true.shape).astype(np.float32)
-    weights = fit_mixture([true * 3, noise], truth, np.ones_like(true, dtype=bool), value_attribute, 2).weights
-    assert weights[:, 0] == pytest.approx([1 / 3, 1 / 3], rel=0.15)
-    assert np.abs(weights[:, 1]).max() < 0.1
-
-
-def test_mixture_keeps_an_attribute_with_few_cells_near_the_shared_weights():
-    rng = np.random.default_rng(1)
-    value_attribute = np.array([0, 0, 0, 1, 1, 1])
-    signal, noise = (rng.normal(size=(2020, 6)).astype(np.float32) for _ in range(2))
-    attr = np.r_[np.zeros(2000, np.int64), np.ones(20, np.int64)]
-    # attribute 0 (2,000 cells) follows the signal; attribute 1 (20 cells) happens to follow the noise
-    truth = np.array([np.flatnonzero(value_attribute == a)[(signal if a == 0 else noise)[i, 3 * a:3 * a + 3].argmax()]
-                      for i, a in enumerate(attr)])
-    allowed = np.ones_like(signal, dtype=bool)
-    # one fold: no choice by cross-validation, the prior alone
-    pulled = fit_mixture([signal, noise], truth, allowed, value_attribute, 2, prior_strength=5.0, folds=1).weights
-    alone = fit_mixture([signal, noise], truth, allowed, value_attribute, 2, prior_strength=0.0, folds=1).weights
-    assert pulled[0, 0] > 3 * pulled[0, 1]
-    assert np.abs(pulled[1] - pulled[0]).sum() < 0.5 * np.abs(alone[1] - alone[0]).sum()
 
 
 def test_neighbour_votes_share_among_neighbours_with_the_attribute():
@@ -95,6 +61,8 @@ def test_linear_scorer_matches_liblinear_and_round_trips():
     assert scorer.weight_[title_size:, :3].nnz == 0
     again = LinearTextScorer.from_state(scorer.get_state())
     assert np.array_equal(again.decision(x), scores)
+    # one attribute's values alone score as they do among all (the same terms summed in the same order)
+    assert np.array_equal(scorer.decision(x[5:9], slice(3, 5)), scores[5:9, 3:5])
     pruned = LinearTextScorer(C=0.5, description_weights=2 * terms, min_weight=0.05).fit(
         x, rows, values, value_attribute, title_size)
     assert 0 < pruned.weight_.nnz < scorer.weight_.nnz and np.abs(pruned.weight_.data).min() >= 0.05

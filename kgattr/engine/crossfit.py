@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..io import schedule
+from .blocks import Blocks
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,12 @@ PATIENCE = 2
 
 
 class Heldout(NamedTuple):
-    """Scores of held-out cells: product rows (c,), true value indices (c,), and the members' (c, num_values)
-    scores [GNN, linear, similar-product vote]."""
+    """Scores of held-out cells: product rows (c,), true value indices (c,), the cells grouped by attribute
+    (:class:`~kgattr.engine.blocks.Blocks`), and the members' scores [GNN, linear, similar-product vote], each one
+    (cells of a, values of a) array per attribute a of ``blocks``."""
     rows: np.ndarray
     truth: np.ndarray
+    blocks: Blocks
     scores: list
 
 
@@ -65,11 +68,11 @@ def cross_fit(c, inputs, near, target: np.ndarray, held: np.ndarray, batch_size:
 
     Returns:
         (model, linear, training losses of the model, [warm, cold] :class:`Heldout`), warm: products seeing
-        their other values, cold: products seeing none (see :func:`~kgattr.engine.train.calibration_logits`).
+        their other values, cold: products seeing none (see :func:`~kgattr.engine.train.calibration_batches`).
     """
     from .linear import LinearTextScorer
     from .model import FusionGNN
-    from .train import calibration_logits, fit_model, num_features, seed_torch
+    from .train import calibration_batches, fit_model, num_features, seed_torch
 
     epochs = c.epochs if c.epochs is not None else epoch_budget(inputs.text.shape[0], batch_size)
     patience = PATIENCE if c.epochs is None and epochs > MIN_EPOCHS else None
@@ -90,8 +93,14 @@ def cross_fit(c, inputs, near, target: np.ndarray, held: np.ndarray, batch_size:
     # in a thread beside the GNN, liblinear (which releases the GIL) slowed torch's two threads more than it saved
     linear = LinearTextScorer(C=c.svm_c).fit(inputs.lexical, coo.row[trained], coo.col[trained],
                                              c.value_attribute_, c.lexical_.title_size_, map=map)
-    parts = [Heldout(rows, truth, [logits, linear.decision(inputs.lexical[rows]), vote])
-             for rows, truth, logits, vote in calibration_logits(model, inputs, near, edges, held,
-                                                                 mask_rate=c.mask_rate, sharpness=c.sharpness,
-                                                                 seed=c.seed)]
+    parts = []
+    for rows, truth, batches in calibration_batches(model, inputs, near, edges, held, mask_rate=c.mask_rate,
+                                                    sharpness=c.sharpness, seed=c.seed):
+        blocks = Blocks(truth, c.value_attribute_)
+        logits, votes = blocks.empty(), blocks.empty()
+        for cells, z, vote in batches:              # each batch's (k, num_values) rows, cut to their attributes
+            blocks.put(logits, cells, z.numpy())
+            blocks.put(votes, cells, vote)
+        svm = blocks.map(lambda cells, columns: linear.decision(inputs.lexical[rows[cells]], columns))
+        parts.append(Heldout(rows, truth, blocks, [logits, svm, votes]))
     return model, linear, history, parts

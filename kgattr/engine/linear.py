@@ -75,9 +75,12 @@ class LinearTextScorer:
         self.bias_ = bias
         return self
 
-    def decision(self, lexical: sp.csr_matrix) -> np.ndarray:
-        """(n, num_values) float32 scores of the products' tf-idf rows (n, terms)."""
-        return (lexical @ self.weight_).toarray() + self.bias_
+    def decision(self, lexical: sp.csr_matrix, columns: slice | None = None) -> np.ndarray:
+        """(n, values) float32 scores of the products' tf-idf rows (n, terms): of every value, or of the values
+        ``columns`` (one attribute's, say). A value's score is the same either way, summed over the same terms."""
+        weight, bias = (self.weight_, self.bias_) if columns is None else (self.weight_[:, columns],
+                                                                          self.bias_[columns])
+        return (lexical @ weight).toarray() + bias
 
     def get_state(self) -> dict[str, np.ndarray]:
         w = self.weight_

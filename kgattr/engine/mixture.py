@@ -13,10 +13,12 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from .blocks import Blocks
+
 PRIOR_STRENGTHS = (1.0, 5.0, 25.0)
 
 
-def fit_mixture(scores: list[np.ndarray], truth: np.ndarray, allowed: np.ndarray, value_attribute: np.ndarray,
+def fit_mixture(scores: list[list[np.ndarray]], truth: np.ndarray, allowed: list[np.ndarray], blocks: Blocks,
                 num_attributes: int, prior_strength: float | None = None, *, groups: np.ndarray | None = None,
                 folds: int = 3, own_cells: int = 30) -> "Mixture":
     """Weights w minimising the held-out NLL of softmax(sum_j w_j * scores_j), and the cells' out-of-fold outcomes.
@@ -31,9 +33,12 @@ def fit_mixture(scores: list[np.ndarray], truth: np.ndarray, allowed: np.ndarray
     :data:`TOP` best values by each member and the true one (the others hold next to no probability).
 
     Args:
-        scores: each (c, num_values), raw scores of the held-out cells.
+        scores: per member, raw scores of the held-out cells over their own attributes' values: one
+            (cells of a, values of a) array per attribute a of ``blocks``.
         truth: (c,) true value index of each cell.
-        allowed: (c, num_values) bool, the candidates the rules leave (the true value always among them).
+        allowed: one (cells of a, values of a) bool array per attribute a of ``blocks``, the candidates the rules
+            leave (the true value always among them).
+        blocks: the cells grouped by attribute.
         groups: (c,) the cells' products: folds never split a product (None: each cell its own).
         folds: of the cross-validation (1: no choice, the mix with the first prior strength).
 
@@ -46,7 +51,7 @@ def fit_mixture(scores: list[np.ndarray], truth: np.ndarray, allowed: np.ndarray
     weights = np.ones((num_attributes, num_scores), dtype=np.float32)
     if len(truth) == 0:
         return Mixture(weights, np.zeros(0, np.float32), np.zeros(0, bool))
-    cells = _cells(scores, truth, allowed, value_attribute)
+    cells = _cells(scores, truth, allowed, blocks)
     attributes = cells.attributes
     strengths = PRIOR_STRENGTHS if prior_strength is None else (prior_strength,)
     candidates = [("mix", s) for s in strengths] + [("alone", j) for j in range(num_scores)]
@@ -144,23 +149,20 @@ class _Cells(NamedTuple):
         return self.per_attribute(wrong).numpy(), self.per_attribute(nll).numpy()
 
 
-def _segments(scores: list[np.ndarray], truth: np.ndarray, allowed: np.ndarray, value_attribute: np.ndarray):
-    """Per attribute of the cells, in attribute order: (attribute, cell indices (m,), its own columns of the
-    scores (m, values, len(scores)), of ``allowed`` (m, values), the true value's column (m,))."""
-    attr = value_attribute[truth]
-    for a in np.unique(attr):
-        cells = np.flatnonzero(attr == a)
-        cols = np.flatnonzero(value_attribute == a)
-        z = np.stack([s[cells][:, cols] for s in scores], -1).astype(np.float32)
-        yield (int(a), cells, torch.from_numpy(z), torch.from_numpy(allowed[cells][:, cols]),
-               torch.from_numpy((truth[cells] - cols[0]).astype(np.int64)))
+def _segments(scores: list[list[np.ndarray]], truth: np.ndarray, allowed: list[np.ndarray], blocks: Blocks):
+    """Per block, in attribute order: (attribute, cell indices (m,), the members' scores (m, values, len(scores)),
+    a copy of its ``allowed`` (m, values), the true value's column (m,))."""
+    for b, (a, cells, columns) in enumerate(blocks):
+        z = np.stack([s[b] for s in scores], -1).astype(np.float32)
+        yield (a, cells, torch.from_numpy(z), torch.from_numpy(allowed[b].copy()),
+               torch.from_numpy((truth[cells] - columns.start).astype(np.int64)))
 
 
-def _cells(scores: list[np.ndarray], truth: np.ndarray, allowed: np.ndarray, value_attribute: np.ndarray) -> _Cells:
+def _cells(scores: list[list[np.ndarray]], truth: np.ndarray, allowed: list[np.ndarray], blocks: Blocks) -> _Cells:
     """Each cell's :data:`TOP` best allowed values by each member, and its true value, padded to one width."""
     width = TOP * len(scores) + 1
     attributes, parts = [], []
-    for i, (a, cells, z, ok, y) in enumerate(_segments(scores, truth, allowed, value_attribute)):
+    for i, (a, cells, z, ok, y) in enumerate(_segments(scores, truth, allowed, blocks)):
         attributes.append(a)
         ok[torch.arange(len(y)), y] = True
         chosen = torch.zeros_like(ok)

@@ -25,12 +25,13 @@ def score_gaps(c, catalog, inputs, near, extracted=None) -> dict[str, np.ndarray
     parts = []
     for rows, logits in predict_logits(c.model_, inputs, near, c.pool_, (c.graph_.cooccurs, c.graph_.pmi),
                                        sharpness=c.sharpness, progress=c.progress):
-        w = weight[(known[rows] == 0).astype(np.int64)]                   # (len(rows), num_values, S)
+        cold = (known[rows] == 0).astype(np.int64)                         # (len(rows),) the mix of each row
         scores = [logits, c.linear_.decision(inputs.lexical[rows]),
                   similar_vote(near.take(rows), c.pool_, c.sharpness)]
         if extracted is not None:
             scores.append(extracted[rows].toarray())
-        logits = sum(score * w[..., j] for j, score in enumerate(scores))
+        # one member's (len(rows), num_values) weights at a time, never all S of them
+        logits = sum(score * weight[cold, :, j] for j, score in enumerate(scores))
         gap_row, gap_attr = [], []
         for i, r in enumerate(rows):
             for a in c.gaps(catalog.products[r]):

@@ -267,15 +267,20 @@ def fit_model(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, graph_ed
 @torch.no_grad()
 def heldout_loss(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, graph_edges, calibration: np.ndarray, *,
                  mask_rate: float, sharpness: float, seed: int) -> float:
-    """Mean cross-entropy of the ``calibration`` edges (see :func:`calibration_logits`, warm products only)."""
-    rows, truth, logits, _ = calibration_logits(model, inputs, neighbours, graph_edges, calibration,
-                                                mask_rate=mask_rate, sharpness=sharpness, seed=seed,
-                                                cold_products=0)[0]
+    """Mean cross-entropy of the ``calibration`` edges over their attributes' values (see
+    :func:`calibration_batches`, warm products only)."""
+    (_, truth, batches), _ = calibration_batches(model, inputs, neighbours, graph_edges, calibration,
+                                                 mask_rate=mask_rate, sharpness=sharpness, seed=seed, cold_products=0)
     if len(truth) == 0:
         return float("nan")
     attr_mask = _attribute_mask(model.value_attribute.numpy())
-    z = torch.from_numpy(logits).masked_fill(~attr_mask[model.value_attribute[truth]], float("-inf"))
-    return float(F.cross_entropy(z, torch.from_numpy(truth.astype(np.int64))))
+    # each cell's log-probability of its true value, batch by batch: the rows F.cross_entropy would take whole
+    picked = []
+    for cells, logits, _ in batches:
+        y = torch.from_numpy(truth[cells])
+        z = logits.masked_fill(~attr_mask[model.value_attribute[y]], float("-inf"))
+        picked.append(F.log_softmax(z, 1).gather(1, y[:, None]))
+    return float(F.nll_loss(torch.cat(picked), torch.zeros(len(truth), dtype=torch.long)))
 
 
 def _attribute_mask(value_attribute: np.ndarray) -> torch.Tensor:
@@ -314,15 +319,16 @@ def predict_logits(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, poo
 
 
 @torch.no_grad()
-def calibration_logits(model: FusionGNN, inputs: Inputs, neighbours, graph_edges, calibration: np.ndarray, *,
-                       mask_rate: float, sharpness: float, seed: int, batch_size: int = 1024,
-                       cold_products: int = 4096) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Logits of the calibration edges, hidden together with a random share of the others.
+def calibration_batches(model: FusionGNN, inputs: Inputs, neighbours, graph_edges, calibration: np.ndarray, *,
+                        mask_rate: float, sharpness: float, seed: int, batch_size: int = 1024,
+                        cold_products: int = 4096) -> list[tuple]:
+    """Logits of the calibration edges, hidden together with a random share of the others, batch by batch.
 
-    Returns two (product rows (c,), true value indices (c,), logits (c, num_values), similar-product votes
-    (c, num_values), see :func:`similar_vote`): warm, the products seeing their other values; cold, up to
-    ``cold_products`` of the same products seeing none of their values, as a new product arrives (its
-    neighbours keep theirs).
+    Returns two (product rows (c,), true value indices (c,), batches): warm, the products seeing their other
+    values; cold, up to ``cold_products`` of the same products seeing none of their values, as a new product
+    arrives (its neighbours keep theirs). ``batches`` yields the part's cells in order, a batch of products at a
+    time: (their positions among the c (k,), logits (k, num_values) tensor, similar-product votes (k, num_values),
+    see :func:`similar_vote`); what is kept of them is the caller's.
     """
     rng = np.random.default_rng(seed + 1)
     coo = inputs.values.tocoo()
@@ -335,23 +341,23 @@ def calibration_logits(model: FusionGNN, inputs: Inputs, neighbours, graph_edges
                             (edges[0][calibration], edges[1][calibration])), shape=inputs.values.shape)
     products = np.unique(edges[0][calibration])
     cold = np.sort(rng.choice(products, min(cold_products, len(products)), replace=False))
-    out = []
-    for chosen, seen in ((products, visible), (cold, sp.csr_matrix(inputs.values.shape, dtype=np.float32))):
-        cells = wanted[chosen].tocoo()
-        rows, truth = chosen[cells.row], cells.col
-        # filled in place, batch by batch: (cells, num_values) twice, never a list of parts beside the whole
-        logits = np.empty((len(rows), inputs.values.shape[1]), np.float32)
-        votes = np.empty_like(logits)
+
+    @torch.no_grad()
+    def batches(chosen: np.ndarray, seen: sp.csr_matrix):
         at = 0
         for start in range(0, len(chosen), batch_size):
             batch = chosen[start:start + batch_size]
             near = neighbours.take(batch)
             z = batch_logits(model, x_value, inputs, seen, batch, near, pool, sharpness)
             t = wanted[batch].tocoo()
-            logits[at:at + t.nnz] = z[torch.from_numpy(t.row.astype(np.int64))].numpy()
-            votes[at:at + t.nnz] = similar_vote(near, pool, sharpness)[t.row]
+            yield (np.arange(at, at + t.nnz), z[torch.from_numpy(t.row.astype(np.int64))],
+                   similar_vote(near, pool, sharpness)[t.row])
             at += t.nnz
-        out.append((rows.astype(np.int64), truth.astype(np.int64), logits, votes))
+
+    out = []
+    for chosen, seen in ((products, visible), (cold, sp.csr_matrix(inputs.values.shape, dtype=np.float32))):
+        cells = wanted[chosen].tocoo()
+        out.append((chosen[cells.row].astype(np.int64), cells.col.astype(np.int64), batches(chosen, seen)))
     return out
 
 
