@@ -47,8 +47,8 @@ class AttributeCompleter:
         cache_dir: text-embedding cache (see :class:`~kgattr.text.encoder.TextEncoder`).
         extractor: directory of a trained text extractor (``kgattr extract train``): the values it reads in a
             product's text become a third score of the mix, and their spans evidence (None: not used).
-        text_backend: how BERT runs: ``torch``, ``onnx`` or ``onnx-int8`` (see :mod:`kgattr.text.encoding`); new products
-            are encoded the same way.
+        text_backend: how BERT runs: ``torch``, ``onnx``, ``onnx-int8`` or ``static`` (see
+            :mod:`kgattr.text.encoding`); new products are encoded the same way.
         read_text: False gives the graph-only ablation of the benchmark (GRAPE-style): no BERT, tf-idf or
             mentions, neighbours by shared known values; it completes only the products it was fitted on.
         progress: show progress bars.

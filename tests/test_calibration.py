@@ -19,6 +19,16 @@ def test_an_overconfident_source_is_brought_to_its_accuracy_and_the_other_kept()
     assert abs(float(calibrate(maps, 0.8, True)) - 0.8) < 0.03
 
 
+def test_a_source_too_sure_of_low_confidences_and_too_shy_of_middle_ones_is_followed():
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0.01, 0.99, 20000)
+    truth = lambda p: 1 / (1 + np.exp(-(2 * np.log(p) + 0.5 * np.log1p(-p) + 2.0)))    # a beta map (2, -0.5, 2)
+    maps = fit_maps(conf, rng.random(len(conf)) < truth(conf), np.zeros(len(conf), bool))
+    for p in (0.05, 0.3, 0.6, 0.9):
+        assert abs(float(calibrate(maps, p, False)) - truth(p)) < 0.03
+    assert float(calibrate(maps, 0.05, False)) < 0.05 < 0.3 < float(calibrate(maps, 0.3, False))
+
+
 def test_few_cells_barely_move_a_source():
     rng = np.random.default_rng(0)
     conf, right = _overconfident(rng, 5)

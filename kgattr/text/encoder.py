@@ -14,7 +14,7 @@ from .weights import check_backend, default_text_model, model_identity
 
 log = logging.getLogger(__name__)
 
-# (tokenizer, run, hidden size) by (path, backend, cache folder), for TextEncoder only (the extractor fine-tunes its
+# (embed, width) by (path, backend, cache folder), for TextEncoder only (the extractor fine-tunes its
 # own copy): a server scoring new products request by request would otherwise read the weights again for each batch
 _RUNNERS: dict[tuple, tuple] = {}
 
@@ -34,7 +34,8 @@ class TextEncoder:
         max_length: tokens per text; title first, so the description is what gets cut.
         batch_size: texts per forward pass.
         cache_dir: where the cache lives (None: ``$KGATTR_CACHE`` or ``~/.cache/kgattr``; False: no cache).
-        backend: ``torch``, ``onnx`` or ``onnx-int8`` (ONNX Runtime, int8 matrix products); see :mod:`kgattr.text.encoding`.
+        backend: ``torch``, ``onnx``, ``onnx-int8`` (ONNX Runtime, int8 matrix products) or ``static`` (token
+            vectors distilled from the model, see :mod:`kgattr.text.static`); see :mod:`kgattr.text.encoding`.
     """
 
     def __init__(self, model_path: str | None = None, *, max_length: int = 48, batch_size: int = 64,
@@ -74,19 +75,18 @@ class TextEncoder:
         key = (self.path, self.backend, str(cache_root))
         if key not in _RUNNERS:
             _RUNNERS[key] = runner(self.path, self.backend, cache_root)
-        tokenizer, run, dim = _RUNNERS[key]
+        embed, dim = _RUNNERS[key]
         out = np.zeros((len(texts), dim), dtype=np.float32)
         bar = progress_bar(total=len(texts), desc="encoding text", unit="text", enabled=progress)
         for idx in self.batches(texts):
-            batch = tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
-                              padding=True, return_tensors="np")
-            out[idx] = run(batch["input_ids"], batch["attention_mask"])
+            out[idx] = embed([texts[i] for i in idx], self.max_length)
             bar.update(len(idx))
         bar.close()
         return out
 
     def encode(self, texts: list[str], *, progress: bool = False, compute=None) -> np.ndarray:
-        """Embeddings of ``texts``: float32 array (len(texts), hidden_size), rows of unit length.
+        """Embeddings of ``texts``: float32 array (len(texts), width), rows of unit length
+        (the width is the model's hidden size; ``static``: a text with no known token is all zeros).
 
         Args:
             compute: encodes the distinct texts not cached, list -> array as :meth:`encode_batches` (None: here).

@@ -1,10 +1,12 @@
-"""Running a sentence encoder: PyTorch, or ONNX Runtime on an exported copy of it, optionally int8-quantised.
+"""Running a sentence encoder: PyTorch, ONNX Runtime on an exported copy of it (optionally int8-quantised), or
+static token vectors distilled from it.
 
-Every backend computes the same function, the mean of the last hidden states over the real tokens, L2-normalised
-(:class:`MeanPooled`); ``onnx`` runs it to within float rounding of ``torch``, ``onnx-int8`` with int8 matrix
-products (weights quantised per output channel, activations per batch at run time), several times faster on a
-CPU and a cosine of about 0.99 to the ``torch`` vectors. The exported copy is written once per model, backend and
-library versions under the cache folder (``onnx/``), and read from there afterwards.
+The transformer backends compute the same function, the mean of the last hidden states over the real tokens,
+L2-normalised (:class:`MeanPooled`); ``onnx`` runs it to within float rounding of ``torch``, ``onnx-int8`` with
+int8 matrix products (weights quantised per output channel, activations per batch at run time), several times
+faster on a CPU and a cosine of about 0.99 to the ``torch`` vectors. The exported copy is written once per model,
+backend and library versions under the cache folder (``onnx/``), and read from there afterwards. ``static`` runs
+no transformer: a text's vector is the mean of its tokens' distilled vectors (see :mod:`kgattr.text.static`).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .static import static_runner
 from .weights import check_backend, load_encoder, model_identity
 
 
@@ -25,6 +28,8 @@ log = logging.getLogger(__name__)
 
 # (input_ids (b, t) int64, attention_mask (b, t) int64) -> (b, hidden size) float32 unit rows
 Run = Callable[[np.ndarray, np.ndarray], np.ndarray]
+# (texts, max_length in tokens) -> (len(texts), width) float32 unit rows
+Embed = Callable[[list[str], int], np.ndarray]
 
 
 class MeanPooled(torch.nn.Module):
@@ -41,15 +46,18 @@ class MeanPooled(torch.nn.Module):
         return torch.nn.functional.normalize(pooled, dim=-1)
 
 
-def runner(path: str, backend: str, cache_root: Path):
-    """(tokenizer, run, hidden size) of the encoder at ``path`` on ``backend``; see :data:`Run`.
+def runner(path: str, backend: str, cache_root: Path) -> tuple[Embed, int]:
+    """(embed, width of its vectors) of the encoder at ``path`` on ``backend``; see :data:`Embed`.
 
     A GPU is used where there is one: CUDA through torch, or onnxruntime's CUDA provider where installed.
 
     Args:
-        cache_root: the cache folder; ONNX backends keep their exported model under ``onnx/`` there.
+        cache_root: the cache folder; ONNX backends keep their exported model under ``onnx/`` there, ``static``
+            its distilled vectors under ``static/``.
     """
     check_backend(backend)
+    if backend == "static":
+        return static_runner(path, cache_root)
     if backend == "torch":
         tokenizer, encoder = load_encoder(path)
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -59,7 +67,7 @@ def runner(path: str, backend: str, cache_root: Path):
             with torch.inference_mode():
                 return pooled(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)).float().cpu().numpy()
 
-        return tokenizer, run, encoder.config.hidden_size
+        return tokenised(tokenizer, run), encoder.config.hidden_size
     import onnxruntime as ort
     from transformers import AutoConfig, AutoTokenizer
 
@@ -75,7 +83,16 @@ def runner(path: str, backend: str, cache_root: Path):
     def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return session.run(None, {"input_ids": ids.astype(np.int64), "attention_mask": mask.astype(np.int64)})[0]
 
-    return AutoTokenizer.from_pretrained(path), run, AutoConfig.from_pretrained(path).hidden_size
+    return tokenised(AutoTokenizer.from_pretrained(path), run), AutoConfig.from_pretrained(path).hidden_size
+
+
+def tokenised(tokenizer, run: Run) -> Embed:
+    """:data:`Embed` of a transformer: texts cut to ``max_length`` tokens, padded to the batch's longest, then run."""
+    def embed(texts: list[str], max_length: int) -> np.ndarray:
+        batch = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="np")
+        return run(batch["input_ids"], batch["attention_mask"])
+
+    return embed
 
 
 def exported(path: str, backend: str, cache_root: Path) -> Path:

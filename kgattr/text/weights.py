@@ -31,7 +31,9 @@ def load_encoder(path: str, **options):
     return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path, **options)
 
 
-BACKENDS = ("torch", "onnx", "onnx-int8")         # see kgattr.text.encoding
+BACKENDS = ("torch", "onnx", "onnx-int8", "static")         # see kgattr.text.encoding
+NEEDS = {"onnx": ("onnxruntime", "onnx"), "onnx-int8": ("onnxruntime", "onnx"),
+         "static": ("model2vec", "static")}          # backend -> (module it imports, kgattr's extra that installs it)
 
 
 def check_backend(backend: str) -> None:
@@ -39,8 +41,9 @@ def check_backend(backend: str) -> None:
     missing."""
     if backend not in BACKENDS:
         raise EncoderError(f"unknown text backend {backend!r} (choose from {', '.join(BACKENDS)})")
-    if backend != "torch" and importlib.util.find_spec("onnxruntime") is None:
-        raise EncoderError(f"text backend {backend!r} needs onnxruntime: pip install 'kgattr[onnx]'")
+    module, extra = NEEDS.get(backend, (None, None))
+    if module and importlib.util.find_spec(module) is None:
+        raise EncoderError(f"text backend {backend!r} needs {module}: pip install 'kgattr[{extra}]'")
 
 
 def model_identity(path: str) -> list:
