@@ -127,3 +127,17 @@ def test_products_listed_nearby_vote(tiny_bert, tmp_path):
     assert np.mean([found[s].value == v for s, v in hidden.items()]) >= 0.9
     some = next(iter(hidden))
     assert {x["value"] for x in found[some].evidence["listed_near"]} == {hidden[some]}
+
+
+def test_stored_copies_are_those_the_text_gives_and_survive_a_save(fitted, catalog, tmp_path):
+    from kgattr.engine.scoring import text_copies
+
+    cells = fitted.cells_
+    read = text_copies(fitted, fitted.products_, cells["product"], cells["attribute"])
+    assert read.keys() <= cells.keys()
+    for k, v in read.items():
+        assert v.tolist() == cells[k].tolist(), k
+    fitted.save(tmp_path / "m")
+    loaded = AttributeCompleter.load(tmp_path / "m")
+    for k, v in cells.items():
+        assert v.dtype == loaded.cells_[k].dtype and v.tolist() == loaded.cells_[k].tolist(), k

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .calibration import calibrate, share_rest
+from .scoring import FIELDS
 
 
 @dataclass
@@ -89,14 +90,16 @@ def completions(model, products, cells, neighbours: np.ndarray, evidence_floor: 
     listed = model.listed_near(products, by_category=False)[:, 0] if evidence_floor <= 1 and len(cells["product"]) else None
     vals = cells["values"]
     names = np.array([v for _, v in model.graph_.values] + [None], dtype=object)[vals]    # -1 pads -> None
-    categories = [tuple(products[r].category) for r in cells["product"]]
+    rows = cells["product"].tolist()                        # (M,) product of each cell, as Python ints
+    own = [tuple(p.category) for p in products]
+    categories = [own[r] for r in rows]
     masks, at = {}, []
     for c in categories:
         at.append(masks.setdefault(c, len(masks)))
     masks = np.stack([model.allowed_mask(c) for c in masks]) if masks else np.zeros((0, len(model.graph_.values)), bool)
     allowed = masks[np.array(at, dtype=np.int64)[:, None], vals] if len(at) else np.zeros(vals.shape, bool)
-    attributes = [model.attributes_[a] for a in cells["attribute"]]
-    known = [products[r].attributes for r in cells["product"]]
+    attributes = [model.attributes_[a] for a in cells["attribute"].tolist()]
+    known = [products[r].attributes for r in rows]
     rules = model.rules_
     # implications and exclusions: the verdict depends on the product's own values (a value the mask refuses, the
     # rules refuse with them too)
@@ -105,26 +108,24 @@ def completions(model, products, cells, neighbours: np.ndarray, evidence_floor: 
                       for n, ok in zip(names[m].tolist(), allowed[m].tolist())]
     decisions = decide(lambda m, v: rules.check(categories[m], attributes[m], v, known[m]).rule,
                        names, cells["logits"], allowed)
-    copies = _copies(model, products, cells["product"], attributes)
+    copies, copy_confidence = cells["copy"].tolist(), cells["copy_confidence"].tolist()
     maps = model.calibration_["map"]
     # every confidence mapped at once: each decision's as from the mix, each copy's as copied
     calibrated = calibrate(maps, np.array([d[1] for d in decisions], dtype=np.float64), False).tolist()
-    copied = calibrate(maps, np.array([c.confidence if c is not None else 0.5 for c in copies], dtype=np.float64),
-                       True).tolist()
-    decided = []                             # (value, confidence, alternatives, rejected, copy) per cell
-    for m, (r, attr, (value, conf, alts, rejected)) in enumerate(zip(cells["product"].tolist(), attributes,
-                                                                    decisions)):
-        copy = copies[m] if copies[m] is not None and copies[m].confidence > conf \
-            and not refused.is_refused(products[r].sku, attr, copies[m].value) else None
-        broken = rules.check(categories[m], attr, copy.value, known[m]) if copy is not None else None
+    copied = calibrate(maps, np.where(cells["copy"] != None, cells["copy_confidence"], 0.5), True).tolist()  # noqa: E711
+    decided = []                             # (value, confidence, alternatives, rejected, copied value) per cell
+    for m, (r, attr, (value, conf, alts, rejected)) in enumerate(zip(rows, attributes, decisions)):
+        copy = copies[m] if copies[m] is not None and copy_confidence[m] > conf \
+            and not refused.is_refused(products[r].sku, attr, copies[m]) else None
+        broken = rules.check(categories[m], attr, copy, known[m]) if copy is not None else None
         if broken is not None:               # a copy the rules reject is listed like any rejected value
-            if all(r["value"] != copy.value for r in rejected):
-                rejected = rejected + [{"value": copy.value, "rule": broken.rule}]
+            if all(r["value"] != copy for r in rejected):
+                rejected = rejected + [{"value": copy, "rule": broken.rule}]
             copy = None
         if copy is not None:
-            if value is not None and value != copy.value:
+            if value is not None and value != copy:
                 alts = [{"value": value, "confidence": round(conf, 4)}] + alts[:2]
-            value, conf = copy.value, copied[m]
+            value, conf = copy, copied[m]
             alts = share_rest(alts, 1.0, 1.0 - conf)
         elif value is not None:
             raw, conf = conf, calibrated[m]
@@ -133,32 +134,19 @@ def completions(model, products, cells, neighbours: np.ndarray, evidence_floor: 
     backed = np.array([m for m, d in enumerate(decided) if d[0] is not None and d[1] >= evidence_floor], dtype=np.int64)
     found = dict(zip(backed.tolist(), model.evidence(products, cells["product"][backed], cells["attribute"][backed],
                                                      [decided[m][0] for m in backed.tolist()], neighbours, listed)))
-    for m, (r, attr, (value, conf, alts, rejected, copy)) in enumerate(zip(cells["product"].tolist(), attributes,
-                                                                          decided)):
+    spans = [cells[k].tolist() for k in ("copy_field", "copy_start", "copy_end")]      # where copies were read
+    for m, (r, attr, (value, conf, alts, rejected, copy)) in enumerate(zip(rows, attributes, decided)):
         p, evidence = products[r], found.get(m, {})
         if copy is not None and evidence:
-            text = getattr(p, copy.field)
-            evidence["extracted"] = {"field": copy.field, "start": copy.start, "end": copy.end,
-                                     "text": text[copy.start:copy.end], "confidence": round(conf, 4)}
-            evidence["text"] = passage(text, copy.start, copy.end)
+            where, start, end = FIELDS[spans[0][m]], spans[1][m], spans[2][m]
+            text = getattr(p, where)
+            evidence["extracted"] = {"field": where, "start": start, "end": end, "text": text[start:end],
+                                     "confidence": round(conf, 4)}
+            evidence["text"] = passage(text, start, end)
         checked = rules.explain(categories[m], attr, value, known[m]) if explain and value is not None else []
         out[p.sku].completions.append(Completion(p.sku, attr, value, round(conf, 4), alts, rejected, evidence,
                                                  checked))
     return list(out.values())
-
-
-def _copies(model, products, rows: np.ndarray, attributes: list[str]) -> list:
-    """(M,) the :class:`~kgattr.extract.copying.Copy` the text gives each cell (product ``rows``, ``attributes``), or
-    None: where the attribute takes no copies, or the text states none."""
-    copier, wanted = getattr(model, "copier_", None), set(getattr(model, "copies_for_", ()))
-    if copier is None or not wanted:
-        return [None] * len(attributes)
-    asked = {}                # product row -> its cells' attributes that take copies (a product without any: no reading)
-    for r, a in zip(rows.tolist(), attributes):
-        if a in wanted:
-            asked.setdefault(r, set()).add(a)
-    found = {r: copier.copies(products[r], these) for r, these in asked.items()}
-    return [found[r].get(a) if a in wanted else None for r, a in zip(rows.tolist(), attributes)]
 
 
 class CategoryRules:

@@ -7,11 +7,12 @@ edges.safetensors      the co-occurrence graph
 vocab.json             tf-idf vocabulary, attributes seen per category
 network.safetensors    FusionGNN weights
 linear.safetensors     linear text scorer (sparse term x value weights)
-state.safetensors      neighbours, pool states, scored gaps of the training catalog
+state.safetensors      neighbours, pool states, scored gaps of the training catalog and the copy the text gives each
 neighbours.faiss       product vectors for similar-product search
 ontology.ttl           a copy of the ontology the model was trained with (used when its files are gone)
 products.sqlite        the training catalog's products by SKU (for `complete` and evidence)
-copier.json            copy rules: values read from a product's own text, and the attributes that take them
+copier.json            copy rules: values read from a product's own text, the attributes that take them, and the
+                       values the scored gaps' copies write
 refused.json           only when trained with reviews: {"refused": [[sku, attribute, value], ...]}, values
                        reviewers turned down, never proposed again for those products
 manifest.json          size and sha256 of each file above, written last
@@ -139,13 +140,18 @@ def _write(c, tmp: Path, home: Path) -> None:
     vocab = {"lexical": c.lexical_.get_state(),
              "category_attributes": [[list(k), sorted(v)] for k, v in c.category_attributes_.items()]}
     (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
-    copier = {"copier": c.copier_.get_state() if c.copier_ else None, "attributes": getattr(c, "copies_for_", [])}
+    # the scored gaps' copied values as a table ("copied") and, in state.safetensors, an index into it (-1: none)
+    copied = list(dict.fromkeys(v for v in c.cells_["copy"].tolist() if v is not None))
+    at = {v: i for i, v in enumerate(copied)}
+    copier = {"copier": c.copier_.get_state() if c.copier_ else None, "attributes": getattr(c, "copies_for_", []),
+              "copied": copied}
     (tmp / "copier.json").write_text(json.dumps(copier, ensure_ascii=False))
     save_torch({k: v.contiguous() for k, v in c.model_.state_dict().items()}, str(tmp / "network.safetensors"))
     state = {"knn_index": c.knn_[0], "knn_score": c.knn_[1], "text_hash": c.text_hash_, "record_hash": c.record_hash_,
              "value_attribute": c.value_attribute_, "mix": c.mix_,
              "pool_h1": c.pool_.h1.numpy()}
     state.update({f"cells_{k}": v for k, v in c.cells_.items()})
+    state["cells_copy"] = np.array([at.get(v, -1) for v in c.cells_["copy"].tolist()], dtype=np.int64)
     state.update({f"calibration_{k}": v for k, v in c.calibration_.items()})
     if c.extracted_:
         state.update({f"extracted_{k}": v for k, v in c.extracted_.arrays.items()})
@@ -232,6 +238,7 @@ def load(cls, path, ontology: Path | None = None):
         copier = json_object(path / "copier.json")
         self.copier_ = TextCopier.from_state(copier["copier"]) if copier["copier"] else None
         self.copies_for_ = copier["attributes"]
+        copied = np.array(copier["copied"] + [None], dtype=object)          # -1 in cells_copy: None
     with reading(path / "state.safetensors"):
         state = load_file(str(path / "state.safetensors"))
         self.knn_ = (state["knn_index"], state["knn_score"])
@@ -240,6 +247,7 @@ def load(cls, path, ontology: Path | None = None):
         self.mix_ = state["mix"]
         self.pool_h1_ = state["pool_h1"]
         self.cells_ = {k[len("cells_"):]: state[k] for k in STATE if k.startswith("cells_")}
+        self.cells_["copy"] = copied[self.cells_["copy"]]
         self.calibration_ = {k[len("calibration_"):]: state[k] for k in STATE if k.startswith("calibration_")}
         self.extracted_ = ExtractedValues({k: state[f"extracted_{k}"] for k in ExtractedValues.KEYS}) \
             if "extracted_row" in state else None

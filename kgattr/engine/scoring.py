@@ -1,6 +1,8 @@
-"""Scoring the gaps of a catalog: the top candidates of every missing value, with mixed, calibrated logits.
+"""Scoring the gaps of a catalog: the top candidates of every missing value, with mixed, calibrated logits, and
+the copy the product's own text gives each gap.
 
-Products unchanged since training keep the cells scored then; new or changed ones go through the network.
+Products unchanged since training keep the cells scored (and the copies read) then; new or changed ones go through
+the network and their text is read again.
 The functions take a fitted :class:`~kgattr.completer.AttributeCompleter` ``c``, like those of
 :mod:`kgattr.engine.modeldir`.
 """
@@ -12,8 +14,12 @@ from ..exceptions import KgattrError
 from ..io.catalog import Catalog, content_hashes
 
 
+FIELDS = ("title", "description")          # a copy's field, as the cells' ``copy_field`` numbers it
+
+
 def score_gaps(c, catalog, inputs, near, extracted=None) -> dict[str, np.ndarray]:
-    """Top-k candidates of every gap: product row (M,), attribute (M,), values (M, k), logits (M, k).
+    """Top-k candidates of every gap: product row (M,), attribute (M,), values (M, k), logits (M, k), and the
+    columns of :func:`text_copies`.
     ``near``: :class:`~kgattr.engine.train.Neighbours` of the catalog's products in the pool.
     ``extracted``: (n, num_values) CSR of the extractor's confidences, when the model uses one."""
     from .train import predict_logits, similar_vote
@@ -48,12 +54,35 @@ def score_gaps(c, catalog, inputs, near, extracted=None) -> dict[str, np.ndarray
             scores[:, :top.shape[1]] = np.take_along_axis(seg, top, 1)
             parts.append((rows[sel], np.full(len(sel), a), values, scores))
     if not parts:
-        return {"product": np.zeros(0, np.int64), "attribute": np.zeros(0, np.int64),
-                "values": np.zeros((0, k), np.int64), "logits": np.zeros((0, k), np.float32)}
-    product, attribute, values, scores = (np.concatenate(x) for x in zip(*parts))
-    order = np.lexsort((attribute, product))
-    return {"product": product[order], "attribute": attribute[order], "values": values[order],
-            "logits": scores[order]}
+        cells = {"product": np.zeros(0, np.int64), "attribute": np.zeros(0, np.int64),
+                 "values": np.zeros((0, k), np.int64), "logits": np.zeros((0, k), np.float32)}
+    else:
+        product, attribute, values, scores = (np.concatenate(x) for x in zip(*parts))
+        order = np.lexsort((attribute, product))
+        cells = {"product": product[order], "attribute": attribute[order], "values": values[order],
+                 "logits": scores[order]}
+    return {**cells, **text_copies(c, catalog.products, cells["product"], cells["attribute"])}
+
+
+def text_copies(c, products, rows: np.ndarray, attributes: np.ndarray) -> dict[str, np.ndarray]:
+    """The copy the text of ``products[rows[m]]`` gives its attribute index ``attributes[m]`` (M,) through the
+    model's copy rules: ``copy`` (M,) object, the value (None: the attribute takes no copies, or the text states
+    none); ``copy_confidence`` (M,) float64, the rule's (the model's map not yet applied); ``copy_field`` (M,)
+    int8, the :data:`FIELDS` index; ``copy_start``, ``copy_end`` (M,) int64, the span read."""
+    copier = getattr(c, "copier_", None)
+    wanted = set(getattr(c, "copies_for_", ())) if copier is not None else set()
+    names = [c.attributes_[a] for a in attributes.tolist()]
+    asked = {}                # product row -> its cells' attributes that take copies (a product without any: no reading)
+    for r, a in zip(rows.tolist(), names):
+        if a in wanted:
+            asked.setdefault(r, set()).add(a)
+    found = {r: copier.copies(products[r], these) for r, these in asked.items()}
+    copies = [found[r].get(a) if a in wanted else None for r, a in zip(rows.tolist(), names)]
+    column = lambda get, default, dtype: np.array([default if x is None else get(x) for x in copies], dtype=dtype)
+    return {"copy": column(lambda x: x.value, None, object),
+            "copy_confidence": column(lambda x: x.confidence, 0.0, np.float64),
+            "copy_field": column(lambda x: FIELDS.index(x.field), -1, np.int8),
+            "copy_start": column(lambda x: x.start, -1, np.int64), "copy_end": column(lambda x: x.end, -1, np.int64)}
 
 
 def _known(c, catalog: Catalog) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
