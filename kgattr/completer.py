@@ -137,9 +137,8 @@ class AttributeCompleter:
         self.lexical_ = LexicalFeatures().fit(catalog)
         self.text_hash_, self.record_hash_ = content_hashes(catalog)
         if self.read_text:
-            encoder = self.text_encoder()
-            text = encoder.encode([p.text for p in catalog], progress=self.progress,
-                                  compute=cluster.encoder(encoder) if cluster else None)
+            text = self.text_encoder().encode([p.text for p in catalog], progress=self.progress,
+                                              compute=cluster.encoder(self.text_encoder()) if cluster else None)
         else:
             text = np.zeros((len(catalog), 1), dtype=np.float32)
         inputs = self.model_inputs(catalog, text)
@@ -167,9 +166,8 @@ class AttributeCompleter:
         mixes = []
         while heldout:             # each part's scores (per attribute of its cells) are let go once it is mixed
             rows, truth, blocks, scores = heldout.pop(0)
-            products = catalog.products
-            allowed = blocks.map(lambda cells, columns: np.stack([self.allowed_mask(products[r].category)[columns]
-                                                                  for r in rows[cells]]))
+            allowed = blocks.map(lambda cells, columns: np.stack(
+                [self.allowed_mask(catalog.products[r].category)[columns] for r in rows[cells]]))
             if extracted is not None:
                 scores = scores + [blocks.map(lambda cells, columns: extracted[rows[cells]][:, columns].toarray())]
             mixture = fit_mixture(scores, truth, allowed, blocks, len(self.attributes_), groups=rows)
@@ -188,8 +186,8 @@ class AttributeCompleter:
                 self.calibration_ = held_out_calibration(attribute, confidence, correct, copied)
             del scores, allowed
         self.mix_ = np.stack(mixes)
-        edges = (graph.cooccurs, graph.pmi)
-        self.pool_ = Pool(pool_states(self.model_, inputs, inputs.values, edges), inputs.values, self.value_attribute_)
+        self.pool_ = Pool(pool_states(self.model_, inputs, inputs.values, (graph.cooccurs, graph.pmi)), inputs.values,
+                          self.value_attribute_)
         self.cells_ = score_gaps(self, catalog, inputs, near, extracted)
         log.info("calibrated and scored %d gaps", len(self.cells_["product"]))
         return self
@@ -283,13 +281,10 @@ class AttributeCompleter:
                 cells, index = live_cells(self, sub)
                 result = completions(self, sub.products, cells, index, explain=explain)
             return result + self.complete([s for s in skus if s not in catalog], explain=explain)
-        rows = []
-        for s in skus:
-            if s not in self.pool_rows():
-                raise UnknownSKUError(f"unknown SKU {s!r}: not in the model's catalog (give --catalog for new products)")
-            rows.append(self.pool_rows()[s])
-        products = self._pool_products(rows)
-        rows = np.array(rows, dtype=np.int64)
+        for s in (s for s in skus if s not in self.pool_rows()):
+            raise UnknownSKUError(f"unknown SKU {s!r}: not in the model's catalog (give --catalog for new products)")
+        rows = [self.pool_rows()[s] for s in skus]
+        products, rows = self._pool_products(rows), np.array(rows, dtype=np.int64)
         self.fresh_extracted = ({}, None)
         return completions(self, products, stored_cells(self, rows, products, np.arange(len(rows))), self.knn_[0][rows],
                                  explain=explain)
