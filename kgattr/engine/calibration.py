@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..extract.platt import fit_logistic
+from ..extract.platt import CLIP, fit_logistic, sigmoid
 
 SOURCES = ("mix", "copy")
 IDENTITY = (1.0, 1.0, 0.0)                     # (a, b, c) of a map that changes nothing
-CLIP = 1e-4                                    # confidences are read within [CLIP, 1 - CLIP]
 # a map weighs against the identity like this many held-out cells: with few cells a source keeps nearly its own
 # confidences, with thousands the map is the data's
 PRIOR_CELLS = 30.0
@@ -61,11 +60,7 @@ def held_out_calibration(attribute: np.ndarray, confidence: np.ndarray, correct:
 def calibrate(maps: np.ndarray, confidence, copied):
     """``confidence`` (array or float) through the map of its source (``copied``, alike in shape)."""
     x = _features(confidence)
-    return np.where(copied, _sigmoid(x @ maps[1].astype(np.float64)), _sigmoid(x @ maps[0].astype(np.float64)))
-
-
-def _sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
+    return np.where(copied, sigmoid(x @ maps[1].astype(np.float64)), sigmoid(x @ maps[0].astype(np.float64)))
 
 
 def share_rest(alternatives: list[dict], mass: float, new_mass: float) -> list[dict]:

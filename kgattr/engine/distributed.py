@@ -81,11 +81,16 @@ class Worker:
         return self.completer.impute(shard, evidence_floor=evidence_floor)
 
 
+def _count(ray, workers: int | None) -> int:
+    """``workers``, else one per CPU of the cluster."""
+    return workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
 def _pool(ray, encoder: TextEncoder, model: str | None, workers: int | None, load=None):
     """(an ActorPool of :class:`Worker` actors, how many)."""
     from ray.util import ActorPool
 
-    count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    count = _count(ray, workers)
     actor = ray.remote(num_cpus=1)(Worker)
     return ActorPool([actor.remote(encoder, model, load) for _ in range(count)]), count
 
@@ -165,7 +170,7 @@ class RayCluster:
         tasks free up."""
         ray = connect(self.address)
         task = ray.remote(num_cpus=1)(fn)
-        window = 2 * (self.workers or max(1, int(ray.cluster_resources().get("CPU", 1))))
+        window = 2 * _count(ray, self.workers)
         refs, out = [], []
         try:
             for job in jobs:

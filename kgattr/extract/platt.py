@@ -6,11 +6,16 @@ from __future__ import annotations
 import numpy as np
 
 IDENTITY = (1.0, 0.0)
+CLIP = 1e-4                                    # confidences are read within [CLIP, 1 - CLIP]
 
 
 def logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-4, 1 - 1e-4)
+    p = np.clip(p, CLIP, 1 - CLIP)
     return np.log(p / (1 - p))
+
+
+def sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, prior_cells: float, start) -> np.ndarray:
@@ -23,7 +28,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, prior_cells: float, start) -> np.
 
     def loss(w):
         z = x @ w
-        g = 1.0 / (1.0 + np.exp(-z)) - y                                # d NLL / d z
+        g = sigmoid(z) - y                                              # d NLL / d z
         value = np.sum(np.logaddexp(0.0, z) - y * z) + prior_cells * np.sum((w - start) ** 2)
         return value, g @ x + 2 * prior_cells * (w - start)
 
@@ -40,4 +45,4 @@ def platt(x: np.ndarray, y: np.ndarray, prior_cells: float = 1.0) -> tuple[float
 def apply(slope_intercept, p):
     """sigmoid(slope * logit(p) + intercept): ``p`` mapped (array or float)."""
     a, b = slope_intercept
-    return 1.0 / (1.0 + np.exp(-(a * logit(np.asarray(p, dtype=np.float64)) + b)))
+    return sigmoid(a * logit(np.asarray(p, dtype=np.float64)) + b)
