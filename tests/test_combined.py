@@ -56,3 +56,30 @@ def test_copies_a_unit_value_never_seen_in_training(tmp_path):
     fresh = parts(20, seed=2, volts=(48, 60))
     assert loaded.extract(fresh) == combined.extract(fresh)
     assert {s.value for found in loaded.extract(fresh) for s in found if s.attribute == "voltage"} == {"48 V", "60 V"}
+
+
+def test_a_save_replaces_an_extractor_whole_and_refuses_other_folders(tmp_path, monkeypatch):
+    import pytest
+
+    from kgattr.exceptions import KgattrError
+
+    combined = CombinedExtractor(prior_cells=2).fit(parts(120, seed=3))
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "todo.txt").write_text("keep me")
+    with pytest.raises(KgattrError, match="not a kgattr extractor"):
+        combined.save(other)
+    assert [p.name for p in other.iterdir()] == ["todo.txt"]
+
+    target = tmp_path / "ex"
+    combined.save(target)
+    (target / "stale.json").write_text("{}")                 # a file of an earlier save: gone after the next
+    before = (target / "config.json").read_bytes()
+    monkeypatch.setattr(combined.copier_, "get_state", lambda: 1 / 0)      # fails half-way through writing
+    with pytest.raises(ZeroDivisionError):
+        combined.save(target)
+    assert (target / "config.json").read_bytes() == before and (target / "stale.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ex", "notes"]   # no temporary folder left
+    monkeypatch.undo()
+    combined.save(target)
+    assert not (target / "stale.json").exists() and (target / "config.json").read_bytes() == before

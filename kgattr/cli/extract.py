@@ -55,11 +55,13 @@ def extract_train(catalog: Path = typer.Argument(..., help="Catalog whose known 
     Example: kgattr extract train data/sample.jsonl --out models/sample-extractor
     """
     from ..exceptions import KgattrError
+    from ..extract.extraction import check_target
     from ..io.catalog import read_catalog
     from ..ontology.files import load_ontology
 
     with claim([("--out", out / name) for name in EXTRACTOR_FILES],
                [("the input catalog", catalog), ("the ontology", ontology), ("the text model", text_model)]):
+        check_target(out)                        # before training: the save would refuse it after
         cat = read_catalog(catalog)
         extractor = _extractor(text_model, max_windows, epochs, lora, lora_rank, seed)
         try:

@@ -28,9 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import sqlite3
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -39,10 +37,10 @@ from ..exceptions import ModelError
 from ..extract.copying import TextCopier
 from ..extract.extraction import ExtractedValues
 from ..io.catalog import Product
-from ..io.outputs import locked, umask
+from ..io.outputs import staged_folder, umask
 from .graph import CatalogGraph
 from .modelfiles import (FORMAT, STATE, check_files, check_format, check_target, json_object, read_manifest,
-                         reading, remove_leftovers, write_manifest)
+                         reading, write_manifest)
 from ..ontology.files import load_ontology, to_turtle
 from ..ontology.ontology import Ontology
 from ..ontology.rules import RuleSet
@@ -85,42 +83,17 @@ def _resolve(recorded: str | None, home: Path) -> str | None:
 
 
 def save(completer, path) -> None:
-    """Write the model directory ``path`` whole, then swap it in for what is there (see :func:`check_target`).
-
-    The files go to a temporary directory beside ``path`` (removed on any error); the previous model, if any,
-    is renamed aside, the new one renamed in, and the previous one removed.
-    """
+    """Write the model directory ``path`` whole, then swap it in for what is there (see :func:`check_target` and
+    :func:`~kgattr.io.outputs.staged_folder`)."""
     path = Path(path)
     check_target(path)
+    home = path.parent.resolve() / path.name
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        home = path.parent.resolve() / path.name
-        remove_leftovers(path)
-        stem = f".{path.name}."
-        tmp = Path(tempfile.mkdtemp(prefix=f"{stem}partial-{os.getpid()}-", dir=path.parent))
-    except OSError as e:
-        raise ModelError(f"{path}: cannot write the model here ({e.strerror or e})") from e
-    old = tmp.with_name(f"{stem}old-" + tmp.name[len(f"{stem}partial-"):])          # .NAME.old-PID-XXXX
-    try:
-        _write(completer, tmp, home)
-        write_manifest(tmp)
-        tmp.chmod(0o777 & ~umask())                      # mkdtemp creates 0700
-        moved = False
-        try:
-            with locked([path]):                         # two saves to one target swap one after the other
-                if path.exists():
-                    path.rename(old)
-                    moved = True
-                tmp.rename(path)
-        except BaseException:
-            if moved and not path.exists():
-                old.rename(path)
-            raise
+        with staged_folder(path) as tmp:
+            _write(completer, tmp, home)
+            write_manifest(tmp)
     except OSError as e:
         raise ModelError(f"{path}: cannot write the model ({e.strerror or e})") from e
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)            # nothing left there after the swap
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _write(c, tmp: Path, home: Path) -> None:

@@ -1,21 +1,19 @@
 """The files of a model directory and their manifest: what may be replaced, what is damaged, and how to say so.
 
 ``manifest.json`` is written last: ``{"format": FORMAT, "files": {name: {"size": bytes, "sha256": hex}}}``. Loading
-checks sizes and headers (cheap); :func:`verify` also hashes every file. A model is written as
-``.NAME.partial-PID-*`` beside its final name and swapped in through ``.NAME.old-PID-*``; such directories left by
-a process that is gone are removed by the next save.
+checks sizes and headers (cheap); :func:`verify` also hashes every file. A model is written whole beside its final
+name and swapped in (:func:`kgattr.io.outputs.staged_folder`); an interrupted swap leaves the previous model in
+``.NAME.old-PID-*``.
 """
 from __future__ import annotations
 
 import glob
 import hashlib
 import json
-import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..exceptions import KgattrError, ModelError
-from ..io.outputs import alive
 
 FORMAT = 8            # 2: calibration outcomes for per-attribute precision thresholds; 3: listing votes per category;
                       # 4: manifest.json, paths relative to the model directory; 5: the similar-product vote a
@@ -199,13 +197,3 @@ def check_target(path: Path) -> None:
     if foreign:
         raise ModelError(f"{path}: holds files that are not part of a kgattr model ({listed(foreign)}); "
                          f"move them or choose another directory")
-
-
-def remove_leftovers(path: Path) -> None:
-    """Remove the temporary directories of saves to ``path`` whose process is gone (killed while writing)."""
-    prefix = f".{path.name}."
-    for entry in path.parent.glob(glob.escape(prefix) + "*"):
-        kind, _, rest = entry.name[len(prefix):].partition("-")
-        pid = rest.partition("-")[0]
-        if kind in ("partial", "old") and pid.isdigit() and not alive(int(pid)):
-            shutil.rmtree(entry, ignore_errors=True)

@@ -23,10 +23,10 @@ import numpy as np
 
 from ..text.lexical import fold
 from .copying import TextCopier
-from .extraction import FIELDS, DictionaryExtractor, Lexicon, Span, best_values, held_out
+from .extraction import (COMBINED_KIND, FIELDS, DictionaryExtractor, Lexicon, Span, best_values, check_target,
+                         held_out)
 
 FORMAT = 1
-KIND = "kgattr-combined-extractor"
 MEMBERS = ("dictionary", "tagger", "copier")
 # least confidences a member's value may need, per attribute (the dictionary's values all have 1)
 THRESHOLDS = np.array([0.0, 0.3, 0.5, 0.7, 0.9])
@@ -196,20 +196,23 @@ class CombinedExtractor:
 
     # ---- persistence -----------------------------------------------------------------------------
     def save(self, path) -> None:
-        """Write ``config.json`` (orders), ``lexicon.json``, ``copier.json`` and the tagger in ``tagger/``."""
-        from ..io.outputs import atomic_write
+        """Write ``config.json`` (orders), ``lexicon.json``, ``copier.json`` and the tagger in ``tagger/``, as one
+        folder that replaces ``path`` whole (an extractor there, or nothing: see
+        :func:`~kgattr.extract.extraction.check_target`)."""
+        from ..io.outputs import staged_folder
 
         self._check_fitted()
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        if self.tagger_ is not None:
-            self.tagger_.save(path / "tagger")
-        atomic_write(path / "lexicon.json", lambda tmp: tmp.write_text(json.dumps(self.lexicon_.values)))
-        atomic_write(path / "copier.json", lambda tmp: tmp.write_text(json.dumps(self.copier_.get_state())))
-        config = {"format": FORMAT, "kind": KIND, "params": {k: getattr(self, k) for k in self.PARAMS},
-                  "tagger": self.tagger_ is not None, "shared_order": self.shared_order_,
-                  "orders": self.orders_, "choice": self.choice_}
-        atomic_write(path / "config.json", lambda tmp: tmp.write_text(json.dumps(config, indent=1)))
+        check_target(path)
+        with staged_folder(path) as tmp:
+            if self.tagger_ is not None:
+                self.tagger_.save(tmp / "tagger")
+            (tmp / "lexicon.json").write_text(json.dumps(self.lexicon_.values))
+            (tmp / "copier.json").write_text(json.dumps(self.copier_.get_state()))
+            config = {"format": FORMAT, "kind": COMBINED_KIND, "params": {k: getattr(self, k) for k in self.PARAMS},
+                      "tagger": self.tagger_ is not None, "shared_order": self.shared_order_,
+                      "orders": self.orders_, "choice": self.choice_}
+            (tmp / "config.json").write_text(json.dumps(config, indent=1))
 
     @classmethod
     def load(cls, path, *, device: str | None = None) -> "CombinedExtractor":
@@ -221,7 +224,7 @@ class CombinedExtractor:
             config = json.loads((path / "config.json").read_text())
         except (OSError, ValueError) as exc:
             raise KgattrError(f"{path}: not an extractor directory ({exc})") from exc
-        if config.get("kind") != KIND or config.get("format") != FORMAT:
+        if config.get("kind") != COMBINED_KIND or config.get("format") != FORMAT:
             raise KgattrError(f"{path / 'config.json'}: not a kgattr combined extractor of format {FORMAT}")
         self = cls(**config["params"])
         self.lexicon_ = Lexicon(json.loads((path / "lexicon.json").read_text()))
@@ -247,8 +250,8 @@ def load_extractor(path, *, progress: bool = False):
         kind = json.loads((Path(path) / "config.json").read_text()).get("kind")
     except (OSError, ValueError):
         kind = None                                    # the loader says what is wrong
-    extractor = CombinedExtractor.load(path) if kind == KIND else Extractor.load(path)
-    tagger = extractor.tagger_ if kind == KIND else extractor
+    extractor = CombinedExtractor.load(path) if kind == COMBINED_KIND else Extractor.load(path)
+    tagger = extractor.tagger_ if kind == COMBINED_KIND else extractor
     if tagger is not None:
         tagger.progress = progress
     return extractor

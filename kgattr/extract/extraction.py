@@ -7,8 +7,10 @@ a form that matches no known value is kept as a new-value suggestion.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -16,6 +18,8 @@ from ..io.catalog import drawn_titles, title_key
 from ..text.lexical import ValueMatcher, fold, whole_word
 
 FIELDS = ("title", "description")
+# config.json's kind of a saved token tagger and of a saved combined extractor
+TAGGER_KIND, COMBINED_KIND = "kgattr-extractor", "kgattr-combined-extractor"
 O, B, I = 0, 1, 2                                     # tag ids, per attribute
 
 
@@ -33,6 +37,25 @@ class Span:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def check_target(path: Path) -> None:
+    """Refuse to save an extractor to ``path`` unless it is absent, an empty folder or a saved extractor, which a
+    save replaces whole (so no other folder's files are lost)."""
+    from ..exceptions import KgattrError
+
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise KgattrError(f"{path}: exists and is not a directory")
+    if not any(path.iterdir()):
+        return
+    try:
+        kind = json.loads((path / "config.json").read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        kind = None
+    if kind not in (TAGGER_KIND, COMBINED_KIND):
+        raise KgattrError(f"{path}: not empty and not a kgattr extractor directory; choose a new or empty directory")
 
 
 def tag_spans(text: str, values: dict[str, str], min_length: int = 2) -> list[tuple[int, int, str]]:

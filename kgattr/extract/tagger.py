@@ -9,8 +9,8 @@ import numpy as np
 
 from ..io.schedule import Patience, epoch_budget
 from ..text.weights import default_text_model, load_encoder
-from .extraction import (FIELDS, Lexicon, Span, decode_tags, held_out, merge_spans, tag_spans, token_tags,
-                         window_covers, word_bounds)
+from .extraction import (FIELDS, TAGGER_KIND, Lexicon, Span, check_target, decode_tags, held_out, merge_spans,
+                         tag_spans, token_tags, window_covers, word_bounds)
 
 log = logging.getLogger(__name__)
 
@@ -308,21 +308,24 @@ class Extractor:
 
     # ---- persistence -----------------------------------------------------------------------------
     def save(self, path) -> None:
-        """Write ``config.json``, ``lexicon.json``, ``head.safetensors`` and the encoder (safetensors + tokenizer)."""
+        """Write ``config.json``, ``lexicon.json``, ``head.safetensors`` and the encoder (safetensors + tokenizer),
+        as one folder that replaces ``path`` whole (see :func:`~kgattr.extract.extraction.check_target`)."""
         from safetensors.torch import save_file
 
-        from ..io.outputs import atomic_write
+        from ..io.outputs import staged_folder
 
         self._check_fitted()
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.model_.encoder.save_pretrained(path / "encoder", safe_serialization=True)
-        self.tokenizer_.save_pretrained(path / "encoder")
-        save_file({k: v.contiguous() for k, v in self.model_.head.state_dict().items()}, path / "head.safetensors")
-        atomic_write(path / "lexicon.json", lambda tmp: tmp.write_text(json.dumps(self.lexicon_.values)))
-        config = {"format": FORMAT, "kind": "kgattr-extractor", "params": {k: getattr(self, k) for k in self.PARAMS},
-                  "attributes": self.attributes_, "spans_tagged": self.spans_tagged_, "history": self.history_}
-        atomic_write(path / "config.json", lambda tmp: tmp.write_text(json.dumps(config, indent=1)))
+        check_target(path)
+        with staged_folder(path) as tmp:
+            self.model_.encoder.save_pretrained(tmp / "encoder", safe_serialization=True)
+            self.tokenizer_.save_pretrained(tmp / "encoder")
+            save_file({k: v.contiguous() for k, v in self.model_.head.state_dict().items()}, tmp / "head.safetensors")
+            (tmp / "lexicon.json").write_text(json.dumps(self.lexicon_.values))
+            config = {"format": FORMAT, "kind": TAGGER_KIND,
+                      "params": {k: getattr(self, k) for k in self.PARAMS}, "attributes": self.attributes_,
+                      "spans_tagged": self.spans_tagged_, "history": self.history_}
+            (tmp / "config.json").write_text(json.dumps(config, indent=1))
 
     @classmethod
     def load(cls, path, *, device: str | None = None) -> "Extractor":
@@ -335,7 +338,7 @@ class Extractor:
             config = json.loads((path / "config.json").read_text())
         except (OSError, ValueError) as exc:
             raise KgattrError(f"{path}: not an extractor directory ({exc})") from exc
-        if config.get("kind") != "kgattr-extractor" or config.get("format") != FORMAT:
+        if config.get("kind") != TAGGER_KIND or config.get("format") != FORMAT:
             raise KgattrError(f"{path / 'config.json'}: not a kgattr extractor of format {FORMAT}")
         self = cls(**config["params"], device=device)
         self.attributes_ = config["attributes"]

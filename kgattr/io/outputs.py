@@ -6,6 +6,8 @@
 - :func:`write_set` writes each file to a temporary file beside its target and renames them all last, one after
   another, so that a reader never sees two runs mixed; the temporary files go on any exit Python sees, and
   those a killed process left are swept by the next write of the same target.
+- :func:`staged_folder` does the same for a folder (a model, an extractor): written whole beside its name, then
+  swapped in for the one there.
 - :func:`locked` holds one lock a target (``filelock``), so that two commands never interleave their writes.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import glob
 import hashlib
 import os
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -217,3 +220,44 @@ def write_set(writers: dict[Path, Callable[[Path], None]]) -> None:
 def atomic_write(path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp_path)`` then rename into place, so readers never see a half-written file (a set of one)."""
     write_set({Path(path): write})
+
+
+@contextlib.contextmanager
+def staged_folder(path):
+    """Write a folder whole: the block gets an empty temporary folder beside ``path`` to fill; only when it ends
+    without error does that folder take ``path``'s place (a folder there is renamed aside, the new one renamed
+    in, then the old one removed, under ``path``'s lock, so two writers swap one after the other). On any error
+    the temporary folder is removed and ``path`` is left as it was. The temporary folders are named
+    ``.NAME.partial-PID-XXXX`` and ``.NAME.old-PID-XXXX``; those of a killed process are removed by the next write
+    of the same folder.
+
+    Args:
+        path: the folder to write; what it holds now is replaced whole, so callers check first that it may be.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stem = f".{path.name}."
+    for entry in path.parent.glob(glob.escape(stem) + "*"):          # leftovers of killed writers
+        kind, _, rest = entry.name[len(stem):].partition("-")
+        pid = rest.partition("-")[0]
+        if kind in ("partial", "old") and pid.isdigit() and not alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{stem}partial-{os.getpid()}-", dir=path.parent))
+    old = tmp.with_name(f"{stem}old-" + tmp.name[len(f"{stem}partial-"):])
+    try:
+        yield tmp
+        tmp.chmod(0o777 & ~umask())                      # mkdtemp creates 0700
+        moved = False
+        try:
+            with locked([path]):
+                if path.exists():
+                    path.rename(old)
+                    moved = True
+                tmp.rename(path)
+        except BaseException:
+            if moved and not path.exists():
+                old.rename(path)
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)           # nothing left there after the swap
+        shutil.rmtree(old, ignore_errors=True)

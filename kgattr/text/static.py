@@ -12,9 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -45,24 +42,19 @@ def distilled(path: str, cache_root: Path) -> Path:
     """The folder of the static model distilled from the encoder at ``path``, distilled on first use.
 
     Keyed by the model's identity, the distillation's settings and model2vec's version. Two processes distilling
-    at once take turns; the folder appears whole (written beside it, then renamed).
+    at once take turns; the folder appears whole (:func:`~kgattr.io.outputs.staged_folder`).
     """
     import model2vec
 
-    from ..io.outputs import locked
+    from ..io.outputs import locked, staged_folder
 
     blob = json.dumps([model_identity(path), PCA_DIMS, SIF_COEFFICIENT, model2vec.__version__])
     folder = Path(cache_root) / "static" / hashlib.sha1(blob.encode()).hexdigest()[:16]
     with locked([folder]):
         if not folder.exists():
             log.info("distilling %s into static token vectors at %s", path, folder)
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            tmp = tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent)
-            try:
+            with staged_folder(folder) as tmp:
                 _distil(path).save_pretrained(tmp)
-                os.rename(tmp, folder)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 
