@@ -128,18 +128,31 @@ class RuleSet:
                 if x is None or (p.low is not None and x < p.low) or (p.high is not None and x > p.high):
                     yield p.id, "out-of-range"
         if known is not None:
-            values = {**known, attribute: value}
-            for rule in c.conditionals.get(attribute, ()):
-                if rule.broken_by(values):
-                    yield rule.id, rule.kind
-            for rid, other in c.differs.get(attribute, ()):
-                if other != attribute and known.get(other) == value:
-                    yield rid, "differs"
+            yield from self._conflicts(c, attribute, value, known)
+
+    def _conflicts(self, c: _Compiled, attribute: str, value: str, known: dict):
+        """Every (rule id, kind) of the implications, exclusions and sh:disjoint that ``attribute = value`` breaks
+        beside ``known``."""
+        values = {**known, attribute: value}
+        for rule in c.conditionals.get(attribute, ()):
+            if rule.broken_by(values):
+                yield rule.id, rule.kind
+        for rid, other in c.differs.get(attribute, ()):
+            if other != attribute and known.get(other) == value:
+                yield rid, "differs"
 
     def check(self, category, attribute: str, value: str, known: dict | None = None) -> Violation | None:
         """The first rule that ``attribute = value`` breaks for a product of ``category`` (holding ``known``
         besides), or None."""
         for rule, kind in self._breaks(category, attribute, value, known):
+            return Violation("", attribute, value, rule, kind)
+        return None
+
+    def conflict(self, category, attribute: str, value: str, known: dict) -> Violation | None:
+        """The first implication, exclusion or sh:disjoint that ``attribute = value`` breaks beside ``known`` (the
+        product's other values), or None: :meth:`check` less the checks of the value alone, for values that
+        passed them."""
+        for rule, kind in self._conflicts(self._compiled(category), attribute, value, known):
             return Violation("", attribute, value, rule, kind)
         return None
 
