@@ -28,11 +28,12 @@ class EvidenceFinder:
         order = np.argsort(key, kind="stable")
         self.keys, self.held = key[order], hv[1][order]
         pmi = dict(zip(zip(graph.cooccurs[0].tolist(), graph.cooccurs[1].tolist()), graph.pmi.tolist()))
-        # value node -> {value node co-occurring with it: (PMI, PMI as shown)}, positive PMI only
-        self.pmi = {}
-        for (node, target), w in pmi.items():
-            if w > 0:
-                self.pmi.setdefault(target, {})[node] = (w, round(w, 3))
+        # positive PMI of (value node, value node co-occurring with it), sorted by node * num_values + co-occurring
+        # node (the key): (pairs,) each; and as shown
+        positive = sorted((target * len(graph.values) + node, w) for (node, target), w in pmi.items() if w > 0)
+        self.pmi_keys = np.array([k for k, _ in positive], dtype=np.int64)
+        self.pmi = np.array([w for _, w in positive], dtype=np.float64)
+        self.pmi_shown = [round(w, 3) for _, w in positive]
         self.vindex = graph.value_index()
         self.graph, self.attributes = graph, attributes
 
@@ -47,20 +48,54 @@ class EvidenceFinder:
         nearest_first = np.stack([listed[:, :half], listed[:, half:]], 2).reshape(len(listed), -1)  # before 1, after 1, ..
         similar = self._holding(neighbours[rows], attributes, 5)
         near = self._holding(nearest_first[rows], attributes, 4)
-        known, texts = {}, {}              # product row -> [(value node, (attribute, value))] it holds; -> its texts
+        nodes = np.array([self.vindex.get((self.attributes[a], v), -1) for a, v in zip(attributes.tolist(), values)],
+                         dtype=np.int64)
+        graph = self._cooccurring(products, rows, nodes, 3)
+        texts = {}                                  # product row -> its texts, as :func:`stated` takes them
         out = []
-        for i, (r, attribute, value) in enumerate(zip(rows.tolist(), attributes.tolist(), values)):
-            if r not in known:
+        for i, (r, value) in enumerate(zip(rows.tolist(), values)):
+            if r not in texts:
                 product = products[r]
-                known[r] = [(self.vindex.get(item), item) for item in product.attributes.items()]
                 texts[r] = [(product.title, folded(product.title)), (product.description, folded(product.description))]
-            pmi = self.pmi.get(self.vindex.get((self.attributes[attribute], value)), {})
-            pairs = [(*pmi[node], item) for node, item in known[r] if node in pmi]
-            pairs.sort(key=lambda x: -x[0])
-            graph = [{"attribute": a, "value": v, "pmi": shown} for _, shown, (a, v) in pairs[:3]]
-            out.append({"similar_skus": similar[i], "listed_near": near[i], "graph": graph,
+            out.append({"similar_skus": similar[i], "listed_near": near[i], "graph": graph[i],
                         "text": stated(value, texts[r])})
         return out
+
+    def _cooccurring(self, products, rows: np.ndarray, nodes: np.ndarray, limit: int) -> list[list[dict]]:
+        """Per cell, the first ``limit`` of the values its product ``products[rows[m]]`` holds that co-occur with
+        its value node ``nodes[m]`` (M,; -1: none) with positive PMI, strongest first, ties in the product's order:
+        [{attribute, value, pmi}]."""
+        num_values = len(self.graph.values)
+        held, count = [], []               # the value nodes each product holds, in its order (-1: not a node)
+        products_of, at = np.unique(rows, return_inverse=True)
+        for r in products_of.tolist():
+            mine = [self.vindex.get(item, -1) for item in products[r].attributes.items()]
+            held += mine
+            count.append(len(mine))
+        held, count = np.array(held, dtype=np.int64), np.array(count, dtype=np.int64)
+        # every cell against every value its product holds: (pairs,) cell, place in the product, value node
+        n = count[at]
+        cell = np.repeat(np.arange(len(rows)), n)
+        place = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+        node = held[np.repeat((np.cumsum(count) - count)[at], n) + place]
+        key = nodes[cell] * num_values + node
+        found = np.minimum(np.searchsorted(self.pmi_keys, key), max(len(self.pmi_keys) - 1, 0))
+        hit = (nodes[cell] >= 0) & (node >= 0) & (self.pmi_keys[found] == key) if len(self.pmi_keys) else key < 0
+        cell, place, node, found = cell[hit], place[hit], node[hit], found[hit]
+        order = np.lexsort((place, -self.pmi[found], cell))
+        cell, node, found = cell[order], node[order], found[order]
+        first = np.searchsorted(cell, np.arange(len(rows) + 1))
+        top = np.arange(len(cell)) - first[cell] < limit
+        cell, node, found = cell[top], node[top], found[top]
+        # one {attribute, value, pmi} per pair of value nodes, shared by the cells that show it
+        shown = {}
+        for f, v in zip(found.tolist(), node.tolist()):
+            if f not in shown:
+                a, value = self.graph.values[v]
+                shown[f] = {"attribute": a, "value": value, "pmi": self.pmi_shown[f]}
+        entries = [shown[f] for f in found.tolist()]
+        bounds = np.searchsorted(cell, np.arange(len(rows) + 1)).tolist()
+        return [entries[bounds[m]:bounds[m + 1]] for m in range(len(rows))]
 
     def _holding(self, rows: np.ndarray, attributes: np.ndarray, limit: int) -> list[list[dict]]:
         """Per cell, the first ``limit`` of its ``rows`` (M, R) that hold a value of its attribute (``attributes``
