@@ -104,8 +104,9 @@ def completions(model, products, cells, neighbours: np.ndarray, evidence_floor: 
     # implications, exclusions, sh:disjoint: the verdict depends on the product's own values too (a value the mask
     # refuses, the rules refuse with them too)
     for m in [m for m, (c, a) in enumerate(zip(categories, attributes)) if rules.conditional(c, a)]:
-        allowed[m] = [n is not None and ok and rules.conflict(categories[m], attributes[m], n, known[m]) is None
-                      for n, ok in zip(names[m].tolist(), allowed[m].tolist())]
+        passed = [n for n, ok in zip(names[m].tolist(), allowed[m].tolist()) if ok and n is not None]
+        free = dict(zip(passed, rules.conflict_free(categories[m], attributes[m], passed, known[m])))
+        allowed[m] = [free.get(n, False) for n in names[m].tolist()]
     d = decide(names, cells["logits"], allowed)
     rejected = {m: [{"value": v, "rule": rules.check(categories[m], attributes[m], v, known[m]).rule}
                     for v in names[m, :f].tolist()] for m, f in enumerate(d.first.tolist()) if f}

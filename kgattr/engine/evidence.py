@@ -3,7 +3,6 @@ the passage of the product's own text that states it."""
 from __future__ import annotations
 
 import re
-import string
 from functools import lru_cache
 
 import numpy as np
@@ -121,13 +120,19 @@ def _verbatim(value: str) -> re.Pattern:
     return re.compile(r"(?<![\w])" + re.escape(value) + r"(?![\w])", re.IGNORECASE)
 
 
-_WORD = frozenset(string.ascii_lowercase + string.digits + "_")      # \w among lower-case ASCII characters
+# the only letters the regex's case folding matches to ASCII ones (İ ı ſ K), and the only ones among them whose
+# lower case is ASCII or longer than one character (İ, K), as checked over every code point
+_FOLDS_TO_ASCII = frozenset("\u0130\u0131\u017f\u212a")
 
 
 def folded(text: str) -> str | None:
-    """``text`` in lower case where it is ASCII, else None. In ASCII text an ASCII value is found without the
-    regex: case folding and word characters are then ASCII's."""
-    return text.lower() if text.isascii() else None
+    """``text`` in lower case, where an ASCII value is found in it by plain search (its places are ``text``'s,
+    and only ASCII letters lower to ASCII ones); None for text holding a letter the regex folds to ASCII."""
+    return text.lower() if text.isascii() or _FOLDS_TO_ASCII.isdisjoint(text) else None
+
+
+def _word(c: str) -> bool:
+    return c.isalnum() or c == "_"                    # what \w matches
 
 
 def stated_at(value: str, text: str, lower: str | None) -> tuple[int, int] | None:
@@ -136,12 +141,12 @@ def stated_at(value: str, text: str, lower: str | None) -> tuple[int, int] | Non
     if lower is None or not value.isascii():
         m = _verbatim(value).search(text)
         return m.span() if m else None
-    value, n = value.lower(), len(value)
-    at = lower.find(value)
+    wanted, n = value.lower(), len(value)
+    at = lower.find(wanted)
     while at >= 0:
-        if not (at and lower[at - 1] in _WORD) and not (at + n < len(lower) and lower[at + n] in _WORD):
+        if not (at and _word(text[at - 1])) and not (at + n < len(text) and _word(text[at + n])):
             return at, at + n
-        at = lower.find(value, at + 1)
+        at = lower.find(wanted, at + 1)
     return None
 
 
