@@ -103,7 +103,8 @@ def completions(model, products, cells, neighbours: np.ndarray, evidence_floor: 
     rules = model.rules_
     # implications, exclusions, sh:disjoint: the verdict depends on the product's own values too (a value the mask
     # refuses, the rules refuse with them too)
-    for m in [m for m, (c, a) in enumerate(zip(categories, attributes)) if rules.conditional(c, a)]:
+    conditional = {pair: rules.conditional(*pair) for pair in set(zip(categories, attributes))}
+    for m in [m for m, pair in enumerate(zip(categories, attributes)) if conditional[pair]]:
         passed = [n for n, ok in zip(names[m].tolist(), allowed[m].tolist()) if ok and n is not None]
         free = dict(zip(passed, rules.conflict_free(categories[m], attributes[m], passed, known[m])))
         allowed[m] = [free.get(n, False) for n in names[m].tolist()]
