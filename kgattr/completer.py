@@ -6,7 +6,8 @@ import logging
 import numpy as np
 
 from .engine.calibration import held_out_calibration
-from .engine.completion import CategoryRules, EvidenceFinder, ProductCompletion, completions, passage, precision_thresholds
+from .engine.completion import CategoryRules, ProductCompletion, completions, precision_thresholds
+from .engine.evidence import EvidenceFinder, passage
 from .engine.graph import build_graph, category_attributes
 from .engine.index import Listings, NeighbourIndex, product_vectors, value_profile
 from .engine.scoring import live_cells, score_gaps, stored_cells

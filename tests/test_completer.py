@@ -99,12 +99,27 @@ def test_decide_walks_past_rejected_candidates_and_abstains():
     names = np.array([["a", "b", "c", None], ["x", "y", None, None]], dtype=object)
     logits = np.array([[3.0, 2.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
     allowed = np.array([[False, True, True, True], [False, False, True, True]])
-    (v0, c0, alts0, rej0), (v1, c1, alts1, rej1) = decide(lambda m, v: f"r/{v}", names, logits, allowed)
-    assert (v0, rej0) == ("b", [{"value": "a", "rule": "r/a"}])
-    assert c0 == pytest.approx(1 / (1 + np.exp(-1.0)))
-    assert alts0 == [{"value": "c", "confidence": round(1 / (1 + np.exp(1.0)), 4)}]
-    assert (v1, c1, alts1) == (None, 0.0, [])
-    assert [r["value"] for r in rej1] == ["x", "y"]
+    d = decide(names, logits, allowed)
+    assert d.first.tolist() == [1, 2] and d.found.tolist() == [True, False]    # rejected: names[m, :first[m]]
+    assert d.confidence[0] == pytest.approx(1 / (1 + np.exp(-1.0))) and d.confidence[1] == 0.0
+    assert (d.cell.tolist(), d.column.tolist(), d.rank.tolist()) == ([0], [2], [1])
+    assert d.shown.tolist() == [round(1 / (1 + np.exp(1.0)), 4)]
+
+
+def test_alternatives_share_what_the_calibrated_value_leaves():
+    from kgattr.engine.completion import alternatives, decide
+
+    names = np.array([["a", "b", "c", "d"]] * 3, dtype=object)
+    d = decide(names, np.log(np.array([[0.6, 0.2, 0.1, 0.1]] * 3)), np.ones((3, 4), bool))
+    copied = np.array([False, True, True])
+    value = np.array(["a", "a", "z"], dtype=object)               # the mix's choice; a copy of it; another copy
+    mix, confidence = names[:, 0], np.array([0.2, 0.7, 0.7])
+    plain, same, other = alternatives(names, d, copied, confidence, mix, value)
+    assert plain == [{"value": "b", "confidence": 0.4}, {"value": "c", "confidence": 0.2},
+                     {"value": "d", "confidence": 0.2}]          # the mix left 0.4, the calibrated value 0.8
+    assert [a["value"] for a in same] == ["b", "c", "d"]
+    assert other == [{"value": "a", "confidence": 0.18}, {"value": "b", "confidence": 0.06},
+                     {"value": "c", "confidence": 0.03}]                 # behind a copy, of 0.3 left
 
 
 def test_products_listed_nearby_vote(tiny_bert, tmp_path):

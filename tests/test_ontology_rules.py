@@ -123,9 +123,22 @@ def test_induced_differs_rule_checks_both_ways(tmp_path):
     assert rules.check(("Apparel",), "colour1", "Red", {"base_colour": "Red"}).kind == "differs"
     assert rules.check(("Apparel",), "base_colour", "Red", {"colour1": "Red"}).kind == "differs"
     assert rules.check(("Apparel",), "colour1", "Blue", {"base_colour": "Red"}) is None
+    assert rules.conflict_free(("Apparel",), "colour1", ["Red", "Blue"], {"base_colour": "Red"}) == [False, True]
     assert rules.conditional(("Apparel",), "base_colour")
     same = Product("Q", "t", "d", ("Apparel",), {"base_colour": "Red", "colour1": "Red"})
     assert [(v.attribute, v.kind) for v in rules.violations([same])] == [("colour1", "differs")]
+
+
+def test_conflict_free_is_check_less_the_value_alone():
+    from kgattr.ontology.ontology import Conditional, Ontology, Property, Shape
+
+    onto = Ontology(shapes=[Shape("s", ("Shoes",), properties={"size": Property("p", values=frozenset({"40"}))})],
+                    conditionals=[Conditional("c", ("Shoes",), ("gender", "Kids"), ("size", "40"), excludes=True)])
+    rules = RuleSet(onto)
+    assert rules.check(("Shoes",), "size", "41", {"gender": "Kids"}).kind == "not-allowed"
+    assert rules.check(("Shoes",), "size", "40", {"gender": "Kids"}).kind == "excludes"
+    assert rules.conflict_free(("Shoes",), "size", ["41", "40"], {"gender": "Kids"}) == [True, False]
+    assert rules.conflict_free(("Shoes",), "size", ["40"], {"gender": "Men"}) == [True]
 
 
 def test_names_that_differ_only_in_form_are_proposed_as_one_attribute(tmp_path):

@@ -178,7 +178,7 @@ def markdown(summary: dict) -> str:
 def _unseen_cells(split) -> dict[str, list]:
     """Hidden cells whose value no visible cell of the attribute holds: all, and those the product's title or
     description states word for word."""
-    from ..engine.completion import text_evidence
+    from ..engine.evidence import text_evidence
 
     seen = {(a, v) for p in split.train for a, v in p.attributes.items()}
     products = {p.sku: p for p in split.train}

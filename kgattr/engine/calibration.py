@@ -63,8 +63,18 @@ def calibrate(maps: np.ndarray, confidence, copied):
     return np.where(copied, sigmoid(x @ maps[1].astype(np.float64)), sigmoid(x @ maps[0].astype(np.float64)))
 
 
-def share_rest(alternatives: list[dict], mass: float, new_mass: float) -> list[dict]:
-    """``alternatives`` [{value, confidence}] that shared ``mass`` (what the chosen value left), rescaled to share
-    ``new_mass`` (what it leaves once calibrated)."""
-    scale = new_mass / mass if mass > 0 else 0.0
-    return [{**a, "confidence": round(a["confidence"] * scale, 4)} for a in alternatives]
+def python_round(x: np.ndarray, digits: int) -> np.ndarray:
+    """``round(v, digits)`` of each float64 ``v`` of ``x``, as Python rounds it: the exact binary value rounded half
+    to even, read back as the nearest float. ``np.round`` scales, rounds and unscales in floating point instead,
+    which differs where the scaled value lies within rounding error of a half: those (and values too large for the
+    scaling to be exact) are left to Python."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):       # infinities and NaN pass through; huge values go to Python
+        scaled = x * 10.0 ** digits
+        out = np.rint(scaled) / 10.0 ** digits  # an integer over a power of ten: the float nearest that decimal
+        # the scaling errs by at most half an ulp of ``scaled``: a fraction further than that from a half lies on the
+        # same side of it as the exact product's
+        sure = (np.abs(scaled - np.floor(scaled) - 0.5) > np.abs(scaled) * 2.0 ** -52) & (np.abs(scaled) < 2.0 ** 52)
+    for i in np.flatnonzero(~sure & np.isfinite(x)).tolist():
+        out[i] = round(float(x[i]), digits)
+    return out

@@ -1,13 +1,14 @@
-"""From ranked candidates to a completion: rule checks, calibrated confidence, evidence."""
+"""From ranked candidates to a completion: rule checks, calibrated confidence, evidence (gathered by
+:mod:`kgattr.engine.evidence`)."""
 from __future__ import annotations
 
-import re
-from functools import lru_cache
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
-from .calibration import calibrate, share_rest
+from .calibration import calibrate, python_round
+from .evidence import passage
 from .scoring import FIELDS
 
 
@@ -39,17 +40,26 @@ class ProductCompletion:
         return {"sku": self.sku, "known": self.known, "completions": [c.to_json() for c in self.completions]}
 
 
-def decide(why, names: np.ndarray, logits: np.ndarray, allowed: np.ndarray, alternatives: int = 3) -> list[tuple]:
-    """Walk each cell's candidates best first; rule-breaking ones are rejected and the next consistent one wins.
+class Decisions(NamedTuple):
+    """Each cell's walk down its candidates (M cells); see :func:`decide`."""
+    first: np.ndarray        # (M,) column of the chosen candidate; where none is consistent, the number of candidates
+    found: np.ndarray        # (M,) bool: a consistent candidate exists
+    confidence: np.ndarray   # (M,) float64: the chosen one's softmax over the consistent candidates (0.0: none)
+    cell: np.ndarray         # (A,) the next consistent candidates (the alternatives), cell by cell, best first:
+    column: np.ndarray       # (A,) ... their cell and column,
+    rank: np.ndarray         # (A,) ... their rank among the cell's alternatives (1 = next after the chosen one),
+    shown: np.ndarray        # (A,) ... and their confidences to 4 digits (float64: float32 would print noise)
+
+
+def decide(names: np.ndarray, logits: np.ndarray, allowed: np.ndarray, alternatives: int = 3) -> Decisions:
+    """Walk each cell's candidates best first; rule-breaking ones are passed over and the next consistent one wins.
+    The candidates before it (``names[m, :first[m]]``) are the ones the rules rejected.
 
     Args:
-        why: ``why(m, value)``, the id of the rule that rejects ``value`` in cell ``m``.
         names: (M, k) candidate values, best first; None pads cells with fewer than k candidates.
         logits: (M, k) their calibrated logits.
-        allowed: (M, k) bool, the rules' verdict on each candidate (compiled masks).
-
-    Returns one (value or None, confidence, alternatives [{value, confidence}], rejected [{value, rule}])
-    per cell. Confidence is the softmax of the logits over the consistent candidates.
+        allowed: (M, k) bool, the rules' verdict on each candidate.
+        alternatives: consistent candidates kept after the chosen one, at most.
     """
     valid = names != None                                                   # noqa: E711 (element-wise)
     keep = allowed & valid
@@ -58,21 +68,11 @@ def decide(why, names: np.ndarray, logits: np.ndarray, allowed: np.ndarray, alte
     z = np.where(keep, logits, -np.inf)
     z = np.exp(z - np.where(found, z.max(1), 0.0)[:, None])
     p = z / np.maximum(z.sum(1, keepdims=True), 1e-30)
-    rank = np.cumsum(keep, 1) - 1
-    row, col = np.nonzero(keep & (rank >= 1) & (rank <= alternatives))
-    bounds = np.searchsorted(row, np.arange(len(names) + 1))
-    shown = np.round(p.astype(np.float64), 4).tolist()      # alternatives' confidences (float32 would print noise)
-    chosen = p[np.arange(len(names)), np.minimum(first, names.shape[1] - 1)].tolist() if names.size else []
-    col, bounds = col.tolist(), bounds.tolist()
-    out = []
-    for m, (candidates, f, ok) in enumerate(zip(names.tolist(), first.tolist(), found.tolist())):
-        rejected = [{"value": v, "rule": why(m, v)} for v in candidates[:f]]
-        if not ok:
-            out.append((None, 0.0, [], rejected))
-            continue
-        alts = [{"value": candidates[j], "confidence": shown[m][j]} for j in col[bounds[m]:bounds[m + 1]]]
-        out.append((candidates[f], chosen[m], alts, rejected))
-    return out
+    rank = np.cumsum(keep, 1)
+    cell, column = np.nonzero(keep & (rank >= 2) & (rank <= alternatives + 1))
+    chosen = p[np.arange(len(names)), np.minimum(first, names.shape[1] - 1)] if names.size else np.zeros(len(names))
+    return Decisions(first, found, np.where(found, chosen.astype(np.float64), 0.0), cell, column,
+                     rank[cell, column] - 1, np.round(p[cell, column].astype(np.float64), 4))
 
 
 def completions(model, products, cells, neighbours: np.ndarray, evidence_floor: float = 0.0, explain: bool = False,
@@ -101,52 +101,73 @@ def completions(model, products, cells, neighbours: np.ndarray, evidence_floor: 
     attributes = [model.attributes_[a] for a in cells["attribute"].tolist()]
     known = [products[r].attributes for r in rows]
     rules = model.rules_
-    # implications and exclusions: the verdict depends on the product's own values (a value the mask refuses, the
-    # rules refuse with them too)
-    for m in [m for m, (c, a) in enumerate(zip(categories, attributes)) if rules.conditional(c, a)]:
-        allowed[m] = [n is not None and ok and rules.check(categories[m], attributes[m], n, known[m]) is None
-                      for n, ok in zip(names[m].tolist(), allowed[m].tolist())]
-    decisions = decide(lambda m, v: rules.check(categories[m], attributes[m], v, known[m]).rule,
-                       names, cells["logits"], allowed)
-    copies, copy_confidence = cells["copy"].tolist(), cells["copy_confidence"].tolist()
+    # implications, exclusions, sh:disjoint: the verdict depends on the product's own values too (a value the mask
+    # refuses, the rules refuse with them too)
+    conditional = {pair: rules.conditional(*pair) for pair in set(zip(categories, attributes))}
+    for m in [m for m, pair in enumerate(zip(categories, attributes)) if conditional[pair]]:
+        passed = [n for n, ok in zip(names[m].tolist(), allowed[m].tolist()) if ok and n is not None]
+        free = dict(zip(passed, rules.conflict_free(categories[m], attributes[m], passed, known[m])))
+        allowed[m] = [free.get(n, False) for n in names[m].tolist()]
+    d = decide(names, cells["logits"], allowed)
+    rejected = {m: [{"value": v, "rule": rules.check(categories[m], attributes[m], v, known[m]).rule}
+                    for v in names[m, :f].tolist()] for m, f in enumerate(d.first.tolist()) if f}
+    mix = np.where(d.found, names[np.arange(len(names)), np.minimum(d.first, names.shape[1] - 1)], None)  # (M,)
+    # a copy from the text wins where it is more confident, not refused, and consistent with the rules
+    copy, has_copy = cells["copy"], cells["copy"] != None                            # noqa: E711
+    copied = np.zeros(len(rows), bool)
+    for m in np.flatnonzero(has_copy & (cells["copy_confidence"] > d.confidence)).tolist():
+        if refused.is_refused(products[rows[m]].sku, attributes[m], copy[m]):
+            continue
+        broken = rules.check(categories[m], attributes[m], copy[m], known[m])
+        if broken is None:
+            copied[m] = True
+        elif all(r["value"] != copy[m] for r in rejected.get(m, ())):  # listed like any rejected value
+            rejected[m] = rejected.get(m, []) + [{"value": copy[m], "rule": broken.rule}]
     maps = model.calibration_["map"]
     # every confidence mapped at once: each decision's as from the mix, each copy's as copied
-    calibrated = calibrate(maps, np.array([d[1] for d in decisions], dtype=np.float64), False).tolist()
-    copied = calibrate(maps, np.where(cells["copy"] != None, cells["copy_confidence"], 0.5), True).tolist()  # noqa: E711
-    decided = []                             # (value, confidence, alternatives, rejected, copied value) per cell
-    for m, (r, attr, (value, conf, alts, rejected)) in enumerate(zip(rows, attributes, decisions)):
-        copy = copies[m] if copies[m] is not None and copy_confidence[m] > conf \
-            and not refused.is_refused(products[r].sku, attr, copies[m]) else None
-        broken = rules.check(categories[m], attr, copy, known[m]) if copy is not None else None
-        if broken is not None:               # a copy the rules reject is listed like any rejected value
-            if all(r["value"] != copy for r in rejected):
-                rejected = rejected + [{"value": copy, "rule": broken.rule}]
-            copy = None
-        if copy is not None:
-            if value is not None and value != copy:
-                alts = [{"value": value, "confidence": round(conf, 4)}] + alts[:2]
-            value, conf = copy, copied[m]
-            alts = share_rest(alts, 1.0, 1.0 - conf)
-        elif value is not None:
-            raw, conf = conf, calibrated[m]
-            alts = share_rest(alts, 1.0 - raw, 1.0 - conf)
-        decided.append((value, conf, alts, rejected, copy))
-    backed = np.array([m for m, d in enumerate(decided) if d[0] is not None and d[1] >= evidence_floor], dtype=np.int64)
+    confidence = np.where(copied, calibrate(maps, np.where(has_copy, cells["copy_confidence"], 0.5), True),
+                          np.where(d.found, calibrate(maps, d.confidence, False), d.confidence))
+    value = np.where(copied, copy, mix)
+    others = alternatives(names, d, copied, confidence, mix, value)
+    backed = np.flatnonzero((value != None) & (confidence >= evidence_floor))          # noqa: E711
     found = dict(zip(backed.tolist(), model.evidence(products, cells["product"][backed], cells["attribute"][backed],
-                                                     [decided[m][0] for m in backed.tolist()], neighbours, listed)))
+                                                     value[backed].tolist(), neighbours, listed)))
     spans = [cells[k].tolist() for k in ("copy_field", "copy_start", "copy_end")]      # where copies were read
-    for m, (r, attr, (value, conf, alts, rejected, copy)) in enumerate(zip(rows, attributes, decided)):
+    shown = python_round(confidence, 4).tolist()
+    for m, (r, attr, v, conf, alts, was_copied) in enumerate(zip(rows, attributes, value.tolist(), shown, others,
+                                                                 copied.tolist())):
         p, evidence = products[r], found.get(m, {})
-        if copy is not None and evidence:
+        if was_copied and evidence:
             where, start, end = FIELDS[spans[0][m]], spans[1][m], spans[2][m]
             text = getattr(p, where)
             evidence["extracted"] = {"field": where, "start": start, "end": end, "text": text[start:end],
-                                     "confidence": round(conf, 4)}
+                                     "confidence": conf}
             evidence["text"] = passage(text, start, end)
-        checked = rules.explain(categories[m], attr, value, known[m]) if explain and value is not None else []
-        out[p.sku].completions.append(Completion(p.sku, attr, value, round(conf, 4), alts, rejected, evidence,
-                                                 checked))
+        checked = rules.explain(categories[m], attr, v, known[m]) if explain and v is not None else []
+        out[p.sku].completions.append(Completion(p.sku, attr, v, conf, alts, rejected.get(m, []), evidence, checked))
     return list(out.values())
+
+
+def alternatives(names: np.ndarray, d: Decisions, copied: np.ndarray, confidence: np.ndarray, mix: np.ndarray,
+                 value: np.ndarray) -> list[list[dict]]:
+    """Each cell's alternatives [{value, confidence}] to the ``value`` it took (M,), with its ``confidence``, from
+    the mix (``mix``: the mix's values) or ``copied`` from the text. They keep the shares of what the mix's choice
+    left that the mix gave them, rescaled to what the calibrated value leaves. Behind a copy that differs from
+    the mix's choice, that choice comes first and two of the mix's alternatives follow."""
+    led = copied & d.found & (mix != value)                 # (M,) cells whose alternatives the mix's choice leads
+    take = ~led[d.cell] | (d.rank <= 2)
+    ahead = np.flatnonzero(led)
+    cell = np.concatenate([ahead, d.cell[take]])
+    order = np.lexsort((np.concatenate([np.zeros(len(ahead), np.int64), d.rank[take]]), cell))
+    cell = cell[order]
+    values = np.concatenate([mix[ahead], names[d.cell[take], d.column[take]]])[order]
+    share = np.concatenate([python_round(d.confidence[ahead], 4), d.shown[take]])[order]
+    left = np.where(copied, 1.0, 1.0 - d.confidence)                      # what the mix's choice left
+    scale = np.divide(1.0 - confidence, left, out=np.zeros(len(left)), where=left > 0)
+    rescaled = python_round(share * scale[cell], 4)
+    entries = [{"value": v, "confidence": c} for v, c in zip(values.tolist(), rescaled.tolist())]
+    bounds = np.searchsorted(cell, np.arange(len(value) + 1)).tolist()
+    return [entries[bounds[m]:bounds[m + 1]] for m in range(len(value))]
 
 
 class CategoryRules:
@@ -186,97 +207,6 @@ class CategoryRules:
             self.completed_[category] = [i for i, a in enumerate(self.attributes)
                                          if i in seen and a in self.targets and self.rules.applicable(category, a) is None]
         return [i for i in self.completed_[category] if self.attributes[i] not in product.attributes]
-
-
-class EvidenceFinder:
-    """What backs a completion: similar products holding a value of its attribute, the products listed next to it
-    (by SKU) holding one, the product's known values that co-occur most with it (PMI), and the passage of the
-    product's own text that states it.
-
-    Args:
-        graph: the trained :class:`~kgattr.engine.graph.CatalogGraph`.
-        attributes: attribute names, by index.
-        value_attribute: (num_values,) attribute index of each value node.
-    """
-
-    def __init__(self, graph, attributes: list[str], value_attribute: np.ndarray):
-        hv = graph.has_value
-        # the values held, sorted by product * num_attributes + attribute (the key): (known cells,) each, where a
-        # dense products x attributes table would grow with both
-        key = hv[0].astype(np.int64) * len(attributes) + value_attribute[hv[1]]
-        order = np.argsort(key, kind="stable")
-        self.keys, self.held = key[order], hv[1][order]
-        pmi = dict(zip(zip(graph.cooccurs[0].tolist(), graph.cooccurs[1].tolist()), graph.pmi.tolist()))
-        self.pmi = {}                    # value node -> {value node co-occurring with it: PMI}, positive PMI only
-        for (node, target), w in pmi.items():
-            if w > 0:
-                self.pmi.setdefault(target, {})[node] = w
-        self.vindex = graph.value_index()
-        self.graph, self.attributes = graph, attributes
-
-    def __call__(self, products, rows: np.ndarray, attributes: np.ndarray, values: list[str], neighbours: np.ndarray,
-                 listed: np.ndarray | None) -> list[dict]:
-        """Evidence for each cell: ``values[i]`` of attribute index ``attributes[i]`` of ``products[rows[i]]`` (M,).
-        ``neighbours``: (n, k) similar products of each product, most similar first; ``listed``: (n, 2w) products
-        listed nearby, as from :meth:`~kgattr.engine.index.SequenceIndex.search`; both pool rows, -1 padded."""
-        if not len(rows):
-            return []
-        half = listed.shape[1] // 2
-        nearest_first = np.stack([listed[:, :half], listed[:, half:]], 2).reshape(len(listed), -1)  # before 1, after 1, ..
-        similar = self._holding(neighbours[rows], attributes, 5)
-        near = self._holding(nearest_first[rows], attributes, 4)
-        known = {}                                 # product row -> [(value node, (attribute, value))] it holds
-        out = []
-        for i, (r, attribute, value) in enumerate(zip(rows.tolist(), attributes.tolist(), values)):
-            product = products[r]
-            if r not in known:
-                known[r] = [(self.vindex.get(item), item) for item in product.attributes.items()]
-            pmi = self.pmi.get(self.vindex.get((self.attributes[attribute], value)), {})
-            pairs = [(pmi[node], item) for node, item in known[r] if node in pmi]
-            pairs.sort(key=lambda x: -x[0])
-            graph = [{"attribute": a, "value": v, "pmi": round(w, 3)} for w, (a, v) in pairs[:3]]
-            out.append({"similar_skus": similar[i], "listed_near": near[i], "graph": graph,
-                        "text": text_evidence(value, product.title, product.description)})
-        return out
-
-    def _holding(self, rows: np.ndarray, attributes: np.ndarray, limit: int) -> list[list[dict]]:
-        """Per cell, the first ``limit`` of its ``rows`` (M, R) that hold a value of its attribute (``attributes``
-        (M,), indices): [{sku, value}]."""
-        if not len(self.keys):
-            return [[] for _ in range(len(rows))]
-        wanted = rows.astype(np.int64) * len(self.attributes) + attributes[:, None]
-        at = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
-        held = np.where((rows >= 0) & (self.keys[at] == wanted), self.held[at], -1)
-        cell, col = np.nonzero((held >= 0) & (np.cumsum(held >= 0, 1) <= limit))
-        bounds = np.searchsorted(cell, np.arange(len(rows) + 1)).tolist()
-        found = [{"sku": self.graph.skus[j], "value": self.graph.values[v][1]}
-                 for j, v in zip(rows[cell, col].tolist(), held[cell, col].tolist())]
-        return [found[bounds[m]:bounds[m + 1]] for m in range(len(rows))]
-
-
-@lru_cache(maxsize=4096)
-def _verbatim(value: str) -> re.Pattern:
-    return re.compile(r"(?<![\w])" + re.escape(value) + r"(?![\w])", re.IGNORECASE)
-
-
-def text_evidence(value: str, title: str, description: str, width: int = 40) -> str | None:
-    """The passage of the product's own text that states ``value`` verbatim, if any."""
-    pattern = _verbatim(value)
-    # ASCII text states an ASCII value only where its lower case holds the value's: a quick test before the regex
-    lower = value.lower() if value.isascii() else None
-    for text in (title, description):
-        if lower is not None and text.isascii() and lower not in text.lower():
-            continue
-        m = pattern.search(text)
-        if m:
-            return passage(text, m.start(), m.end(), width)
-    return None
-
-
-def passage(text: str, start: int, end: int, width: int = 40) -> str:
-    """``text[start:end]`` with up to ``width`` characters either side, on one line."""
-    start, end = max(0, start - width), min(len(text), end + width)
-    return ("…" if start else "") + text[start:end].replace("\n", " ") + ("…" if end < len(text) else "")
 
 
 def precision_coverage(confidence: np.ndarray, correct: np.ndarray, total: int) -> tuple[np.ndarray, ...]:

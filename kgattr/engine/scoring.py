@@ -158,8 +158,9 @@ def stored_cells(c, rows: np.ndarray, products, local: np.ndarray) -> dict[str, 
     counts = np.searchsorted(c.cells_["product"], unique, "right") - starts
     sel = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())   # (cells,) in cells_
     at = np.repeat(len(rows) - 1 - first, counts)                                          # (cells,) in rows
-    wanted = {(i, a) for i, p in enumerate(products) for a in c.gaps(p)}
-    keep = np.array([(int(i), int(a)) in wanted for i, a in zip(at, c.cells_["attribute"][sel])], dtype=bool)
+    width = len(c.attributes_)                     # a (row, attribute) pair as row * width + attribute
+    wanted = np.array([i * width + a for i, p in enumerate(products) for a in c.gaps(p)], dtype=np.int64)
+    keep = np.isin(at * width + c.cells_["attribute"][sel], wanted)
     sel, at = sel[keep], at[keep]
     cells = {k: v[sel] for k, v in c.cells_.items()}
     cells["product"] = local[at]

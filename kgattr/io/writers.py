@@ -18,9 +18,13 @@ def open_jsonl(tmp: Path, path: str | os.PathLike):
     return gzip.open(tmp, "wt", encoding="utf-8") if str(path).endswith(".gz") else open(tmp, "w", encoding="utf-8")
 
 
+# json.dumps(r, ensure_ascii=False), less the encoder json.dumps builds a call when not given its defaults
+_line = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def write_lines(f, records: Iterable[dict]) -> None:
     for r in records:
-        f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        f.write(_line(r) + "\n")
 
 
 def jsonl_writer(records: Iterable[dict], path: str | os.PathLike) -> Callable[[Path], None]:

@@ -128,13 +128,17 @@ class RuleSet:
                 if x is None or (p.low is not None and x < p.low) or (p.high is not None and x > p.high):
                     yield p.id, "out-of-range"
         if known is not None:
-            values = {**known, attribute: value}
-            for rule in c.conditionals.get(attribute, ()):
-                if rule.broken_by(values):
-                    yield rule.id, rule.kind
-            for rid, other in c.differs.get(attribute, ()):
-                if other != attribute and known.get(other) == value:
-                    yield rid, "differs"
+            yield from self._conflicts(c, attribute, value, {**known, attribute: value})
+
+    def _conflicts(self, c: _Compiled, attribute: str, value: str, values: dict):
+        """Every (rule id, kind) of the implications, exclusions and sh:disjoint that ``attribute = value`` breaks
+        in a product holding ``values`` (``value`` among them)."""
+        for rule in c.conditionals.get(attribute, ()):
+            if rule.broken_by(values):
+                yield rule.id, rule.kind
+        for rid, other in c.differs.get(attribute, ()):
+            if other != attribute and values.get(other) == value:
+                yield rid, "differs"
 
     def check(self, category, attribute: str, value: str, known: dict | None = None) -> Violation | None:
         """The first rule that ``attribute = value`` breaks for a product of ``category`` (holding ``known``
@@ -142,6 +146,16 @@ class RuleSet:
         for rule, kind in self._breaks(category, attribute, value, known):
             return Violation("", attribute, value, rule, kind)
         return None
+
+    def conflict_free(self, category, attribute: str, values: list[str], known: dict) -> list[bool]:
+        """Per value of ``values`` for ``attribute``: whether it breaks no implication, exclusion or sh:disjoint
+        beside ``known`` (the product's other values). :meth:`check` less the checks of the value alone, for values
+        that passed them."""
+        c, held, out = self._compiled(category), dict(known), []
+        for value in values:
+            held[attribute] = value
+            out.append(next(self._conflicts(c, attribute, value, held), None) is None)
+        return out
 
     def conditional(self, category, attribute: str) -> bool:
         """Whether a value of ``attribute`` in ``category`` can depend on the product's other values."""
