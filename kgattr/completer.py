@@ -155,8 +155,8 @@ class AttributeCompleter:
 
         coo = inputs.values.tocoo()
         target_attr = np.isin(self.value_attribute_[coo.col], [aindex[a] for a in self.targets_])
-        held = heldout_cells(target_attr, share=self.calibration_share, num_targets=len(self.targets_),
-                             seed=self.seed)
+        held = heldout_cells(target_attr, self.value_attribute_[coo.col], share=self.calibration_share,
+                             num_targets=len(self.targets_), seed=self.seed)
         # small catalogs still get several updates per epoch
         batch_size = min(self.batch_size, max(32, len(catalog) // 8))
         self.model_, self.linear_, self.history_, heldout = cross_fit(

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from kgattr.engine.blocks import Blocks
-from kgattr.engine.crossfit import CELLS_PER_ATTRIBUTE, MAX_SHARE, MIN_EPOCHS, epoch_budget, heldout_cells
+from kgattr.engine.crossfit import (CELLS_PER_ATTRIBUTE, MAX_PER_ATTRIBUTE, MAX_SHARE, MIN_EPOCHS, epoch_budget,
+                                   heldout_cells)
 from kgattr.engine.mixture import fit_mixture
 
 
@@ -73,16 +74,22 @@ def test_mixture_is_no_worse_than_its_best_member_on_held_out_cells():
     assert _accuracy(weights, members, truth, value_attribute) >= _accuracy(alone, members, truth, value_attribute) - 0.01
 
 
-def test_the_held_out_share_grows_on_small_catalogs_and_stays_on_large_ones():
+def test_the_held_out_share_grows_on_small_catalogs_and_is_capped_per_attribute_on_large_ones():
     small = np.ones(4_000, bool)                # 4 attributes x 1,000 cells: 5% would leave 50 each
-    held = heldout_cells(small, share=0.05, num_targets=8, seed=0)
+    held = heldout_cells(small, np.arange(4_000) % 4, share=0.05, num_targets=8, seed=0)
     assert abs(held.mean() - CELLS_PER_ATTRIBUTE * 8 / 4_000) < 0.02
-    tiny = heldout_cells(np.ones(200, bool), share=0.05, num_targets=8, seed=0)
+    tiny = heldout_cells(np.ones(200, bool), np.zeros(200, int), share=0.05, num_targets=8, seed=0)
     assert tiny.mean() <= MAX_SHARE + 0.05
-    large = heldout_cells(np.ones(200_000, bool), share=0.05, num_targets=2, seed=0)
-    assert abs(large.mean() - 0.05) < 0.005
+    # 300,000 cells: one attribute of 200,000 (5% is 10,000: capped) and two of 50,000 (2,500 each: capped too),
+    # then one of 20,000 cells whose 5% stays whole and as drawn without a cap
+    attribute = np.repeat([0, 1, 2, 3], [200_000, 50_000, 50_000, 20_000])
+    large = heldout_cells(np.ones(len(attribute), bool), attribute, share=0.05, num_targets=4, seed=0)
+    counts = np.bincount(attribute[large])
+    assert list(counts[:3]) == [MAX_PER_ATTRIBUTE] * 3 and abs(counts[3] - 1_000) < 100
+    drawn = np.random.default_rng(0).random(len(attribute)) < 0.05
+    assert not (large & ~drawn).any() and (large[attribute == 3] == drawn[attribute == 3]).all()
     partial = np.arange(1_000) % 2 == 0
-    assert not heldout_cells(partial, share=0.05, num_targets=1, seed=0)[~partial].any()
+    assert not heldout_cells(partial, np.zeros(1_000, int), share=0.05, num_targets=1, seed=0)[~partial].any()
 
 
 def test_small_catalogs_get_more_epochs_and_the_largest_the_minimum():

@@ -18,9 +18,14 @@ from .blocks import Blocks
 
 log = logging.getLogger(__name__)
 
-# held-out cells wanted per modelled attribute on average, and the largest share of the known cells they may take
+# held-out cells wanted per modelled attribute on average, the largest share of the known cells they may take, and
+# the most any one attribute keeps: a few thousand cells pin its mix weights and calibration map down (a 0.9
+# accuracy is known to +-0.007 from 2,000), and beyond that more would only cost fitting time, which grows with them
+# (at 200,000 products 5% of the known cells is ~120,000, and the mix's fit on them took most of training), and
+# training data; the rest go back to the scorers
 CELLS_PER_ATTRIBUTE = 50
 MAX_SHARE = 0.2
+MAX_PER_ATTRIBUTE = 2_000
 # optimiser updates the GNN's epochs aim at, and epochs at least: the 44k-product catalog (87 batches an epoch)
 # keeps its 3 epochs, a catalog of a few thousand products (~8 batches an epoch) gets up to MAX_EPOCHS
 UPDATES = 96
@@ -39,15 +44,22 @@ class Heldout(NamedTuple):
     scores: list
 
 
-def heldout_cells(target: np.ndarray, *, share: float, num_targets: int, seed: int) -> np.ndarray:
+def heldout_cells(target: np.ndarray, attribute: np.ndarray, *, share: float, num_targets: int,
+                  seed: int) -> np.ndarray:
     """(E,) bool over the known cells: those held out of training, a random part of the ``target`` cells.
 
     The part is ``share``, raised up to :data:`MAX_SHARE` where that leaves fewer than
-    :data:`CELLS_PER_ATTRIBUTE` per each of the ``num_targets`` attributes."""
+    :data:`CELLS_PER_ATTRIBUTE` per each of the ``num_targets`` attributes; an attribute (``attribute``: (E,),
+    each cell's) keeps at most :data:`MAX_PER_ATTRIBUTE` of them, those drawn first."""
     wanted = CELLS_PER_ATTRIBUTE * num_targets / max(int(target.sum()), 1)
     share = float(np.clip(wanted, share, max(share, MAX_SHARE)))
-    rng = np.random.default_rng(seed)
-    return target & (rng.random(len(target)) < share)
+    draw = np.random.default_rng(seed).random(len(target))
+    held = target & (draw < share)
+    cells = np.flatnonzero(held)
+    order = cells[np.lexsort((draw[cells], attribute[cells]))]          # by attribute, then as drawn
+    start = np.searchsorted(attribute[order], attribute[order])            # each attribute's first place
+    held[order[np.arange(len(order)) - start >= MAX_PER_ATTRIBUTE]] = False
+    return held
 
 
 def epoch_budget(num_products: int, batch_size: int) -> int:
