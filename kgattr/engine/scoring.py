@@ -11,10 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..exceptions import KgattrError
+from ..extract.extraction import FIELDS        # a copy's field, as the cells' ``copy_field`` numbers it
 from ..io.catalog import Catalog, content_hashes
-
-
-FIELDS = ("title", "description")          # a copy's field, as the cells' ``copy_field`` numbers it
 
 
 def score_gaps(c, catalog, inputs, near, extracted=None) -> dict[str, np.ndarray]:

@@ -24,7 +24,7 @@ import numpy as np
 from ..text.lexical import fold
 from .copying import TextCopier
 from .extraction import (COMBINED_KIND, FIELDS, DictionaryExtractor, Lexicon, Span, best_values, check_target,
-                         held_out)
+                         held_out, saved_kind)
 
 FORMAT = 1
 MEMBERS = ("dictionary", "tagger", "copier")
@@ -246,10 +246,7 @@ def load_extractor(path, *, progress: bool = False):
     (:class:`~kgattr.extract.tagger.Extractor`, as written before the combined one)."""
     from .tagger import Extractor
 
-    try:
-        kind = json.loads((Path(path) / "config.json").read_text()).get("kind")
-    except (OSError, ValueError):
-        kind = None                                    # the loader says what is wrong
+    kind = saved_kind(path)                            # None: the loader says what is wrong
     extractor = CombinedExtractor.load(path) if kind == COMBINED_KIND else Extractor.load(path)
     tagger = extractor.tagger_ if kind == COMBINED_KIND else extractor
     if tagger is not None:

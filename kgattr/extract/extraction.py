@@ -39,6 +39,14 @@ class Span:
         return asdict(self)
 
 
+def saved_kind(path) -> str | None:
+    """The ``kind`` in the config.json of the folder ``path`` (None: no readable one)."""
+    try:
+        return json.loads((Path(path) / "config.json").read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def check_target(path: Path) -> None:
     """Refuse to save an extractor to ``path`` unless it is absent, an empty folder or a saved extractor, which a
     save replaces whole (so no other folder's files are lost)."""
@@ -48,13 +56,7 @@ def check_target(path: Path) -> None:
         return
     if not path.is_dir():
         raise KgattrError(f"{path}: exists and is not a directory")
-    if not any(path.iterdir()):
-        return
-    try:
-        kind = json.loads((path / "config.json").read_text()).get("kind")
-    except (OSError, ValueError, AttributeError):
-        kind = None
-    if kind not in (TAGGER_KIND, COMBINED_KIND):
+    if any(path.iterdir()) and saved_kind(path) not in (TAGGER_KIND, COMBINED_KIND):
         raise KgattrError(f"{path}: not empty and not a kgattr extractor directory; choose a new or empty directory")
 
 
