@@ -66,3 +66,26 @@ def test_linear_scorer_matches_liblinear_and_round_trips():
     pruned = LinearTextScorer(C=0.5, description_weights=2 * terms, min_weight=0.05).fit(
         x, rows, values, value_attribute, title_size)
     assert 0 < pruned.weight_.nnz < scorer.weight_.nnz and np.abs(pruned.weight_.data).min() >= 0.05
+
+
+def test_linear_scorer_caps_rows_class_by_class():
+    import scipy.sparse as sp
+    from sklearn.svm import LinearSVC
+
+    from kgattr.engine.linear import LinearTextScorer, capped_rows
+
+    labels = np.array([0] * 100 + [1] * 5 + [2] * 30 + [3])
+    kept = capped_rows(labels, 50, seed=0)
+    assert len(kept) == 50 and np.array_equal(kept, np.unique(kept))
+    assert np.bincount(labels[kept]).tolist() == [22, 5, 22, 1]          # rare values whole, the rest shared out
+    assert np.array_equal(capped_rows(labels, 136, seed=0), np.arange(136))
+    assert np.array_equal(capped_rows(labels, 50, seed=0), kept)           # the same draw every time
+    # an attribute over the cap learns exactly what an SVM of its kept rows learns
+    n, terms = 200, 30
+    x = sp.random(n, terms, density=0.3, random_state=1, format="csr", dtype=np.float32)
+    values = np.asarray(x[:, :3].argmax(1)).ravel()
+    scorer = LinearTextScorer(description_weights=10 * terms, min_weight=0.0, max_rows=80).fit(
+        x, np.arange(n), values, np.zeros(3, np.int64), terms)
+    keep = capped_rows(values, 80, seed=0)
+    expected = LinearSVC(C=0.5, random_state=0).fit(x[keep], values[keep]).decision_function(x)
+    assert np.allclose(scorer.decision(x), expected, atol=1e-5)

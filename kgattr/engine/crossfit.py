@@ -70,7 +70,8 @@ def epoch_budget(num_products: int, batch_size: int) -> int:
 
 
 def cross_fit(c, inputs, near, target: np.ndarray, held: np.ndarray, batch_size: int, *, map=map):
-    """Fit the GNN and linear scorer of completer ``c`` on the ``target`` cells outside ``held`` and score those.
+    """Fit the GNN and linear scorer of completer ``c`` on the ``target`` cells outside ``held`` and score those;
+    then fit the linear scorer again on all ``target`` cells, the one returned.
 
     Args:
         inputs, near: :class:`~kgattr.engine.train.Inputs` and :class:`~kgattr.engine.train.Neighbours` of the catalog.
@@ -79,7 +80,8 @@ def cross_fit(c, inputs, near, target: np.ndarray, held: np.ndarray, batch_size:
         map: runs the linear scorer's fits (see :meth:`~kgattr.engine.linear.LinearTextScorer.fit`).
 
     Returns:
-        (model, linear, training losses of the model, [warm, cold] :class:`Heldout`), warm: products seeing
+        (model, linear scorer of all target cells, training losses of the model, [warm, cold] :class:`Heldout`),
+        warm: products seeing
         their other values, cold: products seeing none (see :func:`~kgattr.engine.train.calibration_batches`).
     """
     from .linear import LinearTextScorer
@@ -115,4 +117,10 @@ def cross_fit(c, inputs, near, target: np.ndarray, held: np.ndarray, batch_size:
             blocks.put(votes, cells, vote)
         svm = blocks.map(lambda cells, columns: linear.decision(inputs.lexical[rows[cells]], columns))
         parts.append(Heldout(rows, truth, blocks, [logits, svm, votes]))
+    # the held-out cells have given their scores; the scorer that answers is fitted on them too, as a stack's
+    # members are refitted on all data (alone on Myntra's hidden cells: 0.9324 -> 0.9333 with its 5% back; kgattr
+    # 0.9376 -> 0.9381, JLCPCB's 20,000 0.7600 -> 0.7619). The GNN is not refitted: that is a second training.
+    del linear
+    linear = LinearTextScorer(C=c.svm_c).fit(inputs.lexical, coo.row[target], coo.col[target], c.value_attribute_,
+                                             c.lexical_.title_size_, map=map)
     return model, linear, history, parts
