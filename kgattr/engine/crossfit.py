@@ -81,8 +81,8 @@ def cross_fit(c, inputs, near, target: np.ndarray, held: np.ndarray, batch_size:
 
     Returns:
         (model, linear scorer of all target cells, training losses of the model, [warm, cold] :class:`Heldout`),
-        warm: products seeing
-        their other values, cold: products seeing none (see :func:`~kgattr.engine.train.calibration_batches`).
+        warm: products seeing their other values, cold: products seeing none (see
+        :func:`~kgattr.engine.train.calibration_batches`).
     """
     from .linear import LinearTextScorer
     from .model import FusionGNN
