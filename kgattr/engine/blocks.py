@@ -55,3 +55,14 @@ class Blocks:
         for b in np.unique(block):
             take = np.flatnonzero(block == b)
             scores[b][self.slot[cells[take]]] = dense[take, self.columns[b]]
+
+
+def rank_within(groups: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """(n,) each element's place among the elements of its group (``groups`` (n,)), by ascending ``keys`` (n,):
+    0 for the smallest key of each group. Keeping the places below k keeps each group's k first, as drawn when
+    ``keys`` are random draws."""
+    order = np.lexsort((keys, groups))                                 # by group, then by key
+    start = np.searchsorted(groups[order], groups[order])              # each group's first place
+    rank = np.empty(len(groups), np.int64)
+    rank[order] = np.arange(len(order)) - start
+    return rank

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..io import schedule
-from .blocks import Blocks
+from .blocks import Blocks, rank_within
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,7 @@ def heldout_cells(target: np.ndarray, attribute: np.ndarray, *, share: float, nu
     draw = np.random.default_rng(seed).random(len(target))
     held = target & (draw < share)
     cells = np.flatnonzero(held)
-    order = cells[np.lexsort((draw[cells], attribute[cells]))]          # by attribute, then as drawn
-    start = np.searchsorted(attribute[order], attribute[order])            # each attribute's first place
-    held[order[np.arange(len(order)) - start >= MAX_PER_ATTRIBUTE]] = False
+    held[cells[rank_within(attribute[cells], draw[cells]) >= MAX_PER_ATTRIBUTE]] = False
     return held
 
 

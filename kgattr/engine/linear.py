@@ -11,6 +11,8 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
+from .blocks import rank_within
+
 
 class LinearTextScorer:
     """Scores every value of every attribute from tf-idf features, one-vs-rest linear SVMs per attribute.
@@ -118,9 +120,7 @@ def capped_rows(labels: np.ndarray, max_rows: int, *, seed: int) -> np.ndarray:
             quota = max(room // left, 1)
             break
         room -= c
-    order = np.lexsort((np.random.default_rng(seed).random(len(labels)), inverse))   # by class, then as drawn
-    start = np.searchsorted(inverse[order], inverse[order])                            # each class's first place
-    return np.sort(order[np.arange(len(order)) - start < quota])
+    return np.flatnonzero(rank_within(inverse, np.random.default_rng(seed).random(len(labels))) < quota)
 
 
 def fit_svm(job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
