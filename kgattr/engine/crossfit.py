@@ -102,9 +102,13 @@ def cross_fit(c, inputs, near, target: np.ndarray, held: np.ndarray, batch_size:
         log.info("epochs: held-out losses %s", [round(x, 4) for x in heldout])
     coo = inputs.values.tocoo()
     trained = target & ~held
+
+    def fit_linear(cells: np.ndarray) -> LinearTextScorer:           # on the known cells ``cells`` (E,) bool
+        return LinearTextScorer(C=c.svm_c).fit(inputs.lexical, coo.row[cells], coo.col[cells], c.value_attribute_,
+                                               c.lexical_.title_size_, map=map)
+
     # in a thread beside the GNN, liblinear (which releases the GIL) slowed torch's two threads more than it saved
-    linear = LinearTextScorer(C=c.svm_c).fit(inputs.lexical, coo.row[trained], coo.col[trained],
-                                             c.value_attribute_, c.lexical_.title_size_, map=map)
+    linear = fit_linear(trained)
     parts = []
     for rows, truth, batches in calibration_batches(model, inputs, near, edges, held, mask_rate=c.mask_rate,
                                                     sharpness=c.sharpness, seed=c.seed):
@@ -119,6 +123,5 @@ def cross_fit(c, inputs, near, target: np.ndarray, held: np.ndarray, batch_size:
     # members are refitted on all data (alone on Myntra's hidden cells: 0.9324 -> 0.9333 with its 5% back; kgattr
     # 0.9376 -> 0.9381, JLCPCB's 20,000 0.7600 -> 0.7619). The GNN is not refitted: that is a second training.
     del linear
-    linear = LinearTextScorer(C=c.svm_c).fit(inputs.lexical, coo.row[target], coo.col[target], c.value_attribute_,
-                                             c.lexical_.title_size_, map=map)
+    linear = fit_linear(target)
     return model, linear, history, parts
