@@ -62,6 +62,21 @@ def test_units_convert_and_one_quantity_is_one_value():
     assert copier.copies(Product("N", "drive", "2 terabytes", ("Storage",), {}), ["capacity"])["capacity"].value == "2TB"
 
 
+def test_a_conversion_is_trusted_only_as_far_as_the_catalog_writes_values_so():
+    # most currents are written as the text states them; one quantity is known in mA, whose text says uA
+    products = [Product(f"Q{n}", "LDO regulator", f"{n}uA", ("Parts", "LDO"), {"Quiescent current": f"{n}uA"})
+                for n in range(101, 141)]
+    products += [Product(f"H{i}", "LDO regulator", "500uA", ("Parts", "LDO"), {"Quiescent current": "0.5mA"})
+                 for i in range(10)]
+    copier = TextCopier().fit(products, ["Quiescent current"])
+    new = [Product(f"N{n}", "LDO regulator", f"{n}uA", ("Parts", "LDO"), {}) for n in (730, 500)]
+    found = [copier.copies(p, ["Quiescent current"])["Quiescent current"].value for p in new]
+    # a product's own value never makes its quantity known: converting 101uA into 0.101mA was wrong there
+    assert found == ["730uA", "0.5mA"]
+    again = TextCopier.from_state(copier.get_state())
+    assert [again.copies(p, ["Quiescent current"]) for p in new] == [copier.copies(p, ["Quiescent current"]) for p in new]
+
+
 def test_codes_never_seen_are_copied_by_their_character_classes():
     products = [Product(f"M{i}", f"Acme {code}{i:03d} Drive", "", ("Storage",), {"model_number": f"{code}{i:03d}"})
                 for i, code in enumerate(["STHK", "WDX", "QZ"] * 30)]

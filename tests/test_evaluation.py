@@ -44,7 +44,7 @@ def test_precision_coverage_and_thresholds_from_validation():
 def test_score_counts_rule_breaking_and_cold_products():
     cat = Catalog([Product(sku, "shirt", "", ("Apparel", "Topwear"), {"colour": colour})
                    for sku, colour in [("A", "Red"), ("B", "Blue"), ("C", "Red"), ("D", "Blue")]])
-    rules = RuleSet(induce_ontology(cat))
+    rules = RuleSet(induce_ontology(cat, max_unseen=1.0))        # four cells: closed only when told
     hidden = [("A", "colour", "Red"), ("B", "colour", "Blue")]
     categories = {p.sku: p.category for p in cat}
     result = score(hidden, {("A", "colour"): "Red", ("B", "colour"): "Mauve"}, {("A", "colour"): 1.0},

@@ -29,7 +29,7 @@ def test_broken_turtle_is_one_line_error(tmp_path):
 
 
 def test_compiled_checks(catalog):
-    rules = RuleSet(induce_ontology(catalog))
+    rules = RuleSet(induce_ontology(catalog, max_unseen=1.0))      # every allowed set closed
     shirts = ("Apparel", "Topwear", "Shirts")
     assert rules.check(shirts, "Fabric", "Cotton") is None
     assert rules.check(shirts, "Fabric", "Denim").kind == "not-allowed"
@@ -95,8 +95,8 @@ def test_rules_check_command_exit_codes(tmp_path, catalog):
     from kgattr.cli.main import app
 
     write_catalog(catalog, tmp_path / "c.jsonl")
-    save_ontology(induce_ontology(catalog), tmp_path / "all.ttl")
-    save_ontology(induce_ontology(catalog, min_support=3), tmp_path / "strict.ttl")       # rare values become violations
+    save_ontology(induce_ontology(catalog, max_unseen=1.0), tmp_path / "all.ttl")
+    save_ontology(induce_ontology(catalog, min_support=3, max_unseen=1.0), tmp_path / "strict.ttl")       # rare values become violations
     runner = CliRunner()
     ok = runner.invoke(app, ["rules", "check", str(tmp_path / "c.jsonl"), "--ontology", str(tmp_path / "all.ttl")])
     assert ok.exit_code == 0 and "0 values break a rule" in ok.output

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from ..exceptions import KgattrError, ModelError
 
-FORMAT = 8            # 2: calibration outcomes for per-attribute precision thresholds; 3: listing votes per category;
+FORMAT = 9            # 2: calibration outcomes for per-attribute precision thresholds; 3: listing votes per category;
                       # 4: manifest.json, paths relative to the model directory; 5: the similar-product vote a
                       # member of the mix, copy rules (copier.json); 6: a calibration map per source; 7: beta maps;
-                      # 8: the copy the text gives each scored gap (cells_copy*, copier.json "copied")
+                      # 8: the copy the text gives each scored gap (cells_copy*, copier.json "copied");
+                      # 9: copy rules counted apart where they write a known value (copier.json)
 FILES = ("config.json", "nodes.json", "edges.safetensors", "vocab.json", "network.safetensors", "linear.safetensors",
          "state.safetensors", "neighbours.faiss", "ontology.ttl", "products.sqlite", "copier.json")
 OPTIONAL = ("refused.json",)      # written only when there is something to keep: a model without it reads as before

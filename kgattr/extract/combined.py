@@ -26,7 +26,7 @@ from .copying import TextCopier
 from .extraction import (COMBINED_KIND, FIELDS, DictionaryExtractor, Lexicon, Span, best_values, check_target,
                          held_out, saved_kind)
 
-FORMAT = 1
+FORMAT = 2            # 2: copy rules counted apart where they write a known value
 MEMBERS = ("dictionary", "tagger", "copier")
 # least confidences a member's value may need, per attribute (the dictionary's values all have 1)
 THRESHOLDS = np.array([0.0, 0.3, 0.5, 0.7, 0.9])

@@ -17,7 +17,11 @@ equal as a quantity to a known value of its attribute is written as that known v
 Each rule's precision is counted on the training products (how often the value it writes is the true one),
 smoothed towards the precision of all rules, and mapped to a calibrated confidence by a logistic fit on
 out-of-fold estimates (folds of products), so that a rule's confidence is never measured on the products it
-was learned from.
+was learned from. A rule is counted apart where the value it writes is a known one of its quantity and where it
+is not (each count smoothed towards the rule's whole), and a product's own value is never what makes it known:
+a rule converting ``410uA`` into ``0.41mA`` is
+right where the catalog knows ``0.41mA`` as ``410uA``, and wrong for a quantity it has not seen, whose value the
+catalog writes as the text does (on 1,500 drawn JLCPCB parts such copies were 0.97 confident and 0.89 right).
 """
 from __future__ import annotations
 
@@ -163,6 +167,17 @@ def _key(q: tuple[float, str]) -> str:
     return f"{q[0]:.9g} {q[1]}"
 
 
+def _both(rule: tuple) -> tuple[tuple, tuple]:
+    """A rule's two counts' keys, (span key, attribute, value shape, writes a known value): False, then True."""
+    return (*rule[:3], False), (*rule[:3], True)
+
+
+def _most_common(forms: Counter) -> str | None:
+    """The form written most often (the first seen of a tie; None: none)."""
+    top = forms.most_common(1)
+    return top[0][0] if top else None
+
+
 class TextCopier:
     """Copy rules per attribute, their precision and a calibration (see the module docstring).
 
@@ -213,7 +228,10 @@ class TextCopier:
                                       for key, sq in stated if _same(q, sq) and key not in by_numbers.get(numbers, ())})
         self.rules_ = {k: sorted(v) for k, v in rules.items()}
         self.kinds_ = span_kinds(self.rules_)        # what copies reads: the spans rules key on
-        self.known_ = {a: {q: forms.most_common(1)[0][0] for q, forms in by_q.items()} for a, by_q in units.items()}
+        self.known_ = {a: {q: _most_common(forms) for q, forms in by_q.items()} for a, by_q in units.items()}
+        # (attribute, quantity, value) -> the quantity's known form without that one value (None: no other)
+        without = {(a, q, v): _most_common(forms - Counter({v: 1}))
+                   for a, by_q in units.items() for q, forms in by_q.items() for v in forms}
         fold = np.random.default_rng(self.seed).permutation(len(products)) % FOLDS
         fired, right = Counter(), Counter()                   # (rule, fold) -> firings, right ones
         firings = []
@@ -221,26 +239,29 @@ class TextCopier:
             for key, field, start, end, numbers in spans(p, self.description_words, self.kinds_):
                 for a, form in self.rules_.get(key, ()):
                     if a in p.attributes:
-                        value = self._fill(a, form, numbers, getattr(p, field)[start:end])
+                        # written as a new product would see it: the catalog's forms less this product's value
+                        value, known = self._fill(a, form, numbers, getattr(p, field)[start:end],
+                                                  without=(p.attributes[a], without))
                         ok = value == p.attributes[a]
-                        fired[key, a, form, fold[row]] += 1
-                        right[key, a, form, fold[row]] += ok
-                        firings.append((row, a, key, form, value, ok, field, start, end))
+                        rule = (key, a, form, known)
+                        fired[rule, fold[row]] += 1
+                        right[rule, fold[row]] += ok
+                        firings.append((row, a, rule, value, ok, field, start, end))
         total_fired, total_right = Counter(), Counter()
-        for (key, a, form, _), n in fired.items():
-            total_fired[key, a, form] += n
-            total_right[key, a, form] += right[key, a, form, _]
+        for (rule, _), n in fired.items():
+            total_fired[rule] += n
+            total_right[rule] += right[rule, _]
         self.prior_ = sum(total_right.values()) / max(sum(total_fired.values()), 1)
         self.stats_ = {r: (total_fired[r], total_right[r]) for r in total_fired}
         # out-of-fold precision of every firing, and the best copy per known cell
         best = {}
-        for row, a, key, form, value, ok, field, start, end in firings:
+        for row, a, rule, value, ok, field, start, end in firings:
             f = fold[row]
-            n = total_fired[key, a, form] - fired[key, a, form, f]
-            k = total_right[key, a, form] - right[key, a, form, f]
-            if k == 0 or value is None:      # a rule learned in this product's fold only; no quantity read
+            counts = [(total_fired[r] - fired[r, f], total_right[r] - right[r, f]) for r in _both(rule)]
+            whole = tuple(map(sum, zip(*counts)))
+            if whole[1] == 0 or value is None:      # a rule learned in this product's fold only; no quantity read
                 continue
-            precision = self._precision(n, k)
+            precision = self._precision(counts[rule[3]], whole)
             if precision > best.get((row, a), (None, -1.0))[1]:
                 best[row, a] = ((value, field, start, end, ok), precision)
         raw = np.array([p for _, p in best.values()])
@@ -250,15 +271,28 @@ class TextCopier:
         self.heldout_ = {cell: (Copy(c[0], float(q), *c[1:4]), c[4]) for (cell, (c, _)), q in zip(best.items(), conf)}
         return self
 
-    def _fill(self, attribute: str, form: str, numbers: tuple[str, ...], span: str) -> str | None:
-        """The value a rule writes, as the attribute's known value of that quantity where there is one."""
+    def _fill(self, attribute: str, form: str, numbers: tuple[str, ...], span: str,
+              without: tuple[str, dict] | None = None) -> tuple[str | None, bool]:
+        """(value, known): the value a rule writes (None: none), as the attribute's known value of that quantity
+        where there is one, and whether there is. ``without``: (a product's own value, the fit's forms without
+        one value), to leave that value out of what is known."""
         value = fill(form, numbers, span)
-        known = self.known_.get(attribute)
-        q = quantity(value) if known and value else None
-        return known.get(_key(q), value) if q else value
+        forms = self.known_.get(attribute)
+        q = quantity(value) if forms and value else None
+        if q is None:
+            return value, False
+        key = _key(q)
+        if without is not None and (attribute, key, without[0]) in without[1]:
+            written = without[1][attribute, key, without[0]]
+        else:
+            written = forms.get(key)
+        return (value, False) if written is None else (written, True)
 
-    def _precision(self, fired, right):
-        return (right + self.smoothing * self.prior_) / (fired + self.smoothing)
+    def _precision(self, counts: tuple[int, int], whole: tuple[int, int]) -> float:
+        """A rule's precision where it writes a known value, or a new one, from its (firings, right ones) there,
+        smoothed towards its precision over both (``whole``), itself smoothed towards the prior of all rules."""
+        overall = (whole[1] + self.smoothing * self.prior_) / (whole[0] + self.smoothing)
+        return (counts[1] + self.smoothing * overall) / (counts[0] + self.smoothing)
 
     def _calibrate(self, precision: np.ndarray) -> np.ndarray:
         return apply(self.calibration_, precision)
@@ -271,10 +305,11 @@ class TextCopier:
         for key, field, start, end, numbers in spans(product, self.description_words, self.kinds_):
             for a, form in self.rules_.get(key, ()):
                 if a in wanted:
-                    precision = self._precision(*self.stats_[key, a, form])
-                    if precision > best.get(a, (None, -1.0))[1]:
-                        value = self._fill(a, form, numbers, getattr(product, field)[start:end])
-                        if value is not None:
+                    value, known = self._fill(a, form, numbers, getattr(product, field)[start:end])
+                    if value is not None:
+                        counts = [self.stats_.get(r, (0, 0)) for r in _both((key, a, form, known))]
+                        precision = self._precision(counts[known], tuple(map(sum, zip(*counts))))
+                        if precision > best.get(a, (None, -1.0))[1]:
                             best[a] = ((value, field, start, end), precision)
         if not best:
             return {}
@@ -286,8 +321,9 @@ class TextCopier:
         return {"description_words": self.description_words, "smoothing": self.smoothing, "prior": self.prior_,
                 "attributes": self.attributes_, "known": self.known_,
                 "calibration": list(self.calibration_),
-                "rules": [[list(key), a, form, *self.stats_[key, a, form]]
-                          for key, found in self.rules_.items() for a, form in found]}
+                "rules": [[list(key), a, form, known, *self.stats_[key, a, form, known]]
+                          for key, found in self.rules_.items() for a, form in found for known in (False, True)
+                          if (key, a, form, known) in self.stats_]}
 
     @classmethod
     def from_state(cls, state: dict) -> "TextCopier":
@@ -295,10 +331,11 @@ class TextCopier:
         self.prior_, self.calibration_ = state["prior"], tuple(state["calibration"])
         self.attributes_, self.known_ = state["attributes"], state["known"]
         self.rules_, self.stats_ = defaultdict(list), {}
-        for key, a, form, fired, right in state["rules"]:
+        for key, a, form, known, fired, right in state["rules"]:
             key = tuple(key)
-            self.rules_[key].append((a, form))
-            self.stats_[key, a, form] = (fired, right)
+            if (a, form) not in self.rules_[key]:
+                self.rules_[key].append((a, form))
+            self.stats_[key, a, form, known] = (fired, right)
         self.rules_ = dict(self.rules_)
         self.kinds_ = span_kinds(self.rules_)
         return self

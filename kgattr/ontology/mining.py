@@ -53,8 +53,11 @@ def induce_ontology(catalog, *, min_support: int = 1, max_unseen: float = 0.005,
         catalog: the :class:`~kgattr.io.catalog.Catalog` to read.
         min_support: a value enters a category's allowed set when seen at least this often there.
         max_unseen: an allowed set is written only where the data say it is closed: when the Good-Turing
-            estimate of the chance that the next value is an unseen one (values seen once / cells) is at
-            most this. Otherwise the attribute applies with any value.
+            estimate of the chance that the next value is an unseen one (values seen once / cells), counting
+            one value seen once more than the data show, is at most this. Otherwise the attribute applies with
+            any value. The extra one keeps a few cells from passing for a closed set: two cells of one value
+            have no value seen once, yet the next cell is often a new one (on 1,500 drawn JLCPCB parts, such
+            sets rejected the true value of hidden cells and left one candidate, certain and wrong).
         max_equal: two attributes must differ when they are equal in at most this share of the products
             holding both.
     """
@@ -73,7 +76,7 @@ def induce_ontology(catalog, *, min_support: int = 1, max_unseen: float = 0.005,
         shape = Shape(f"category/{slug('.'.join(path))}", path, closed=True, origin="induced", added=today)
         for name, counts in sorted(by_attr.items()):
             singletons = sum(1 for c in counts.values() if c == 1)
-            closed = singletons <= max_unseen * sum(counts.values())
+            closed = singletons + 1 <= max_unseen * (sum(counts.values()) + 1)
             values = frozenset(v for v, c in counts.items() if c >= min_support) if closed else None
             shape.properties[name] = Property(f"allowed/{slug('.'.join(path))}/{slug(name)}", values, max_count=1)
         onto.shapes.append(shape)
