@@ -129,7 +129,7 @@ def _random_rules(onto: Ontology, rng: random.Random) -> Ontology:
     return onto.merge(Ontology(shapes=shapes, conditionals=conditionals))
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("seed", range(10))
 def test_compiled_checks_agree_with_pyshacl_on_generated_rules(catalog, seed):
     rng = random.Random(seed)
     onto = _random_rules(induce_ontology(Catalog(list(catalog)[:100]), max_unseen=1.0), rng)

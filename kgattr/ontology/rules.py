@@ -82,7 +82,9 @@ class _Compiled:
             if c.consequence[0] != c.condition[0]:
                 self.conditionals[c.consequence[0]].append(c)
         self.all_conditionals = conditionals
-        self.required = {name: p.id for name, ps in self.props.items() for p in ps if p.min_count >= 1}
+        # every (attribute, rule id) that requires a value, as SHACL reports each shape; by attribute, the nearest
+        self.requirements = [(name, p.id) for name, ps in self.props.items() for p in ps if p.min_count >= 1]
+        self.required = dict(self.requirements)
         # sh:disjoint, from both sides: attribute -> [(rule id, the attribute it must differ from)]
         self.disjoint = [(p.id, name, other) for name, ps in self.props.items() for p in ps for other in p.disjoint]
         self.differs: dict[str, list[tuple[str, str]]] = defaultdict(list)
@@ -215,9 +217,9 @@ class RuleSet:
         return out
 
     def missing(self, catalog) -> list[Violation]:
-        """Every required attribute that a product of ``catalog`` lacks."""
+        """Every required attribute that a product of ``catalog`` lacks, once per rule requiring it."""
         return [Violation(p.sku, name, "", rule, "missing") for p in catalog
-                for name, rule in self.required(p.category).items() if name not in p.attributes]
+                for name, rule in self._compiled(p.category).requirements if name not in p.attributes]
 
 
 @dataclass(frozen=True)
