@@ -19,9 +19,9 @@ smoothed towards the precision of all rules, and mapped to a calibrated confiden
 out-of-fold estimates (folds of products), so that a rule's confidence is never measured on the products it
 was learned from. A rule is counted apart where the value it writes is a known one of its quantity and where it
 is not (each count smoothed towards the rule's whole), and a product's own value is never what makes it known:
-a rule converting ``410uA`` into ``0.41mA`` is
-right where the catalog knows ``0.41mA`` as ``410uA``, and wrong for a quantity it has not seen, whose value the
-catalog writes as the text does (on 1,500 drawn JLCPCB parts such copies were 0.97 confident and 0.89 right).
+a rule converting ``410uA`` into ``0.41mA`` is right where the catalog knows that quantity as ``0.41mA``, and
+wrong for a quantity it has not seen, whose value the catalog writes as the text does (on 1,500 drawn JLCPCB
+parts such copies were 0.97 confident and 0.89 right while the product's own value counted as known).
 """
 from __future__ import annotations
 
