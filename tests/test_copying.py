@@ -74,7 +74,8 @@ def test_a_conversion_is_trusted_only_as_far_as_the_catalog_writes_values_so():
     # a product's own value never makes its quantity known: converting 101uA into 0.101mA was wrong there
     assert found == ["730uA", "0.5mA"]
     again = TextCopier.from_state(copier.get_state())
-    assert [again.copies(p, ["Quiescent current"]) for p in new] == [copier.copies(p, ["Quiescent current"]) for p in new]
+    wanted = ["Quiescent current"]
+    assert [again.copies(p, wanted) for p in new] == [copier.copies(p, wanted) for p in new]
 
 
 def test_codes_never_seen_are_copied_by_their_character_classes():

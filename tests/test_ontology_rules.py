@@ -96,7 +96,8 @@ def test_rules_check_command_exit_codes(tmp_path, catalog):
 
     write_catalog(catalog, tmp_path / "c.jsonl")
     save_ontology(induce_ontology(catalog, max_unseen=1.0), tmp_path / "all.ttl")
-    save_ontology(induce_ontology(catalog, min_support=3, max_unseen=1.0), tmp_path / "strict.ttl")       # rare values become violations
+    # rare values become violations
+    save_ontology(induce_ontology(catalog, min_support=3, max_unseen=1.0), tmp_path / "strict.ttl")
     runner = CliRunner()
     ok = runner.invoke(app, ["rules", "check", str(tmp_path / "c.jsonl"), "--ontology", str(tmp_path / "all.ttl")])
     assert ok.exit_code == 0 and "0 values break a rule" in ok.output

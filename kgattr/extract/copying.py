@@ -258,10 +258,9 @@ class TextCopier:
         for row, a, rule, value, ok, field, start, end in firings:
             f = fold[row]
             counts = [(total_fired[r] - fired[r, f], total_right[r] - right[r, f]) for r in _both(rule)]
-            whole = tuple(map(sum, zip(*counts)))
-            if whole[1] == 0 or value is None:      # a rule learned in this product's fold only; no quantity read
+            if counts[0][1] + counts[1][1] == 0 or value is None:   # a rule learned in this fold only; no quantity
                 continue
-            precision = self._precision(counts[rule[3]], whole)
+            precision = self._precision(counts, rule[3])
             if precision > best.get((row, a), (None, -1.0))[1]:
                 best[row, a] = ((value, field, start, end, ok), precision)
         raw = np.array([p for _, p in best.values()])
@@ -288,11 +287,13 @@ class TextCopier:
             written = forms.get(key)
         return (value, False) if written is None else (written, True)
 
-    def _precision(self, counts: tuple[int, int], whole: tuple[int, int]) -> float:
-        """A rule's precision where it writes a known value, or a new one, from its (firings, right ones) there,
-        smoothed towards its precision over both (``whole``), itself smoothed towards the prior of all rules."""
-        overall = (whole[1] + self.smoothing * self.prior_) / (whole[0] + self.smoothing)
-        return (counts[1] + self.smoothing * overall) / (counts[0] + self.smoothing)
+    def _precision(self, counts: list[tuple[int, int]], known: bool) -> float:
+        """A rule's precision where it writes a known value (``known``), or a new one, from its (firings, right ones)
+        ``counts`` [writing a new value, a known one] (see :func:`_both`): those of its kind smoothed towards its
+        precision over both, itself smoothed towards the prior of all rules."""
+        fired, right = (sum(x) for x in zip(*counts))
+        overall = (right + self.smoothing * self.prior_) / (fired + self.smoothing)
+        return (counts[known][1] + self.smoothing * overall) / (counts[known][0] + self.smoothing)
 
     def _calibrate(self, precision: np.ndarray) -> np.ndarray:
         return apply(self.calibration_, precision)
@@ -307,8 +308,8 @@ class TextCopier:
                 if a in wanted:
                     value, known = self._fill(a, form, numbers, getattr(product, field)[start:end])
                     if value is not None:
-                        counts = [self.stats_.get(r, (0, 0)) for r in _both((key, a, form, known))]
-                        precision = self._precision(counts[known], tuple(map(sum, zip(*counts))))
+                        precision = self._precision([self.stats_.get(r, (0, 0)) for r in _both((key, a, form, known))],
+                                                    known)
                         if precision > best.get(a, (None, -1.0))[1]:
                             best[a] = ((value, field, start, end), precision)
         if not best:
