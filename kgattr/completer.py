@@ -146,9 +146,9 @@ class AttributeCompleter:
         self.extracted_ = self.extracted_values(catalog.products)
         extracted = self.extracted_.matrix(len(catalog), len(graph.values)) if self.extracted_ else None
         log.info("text features: %s BERT, %d tf-idf terms", text.shape, self.lexical_.size)
-        vectors = self.vectors(text if self.read_text else value_profile(inputs.values, self.seed), catalog)
-        self.index_ = NeighbourIndex().add(vectors)
-        hits = self.index_.search(vectors, self.neighbours, exclude=np.arange(len(catalog)))
+        base = text if self.read_text else value_profile(inputs.values, self.seed)
+        self.index_ = NeighbourIndex().fill(len(catalog), lambda r: self.vectors(base[r], [catalog.products[i] for i in r]))
+        hits = self.index_.search_stored(self.neighbours)
         self.knn_ = (hits.index, hits.score)
         near = Neighbours(hits.index, hits.score, self.listed_near(catalog.products))
         log.info("neighbours: %s similar, %s listed nearby", hits.index.shape, near.sequence.shape)
@@ -177,12 +177,11 @@ class AttributeCompleter:
                 # every outcome out of fold: the mix fitted without the cell's fold, copies learned without it
                 confidence, correct = mixture.confidence, mixture.correct
                 attribute = self.value_attribute_[truth]
-                copied = np.zeros(len(truth), bool)
-                self.copier_ = TextCopier(seed=self.seed).fit(catalog.products, self.targets_) if self.read_text \
-                    else None
+                copied, names = np.zeros(len(truth), bool), [self.attributes_[a] for a in attribute]
+                self.copier_ = TextCopier(seed=self.seed).fit(catalog.products, self.targets_, zip(rows.tolist(), names)) \
+                    if self.read_text else None
                 if self.copier_:
-                    self.copies_for_, copied, confidence, correct = copy_gate(
-                        self.copier_, rows, [self.attributes_[a] for a in attribute], confidence, correct)
+                    self.copies_for_, copied, confidence, correct = copy_gate(self.copier_, rows, names, confidence, correct)
                     log.info("copies from the text for %d of %d targets", len(self.copies_for_), len(self.targets_))
                 self.calibration_ = held_out_calibration(attribute, confidence, correct, copied)
             del scores, allowed

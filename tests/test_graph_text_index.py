@@ -79,6 +79,22 @@ def test_text_encoder_shapes_and_cache(tiny_bert, tmp_path, monkeypatch):
     assert repr(enc).startswith("TextEncoder(")
 
 
+def test_text_encoder_in_chunks_gives_the_vectors_of_one_pass(catalog, tiny_bert, tmp_path, monkeypatch):
+    import kgattr.text.encoder as encoder
+
+    texts = [p.text for p in catalog.products[:150]] * 2                # 150 distinct texts, each twice
+    whole = TextEncoder(tiny_bert, max_length=16, batch_size=8, cache_dir=False).encode(texts)
+    monkeypatch.setattr(encoder, "CHUNK", 20)                           # 2 batches and a part: 16 texts a chunk
+    enc = TextEncoder(tiny_bert, max_length=16, batch_size=8, cache_dir=tmp_path)
+    enc.encode(texts[:37])                                               # a cache that holds some of them
+    calls = []
+    chunked = enc.encode(texts, compute=lambda batch: calls.append(len(batch)) or enc.encode_batches(batch))
+    assert np.array_equal(chunked, whole) and chunked.dtype == np.float32
+    assert calls == [16] * 7 + [1]                                       # 113 not cached, whole batches a call
+    monkeypatch.setattr(TextEncoder, "encode_batches", lambda *a, **k: pytest.fail("cache missed"))
+    assert np.array_equal(enc.encode(texts[::-1]), whole[::-1])
+
+
 def test_neighbour_index_matches_brute_force():
     rng = np.random.default_rng(0)
     base = rng.normal(size=(50, 8)).astype(np.float32)
@@ -136,3 +152,24 @@ def test_sequence_index_stays_within_a_group():
                               [1, -1],
                               [4, -1],                      # new in group a: after 5
                               [-1, -1]]                     # a group with nothing stored
+
+
+def test_joined_search_finds_nearly_what_exact_search_finds():
+    from kgattr.engine.index import joined_search
+
+    rng = np.random.default_rng(0)                                      # 40 clusters of 100 points in 16 dimensions
+    centres = rng.normal(size=(40, 16))
+    v = (np.repeat(centres, 100, 0) + 0.3 * rng.normal(size=(4000, 16))).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    exact = NeighbourIndex().add(v).search_stored(10)
+    index = NeighbourIndex(exact_limit=1000).add(v)
+    assert index.approximate and index.index_.nlist == 63
+    found = index.search_stored(10)
+    assert found.index.shape == (4000, 10) and found.score.dtype == np.float32
+    assert not (found.index == np.arange(4000)[:, None]).any()          # never itself
+    assert np.all(np.diff(found.score, axis=1) <= 0)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact.index, found.index)])
+    assert recall > 0.95
+    assert np.allclose(np.take_along_axis(v @ v.T, found.index, 1), found.score, atol=1e-5)
+    one = joined_search(NeighbourIndex(exact_limit=0).add(v[:3]).index_, 5)   # fewer vectors than neighbours
+    assert (one.index[:, 2:] == -1).all() and (one.index[:, :2] >= 0).all()

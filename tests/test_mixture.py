@@ -96,6 +96,7 @@ def test_small_catalogs_get_more_epochs_and_the_largest_the_minimum():
     assert epoch_budget(44_441, 512) == MIN_EPOCHS
     assert epoch_budget(1_500, 187) >= 10
     assert epoch_budget(1_500, 187) >= epoch_budget(10_000, 512) >= epoch_budget(44_441, 512)
+    assert epoch_budget(1_000_000, 512) == MIN_EPOCHS                  # epochs of a draw: see EPOCH_PRODUCTS
 
 
 def test_mixture_recovers_overconfidence_and_ignores_noise():

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from kgattr.engine.model import FusionGNN
-from kgattr.engine.train import Neighbours, neighbour_votes
+from kgattr.engine.train import Neighbours, Pool, neighbour_votes
 
 
 def test_neighbour_votes_share_among_neighbours_with_the_attribute():
@@ -15,7 +15,8 @@ def test_neighbour_votes_share_among_neighbours_with_the_attribute():
     # listed nearby: row 0 has product 1 just before it and product 0 two places before, row 1 has product 1 after
     # a second listing (same category) where row 0 has no one nearby
     sequence = np.stack([[[1, 0, -1, -1], [-1, -1, 1, -1]], [[-1] * 4, [2, -1, -1, -1]]], 1)
-    votes = neighbour_votes(Neighbours(index, score, sequence), values, value_attribute, sharpness=0.05)
+    votes = neighbour_votes(Neighbours(index, score, sequence), Pool(torch.zeros(3, 1), values, value_attribute),
+                            sharpness=0.05)
     assert votes.shape == (2, 3, 6)
     assert torch.allclose(votes[0, :, 1], torch.tensor([2 / 3, 1 / 3, 1.0]))
     assert torch.allclose(votes[1, :, 1], torch.tensor([1.0, 0.0, 0.0]))
@@ -89,3 +90,18 @@ def test_linear_scorer_caps_rows_class_by_class():
     keep = capped_rows(values, 80, seed=0)
     expected = LinearSVC(C=0.5, random_state=0).fit(x[keep], values[keep]).decision_function(x)
     assert np.allclose(scorer.decision(x), expected, atol=1e-5)
+
+
+def test_an_epoch_of_a_large_catalog_is_a_draw_of_its_products(catalog, tiny_bert, tmp_path, monkeypatch, caplog):
+    import logging
+
+    import kgattr.engine.crossfit as crossfit
+    from kgattr import AttributeCompleter
+
+    monkeypatch.setattr(crossfit, "EPOCH_PRODUCTS", 64)              # 160 products, batches of 32: 2 of 5 a epoch
+    with caplog.at_level(logging.INFO, logger="kgattr.engine.train"):
+        AttributeCompleter(text_model=tiny_bert, hidden_channels=16, epochs=2, neighbours=5, min_attribute_count=5,
+                           cache_dir=tmp_path).fit(catalog)
+    assert [m for m in caplog.messages if m.startswith("epoch")] == [
+        m for m in caplog.messages if m.startswith("epoch") and m.endswith("(2 batches)")]
+    assert len([m for m in caplog.messages if m.startswith("epoch")]) == 2

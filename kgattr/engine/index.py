@@ -37,6 +37,8 @@ def value_profile(values, seed: int, dim: int = 64) -> np.ndarray:
 
 
 EXACT_LIMIT = 100_000     # vectors up to which the search is exact: Myntra's 44,441 products take ~20 s all-vs-all
+POINTS_PER_CLUSTER = 64   # k-means of the inverted file: training vectors per cluster
+CHUNK = 65_536            # vectors made, added or searched at a time by fill and search_stored
 
 
 class NeighbourIndex:
@@ -72,9 +74,31 @@ class NeighbourIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if self.index_ is None:
             self.index_ = faiss.IndexFlatIP(vectors.shape[1]) if len(vectors) <= self.exact_limit else \
-                inverted_file(vectors)
+                inverted_file(vectors[training_rows(len(vectors))], len(vectors))
         self.index_.add(vectors)
         return self
+
+    def fill(self, n: int, vectors_of, chunk: int = CHUNK) -> "NeighbourIndex":
+        """Add ``n`` vectors made ``chunk`` at a time by ``vectors_of(rows)`` (rows: int64 array), so that they are
+        never all in memory beside the index; the inverted file is trained on the rows :func:`training_rows` draws.
+        The index is the one :meth:`add` builds from them all at once."""
+        if self.index_ is None and n > self.exact_limit:
+            self.index_ = inverted_file(vectors_of(training_rows(n)), n)
+        for start in range(0, n, chunk):
+            self.add(vectors_of(np.arange(start, min(start + chunk, n))))
+        return self
+
+    def search_stored(self, k: int, chunk: int = CHUNK) -> Hits:
+        """The ``k`` nearest other stored vectors of every stored vector: exactly, ``chunk`` queries at a time; or,
+        in an inverted file, by :func:`joined_search`."""
+        if self.approximate:
+            return joined_search(self.index_, k)
+        n = self.index_.ntotal
+        parts = [self.search(self.reconstruct(rows), k, exclude=rows)
+                 for rows in (np.arange(s, min(s + chunk, n)) for s in range(0, n, chunk))]
+        if not parts:
+            return Hits(np.zeros((0, k), np.float32), np.zeros((0, k), np.int64))
+        return Hits(np.concatenate([h.score for h in parts]), np.concatenate([h.index for h in parts]))
 
     def search(self, queries: np.ndarray, k: int, *, exclude: np.ndarray | None = None) -> Hits:
         """The ``k`` nearest stored vectors of each query; ``exclude[i]`` (a stored id) is skipped for query i."""
@@ -114,20 +138,84 @@ class NeighbourIndex:
             return cls(faiss.read_index(str(path)))
 
 
-def inverted_file(vectors: np.ndarray, seed: int = 0):
-    """An empty ``faiss.IndexIVFFlat`` (inner product) trained on ``vectors`` (n, d): sqrt(n) clusters by
-    k-means on up to 64 vectors a cluster, 2 * n**0.25 of them searched per query (at least 16); stored vectors
-    stay reconstructible (a direct map)."""
+def clusters(n: int) -> int:
+    """Clusters of the inverted file of ``n`` vectors: sqrt(n)."""
+    return max(1, int(np.sqrt(n)))
+
+
+def training_rows(n: int, seed: int = 0) -> np.ndarray:
+    """(m,) sorted rows of ``n`` vectors that train the inverted file's k-means: all of them, or
+    :data:`POINTS_PER_CLUSTER` per cluster drawn with ``seed``."""
+    m = min(n, clusters(n) * POINTS_PER_CLUSTER)
+    return np.arange(n) if m == n else np.sort(np.random.default_rng(seed).choice(n, m, replace=False))
+
+
+def inverted_file(sample: np.ndarray, n: int, seed: int = 0):
+    """An empty ``faiss.IndexIVFFlat`` (inner product) for ``n`` vectors, trained on the vectors ``sample`` (m, d)
+    (:func:`training_rows`): :func:`clusters` of them by k-means, 2 * n**0.25 searched per query (at least 16);
+    stored vectors stay reconstructible (a direct map)."""
     import faiss
 
-    nlist = max(1, int(np.sqrt(len(vectors))))
-    quantizer = faiss.IndexFlatIP(vectors.shape[1])
-    index = faiss.IndexIVFFlat(quantizer, vectors.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
-    index.cp.seed, index.cp.max_points_per_centroid = seed, 64
-    index.train(vectors)
-    index.nprobe = min(nlist, max(16, int(2 * len(vectors) ** 0.25)))
+    nlist = clusters(n)
+    quantizer = faiss.IndexFlatIP(sample.shape[1])
+    index = faiss.IndexIVFFlat(quantizer, sample.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed, index.cp.max_points_per_centroid = seed, POINTS_PER_CLUSTER
+    index.train(np.ascontiguousarray(sample, dtype=np.float32))
+    index.nprobe = min(nlist, max(16, int(2 * n ** 0.25)))
     index.make_direct_map()
     return index
+
+
+JOIN_PROBES = 16          # lists each list's vectors are compared with by joined_search, their own included
+
+
+def joined_search(index, k: int, probes: int = JOIN_PROBES, block: int = 1024) -> Hits:
+    """Each vector of the inverted file ``index``'s k nearest other vectors, a list at a time: the vectors of a
+    list (``block`` at a time) are compared, in one matrix product, with every vector of the ``probes`` lists whose
+    centres are nearest its centre (itself first).
+
+    A search a query at a time reads the thousands of stored vectors of its lists from memory, and is bound by
+    memory's speed; here a list's vectors share what they read, and the product runs at the processor's speed.
+    On 200,000 drawn Myntra products (447 lists): recall@10 0.991 against exact search in 24 s, where faiss's own
+    search of 16 lists a query took 373 s for 0.999. The cost grows as n * probes * n / nlist = n**1.5 * probes.
+    """
+    import faiss
+
+    n, d = index.ntotal, index.d
+    invlists = index.invlists
+
+    def members(l: int) -> tuple[np.ndarray, np.ndarray]:          # (ids (m,), vectors (m, d)): views, no copy
+        size = invlists.list_size(l)
+        if not size:
+            return np.zeros(0, np.int64), np.zeros((0, d), np.float32)
+        ids = faiss.rev_swig_ptr(invlists.get_ids(l), size)
+        codes = faiss.rev_swig_ptr(invlists.get_codes(l), size * invlists.code_size)
+        return ids, codes.view(np.float32).reshape(size, d)
+
+    centres = index.quantizer.reconstruct_n(0, index.nlist)
+    _, near = index.quantizer.search(centres, min(probes, index.nlist))          # (nlist, probes)
+    score = np.full((n, k), -np.finfo(np.float32).max, dtype=np.float32)      # as faiss pads
+    found = np.full((n, k), -1, dtype=np.int64)
+    for l in range(index.nlist):
+        ids, vectors = members(l)
+        if not len(ids):
+            continue
+        parts = [members(p) for p in [l] + [p for p in near[l].tolist() if p not in (l, -1)]]
+        candidates = np.concatenate([i for i, _ in parts])
+        stored = np.concatenate([v for _, v in parts])
+        take = min(k, len(candidates) - 1)
+        for start in range(0, len(ids), block):
+            sims = vectors[start:start + block] @ stored.T                           # (m, candidates)
+            m = len(sims)
+            sims[np.arange(m), start + np.arange(m)] = -np.inf                         # itself: list l comes first
+            if take <= 0:
+                continue
+            top = np.argpartition(-sims, take - 1, axis=1)[:, :take]
+            top = np.take_along_axis(top, np.argsort(-np.take_along_axis(sims, top, 1), axis=1, kind="stable"), 1)
+            rows = ids[start:start + block]
+            score[rows, :take] = np.take_along_axis(sims, top, 1)
+            found[rows, :take] = candidates[top]
+    return Hits(score, found)
 
 
 def sku_key(sku: str) -> tuple:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -72,6 +73,14 @@ class Pool:
     values: sp.csr_matrix       # (m, num_values)
     value_attribute: np.ndarray # (num_values,)
 
+    @cached_property
+    def has_attr(self) -> sp.csr_matrix:
+        """(m, num_attributes): the attributes each product holds; made once a pool (a pass over all its values,
+        which every batch's votes read)."""
+        onehot = attribute_onehot(self.value_attribute, int(self.value_attribute.max()) + 1
+                                  if len(self.value_attribute) else 1)
+        return self.values @ onehot
+
 
 def attribute_onehot(value_attribute: np.ndarray, num_attributes: int) -> sp.csr_matrix:
     n = len(value_attribute)
@@ -109,13 +118,11 @@ def vote_shares(index: np.ndarray, weights: list[np.ndarray], values: sp.csr_mat
     return out
 
 
-def neighbour_votes(near: Neighbours, values: sp.csr_matrix, value_attribute: np.ndarray,
-                    sharpness: float) -> torch.Tensor:
-    """(n, num_values, 2 + 2L) vote shares: similar products weighed by ``exp((score - 1) / sharpness)``
-    (near-duplicates dominate) and equally; then, per listing, products listed nearby weighed by 1/distance
-    and 1/distance²."""
-    onehot = attribute_onehot(value_attribute, int(value_attribute.max()) + 1 if len(value_attribute) else 1)
-    has_attr = values @ onehot                                             # (m, num_attributes)
+def neighbour_votes(near: Neighbours, pool: Pool, sharpness: float) -> torch.Tensor:
+    """(n, num_values, 2 + 2L) vote shares of the ``pool`` products ``near`` names: similar products weighed by
+    ``exp((score - 1) / sharpness)`` (near-duplicates dominate) and equally; then, per listing, products listed
+    nearby weighed by 1/distance and 1/distance²."""
+    values, has_attr, value_attribute = pool.values, pool.has_attr, pool.value_attribute
     n, levels, width = near.sequence.shape
     distance = np.broadcast_to(np.tile(np.arange(1, width // 2 + 1, dtype=np.float32), 2), (n, width))
     listed = [1 / distance, 1 / distance ** 2]                             # the same for every listing
@@ -174,7 +181,7 @@ def batch_logits(model: FusionGNN, x_value: torch.Tensor, inputs: Inputs, visibl
     position[used] = len(rows) + np.arange(len(used))
     h1 = torch.cat([encode_rows(model, x_value, inputs, visible, rows), pool.h1[torch.from_numpy(used)]])
     similar, weight = similar_edges(near.index, near.score, position, sharpness)
-    votes = neighbour_votes(near, pool.values, pool.value_attribute, sharpness)
+    votes = neighbour_votes(near, pool, sharpness)
     mentions = torch.from_numpy(inputs.mentions[rows].toarray()).view(len(rows), 2, -1).transpose(1, 2)
     features = torch.cat([votes, mentions], -1)                             # (len(rows), num_values, F)
     return model(x_value, h1, similar, weight, len(rows), features)
@@ -187,7 +194,8 @@ def _visible(edges: np.ndarray, keep: np.ndarray, shape) -> sp.csr_matrix:
 def fit_model(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, graph_edges,
               targetable: np.ndarray, calibration: np.ndarray, *, epochs: int, batch_size: int, lr: float,
               mask_rate: float, sharpness: float, seed: int, lexical_lr: float | None = None,
-              patience: int | None = None, progress: bool = False) -> tuple[list[float], list[float]]:
+              patience: int | None = None, epoch_products: int | None = None,
+              progress: bool = False) -> tuple[list[float], list[float]]:
     """Train ``model`` in place; returns the mean loss of each epoch, and the calibration edges' held-out loss
     after each epoch (with ``patience``; else empty).
 
@@ -198,6 +206,7 @@ def fit_model(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, graph_ed
         calibration: (E,) bool, edges kept out of training targets for calibration.
         patience: stop once the held-out loss has not fallen for this many epochs, and keep the weights of its
             lowest (None: train every epoch, without measuring it).
+        epoch_products: an epoch's batches cover this many products drawn at random (None: every product).
     """
     import copy
 
@@ -215,7 +224,8 @@ def fit_model(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, graph_ed
     optimizers = [torch.optim.AdamW(dense, lr=lr, weight_decay=1e-5, fused=True),        # fused: ~7x faster on CPU
                   torch.optim.SparseAdam([model.lexical.weight], lr=lexical_lr or lr)]
     n = inputs.text.shape[0]
-    steps = epochs * ((n + batch_size - 1) // batch_size)
+    drawn = n if epoch_products is None else min(n, epoch_products)
+    steps = epochs * ((drawn + batch_size - 1) // batch_size)
     # OneCycleLR divides by (warm-up steps - 1): warm up for two steps at least, or (in 1-2 steps) not at all
     warmup = 0.1 if steps < 3 else max(0.1, 2 / steps)
     schedulers = [torch.optim.lr_scheduler.OneCycleLR(o, max_lr=o.defaults["lr"], total_steps=max(steps, 1),
@@ -229,8 +239,8 @@ def fit_model(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, graph_ed
         pool = Pool(pool_states(model, inputs, visible, graph_edges), visible, value_attribute)
         model.train()
         losses = []
-        order = rng.permutation(n)
-        for start in range(0, n, batch_size):
+        order = rng.permutation(n)[:drawn]
+        for start in range(0, drawn, batch_size):
             batch = order[start:start + batch_size]
             t = target_by_product[batch].tocoo()
             if t.nnz == 0:
@@ -250,6 +260,7 @@ def fit_model(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, graph_ed
             losses.append(loss.item())
             bar.update()
             bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(losses):.3f}")
+        del pool                                            # (n, hidden): not held beside the next one
         history.append(float(np.mean(losses)) if losses else float("nan"))
         log.info("epoch %d loss %.4f (%d batches)", epoch + 1, history[-1], len(losses))
         if watch is not None and calibration.any():
@@ -364,8 +375,6 @@ def calibration_batches(model: FusionGNN, inputs: Inputs, neighbours, graph_edge
 def similar_vote(near: Neighbours, pool: Pool, sharpness: float, floor: float = 0.01) -> np.ndarray:
     """(n, num_values) float32 log(share + ``floor``) of the similarity-weighted vote of the similar products
     (as :func:`neighbour_votes`' first feature): the kNN member of the mix."""
-    onehot = attribute_onehot(pool.value_attribute, int(pool.value_attribute.max()) + 1 if len(pool.value_attribute)
-                              else 1)
-    share, = vote_shares(near.index, [np.exp((near.score - 1.0) / sharpness)], pool.values, pool.values @ onehot,
+    share, = vote_shares(near.index, [np.exp((near.score - 1.0) / sharpness)], pool.values, pool.has_attr,
                          pool.value_attribute)
     return np.log(share + floor)

@@ -26,6 +26,7 @@ parts such copies were 0.97 confident and 0.89 right while the product's own val
 from __future__ import annotations
 
 import re
+from array import array
 from functools import lru_cache
 from itertools import islice
 from collections import Counter, defaultdict
@@ -33,6 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .extraction import FIELDS
 from .platt import apply, logit, platt
 
 SPAN_WORD = re.compile(r"[^\s,;]+")
@@ -192,9 +194,9 @@ class TextCopier:
         self.smoothing = smoothing
         self.seed = seed
 
-    def fit(self, products, attributes: list[str]) -> "TextCopier":
+    def fit(self, products, attributes: list[str], heldout=None) -> "TextCopier":
         """Learn the rules of ``attributes`` from ``products``; ``heldout_`` holds out-of-fold copies of their
-        known values: {(product row, attribute): (Copy, correct)}."""
+        known values: {(product row, attribute): (Copy, correct)}, of the cells ``heldout`` (None: every cell)."""
         self.attributes_ = list(attributes)
         wanted = set(attributes)
         # each product's spans are read twice, once for the rules and once for their firings, never held for the
@@ -234,7 +236,9 @@ class TextCopier:
                    for a, by_q in units.items() for q, forms in by_q.items() for v in forms}
         fold = np.random.default_rng(self.seed).permutation(len(products)) % FOLDS
         fired, right = Counter(), Counter()                   # (rule, fold) -> firings, right ones
-        firings = []
+        # the firings that write a value, as columns (a million products fire tens of millions of times)
+        rule_ids, value_ids = {}, {}                          # rule -> id, value -> id
+        rows, rule_of, value_of, good, place = array("l"), array("l"), array("l"), array("b"), array("l")
         for row, p in enumerate(products):
             for key, field, start, end, numbers in spans(p, self.description_words, self.kinds_):
                 for a, form in self.rules_.get(key, ()):
@@ -246,28 +250,47 @@ class TextCopier:
                         rule = (key, a, form, known)
                         fired[rule, fold[row]] += 1
                         right[rule, fold[row]] += ok
-                        firings.append((row, a, rule, value, ok, field, start, end))
+                        if value is not None:
+                            rows.append(row)
+                            rule_of.append(rule_ids.setdefault(rule, len(rule_ids)))
+                            value_of.append(value_ids.setdefault(value, len(value_ids)))
+                            good.append(ok)
+                            place.extend((FIELDS.index(field), start, end))
         total_fired, total_right = Counter(), Counter()
         for (rule, _), n in fired.items():
             total_fired[rule] += n
             total_right[rule] += right[rule, _]
         self.prior_ = sum(total_right.values()) / max(sum(total_fired.values()), 1)
         self.stats_ = {r: (total_fired[r], total_right[r]) for r in total_fired}
-        # out-of-fold precision of every firing, and the best copy per known cell
-        best = {}
-        for row, a, rule, value, ok, field, start, end in firings:
-            f = fold[row]
-            counts = [(total_fired[r] - fired[r, f], total_right[r] - right[r, f]) for r in _both(rule)]
-            if counts[0][1] + counts[1][1] == 0 or value is None:   # a rule learned in this fold only; no quantity
-                continue
-            precision = self._precision(counts, rule[3])
-            if precision > best.get((row, a), (None, -1.0))[1]:
-                best[row, a] = ((value, field, start, end, ok), precision)
-        raw = np.array([p for _, p in best.values()])
-        correct = np.array([c[4] for c, _ in best.values()], dtype=bool)
-        self.calibration_ = platt(logit(raw), correct)
-        conf = self._calibrate(raw)
-        self.heldout_ = {cell: (Copy(c[0], float(q), *c[1:4]), c[4]) for (cell, (c, _)), q in zip(best.items(), conf)}
+        # out-of-fold precision of each (rule, fold), NaN for a rule learned in that fold only
+        precision = np.full((len(rule_ids), FOLDS), np.nan)
+        for rule, r in rule_ids.items():
+            for f in range(FOLDS):
+                counts = [(total_fired[x] - fired[x, f], total_right[x] - right[x, f]) for x in _both(rule)]
+                if counts[0][1] + counts[1][1]:
+                    precision[r, f] = self._precision(counts, rule[3])
+        rows, rule_of = np.frombuffer(rows, np.int64), np.frombuffer(rule_of, np.int64)
+        quality = precision[rule_of, fold[rows]]                                      # (firings,)
+        attribute = np.array([self.attributes_.index(rule[1]) for rule in rule_ids], np.int64)[rule_of]
+        # the best copy per known cell: the most precise firing, the first of equals; cells in the order first fired
+        fires = np.flatnonzero(~np.isnan(quality))
+        cell = rows[fires] * len(self.attributes_) + attribute[fires]
+        fires = fires[np.lexsort((fires, -quality[fires], cell))]
+        cell = rows[fires] * len(self.attributes_) + attribute[fires]
+        first = np.r_[True, cell[1:] != cell[:-1]]
+        best = fires[first][np.argsort(np.minimum.reduceat(fires, np.flatnonzero(first)) if len(fires) else fires,
+                                       kind="stable")]
+        correct = np.frombuffer(good, np.int8)[best].astype(bool)
+        self.calibration_ = platt(logit(quality[best]), correct)
+        conf = self._calibrate(quality[best])
+        values, place = list(value_ids), np.frombuffer(place, np.int64).reshape(-1, 3)
+        wanted = None if heldout is None else set(heldout)
+        self.heldout_ = {}
+        for i, q, ok in zip(best.tolist(), conf.tolist(), correct.tolist()):
+            at = (int(rows[i]), self.attributes_[attribute[i]])
+            if wanted is None or at in wanted:
+                field, start, end = place[i].tolist()
+                self.heldout_[at] = (Copy(values[value_of[i]], q, FIELDS[field], start, end), ok)
         return self
 
     def _fill(self, attribute: str, form: str, numbers: tuple[str, ...], span: str,

@@ -66,8 +66,12 @@ class TextEncoder:
         order = np.argsort([len(t) for t in texts], kind="stable")
         return [order[start:start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
 
-    def encode_batches(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        """Embeddings of ``texts``, encoded now (no cache), batch by batch as :meth:`batches` cuts them."""
+    def encode_batches(self, texts: list[str], progress=False) -> np.ndarray:
+        """Embeddings of ``texts``, encoded now (no cache), batch by batch as :meth:`batches` cuts them.
+
+        Args:
+            progress: show a bar; or a bar of the caller's to advance.
+        """
         from ..io.progress import bar as progress_bar
         from .encoding import runner
 
@@ -77,32 +81,64 @@ class TextEncoder:
             _RUNNERS[key] = runner(self.path, self.backend, cache_root)
         embed, dim = _RUNNERS[key]
         out = np.zeros((len(texts), dim), dtype=np.float32)
-        bar = progress_bar(total=len(texts), desc="encoding text", unit="text", enabled=progress)
+        bar = progress if not isinstance(progress, bool) else \
+            progress_bar(total=len(texts), desc="encoding text", unit="text", enabled=progress)
         for idx in self.batches(texts):
             out[idx] = embed([texts[i] for i in idx], self.max_length)
             bar.update(len(idx))
-        bar.close()
+        if bar is not progress:
+            bar.close()
         return out
 
     def encode(self, texts: list[str], *, progress: bool = False, compute=None) -> np.ndarray:
         """Embeddings of ``texts``: float32 array (len(texts), width), rows of unit length
         (the width is the model's hidden size; ``static``: a text with no known token is all zeros).
 
+        Memory stays near the output's own: the cache is read, and the texts it lacks are encoded and stored,
+        :data:`CHUNK` texts at a time, each vector written straight into its row. The texts to encode are cut into
+        chunks of whole batches in :meth:`batches`' order, so the batches, and the vectors, are those of one pass.
+
         Args:
-            compute: encodes the distinct texts not cached, list -> array as :meth:`encode_batches` (None: here).
+            compute: encodes the distinct texts not cached, list -> array as :meth:`encode_batches` (None: here);
+                called once a chunk.
         """
-        unique = list(dict.fromkeys(texts))
+        first = dict.fromkeys(texts)                      # distinct texts, in order of first appearance
+        for i, t in enumerate(first):
+            first[t] = i
+        unique = list(first)
+        out = None
         cache = None if self.cache_dir is False else self.cache()
-        found = cache.get({t: text_key(t) for t in unique}) if cache else {}
-        missing = [t for t in unique if t not in found]
+        missing: list[int] = []                           # rows of ``unique`` the cache lacks
+        for start in range(0, len(unique), CHUNK):
+            rows = range(start, min(start + CHUNK, len(unique)))
+            found = cache.get({i: text_key(unique[i]) for i in rows}) if cache else {}
+            if found:
+                out = _rows(out, len(unique), next(iter(found.values())))
+                for i, v in found.items():
+                    out[i] = v
+            missing += [i for i in rows if i not in found]
         if missing:
-            vectors = compute(missing) if compute else self.encode_batches(missing, progress)
-            if cache:
-                cache.put([(text_key(t), v.tobytes()) for t, v in zip(missing, vectors)])
-            found.update(zip(missing, vectors))
+            from ..io.progress import bar as progress_bar
+
+            bar = progress_bar(total=len(missing), desc="encoding text", unit="text", enabled=progress and not compute)
+            order = np.concatenate(self.batches([unique[i] for i in missing]))   # as one pass batches them
+            step = max(self.batch_size, CHUNK - CHUNK % self.batch_size)
+            for start in range(0, len(order), step):
+                chunk = [missing[j] for j in order[start:start + step]]
+                batch = [unique[i] for i in chunk]
+                vectors = compute(batch) if compute else self.encode_batches(batch, bar)
+                if cache:
+                    cache.put([(text_key(t), v.tobytes()) for t, v in zip(batch, vectors)])
+                out = _rows(out, len(unique), vectors[0])
+                out[chunk] = vectors
+            bar.close()
         if cache:
             cache.close()
-        return np.stack([found[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
+        if not texts:
+            return np.zeros((0, 0), np.float32)
+        if len(unique) == len(texts):
+            return out
+        return out[[first[t] for t in texts]]
 
     @property
     def cache_file(self) -> Path:
@@ -111,6 +147,14 @@ class TextEncoder:
     def cache(self) -> "EmbeddingCache":
         """This encoder's cache of embeddings by :func:`text_key`; close it after use."""
         return EmbeddingCache(self.cache_file)
+
+
+CHUNK = 16_384        # texts read from the cache, or encoded and stored, at a time
+
+
+def _rows(out: np.ndarray | None, n: int, vector: np.ndarray) -> np.ndarray:
+    """``out``, or a new (n, width) float32 array once the first vector tells the width."""
+    return out if out is not None else np.zeros((n, len(vector)), dtype=np.float32)
 
 
 def text_key(text: str) -> str:
