@@ -39,7 +39,7 @@ from ..extract.extraction import ExtractedValues
 from ..io.catalog import Product
 from ..io.outputs import staged_folder, umask
 from .graph import CatalogGraph
-from .modelfiles import (FORMAT, STATE, check_files, check_format, check_target, json_object, read_manifest,
+from .modelfiles import (FORMAT, STATE, check_files, check_format, check_target, json_object, mapped, read_manifest,
                          reading, write_manifest)
 from ..ontology.files import load_ontology, to_turtle
 from ..ontology.ontology import Ontology
@@ -185,8 +185,6 @@ def _missing_paths(self) -> list[str]:
 
 def load(cls, path, ontology: Path | None = None):
     """A completer that can answer for the training catalog without torch; see :func:`load_network`."""
-    from safetensors.numpy import load_file
-
     path = Path(path)
     files = read_manifest(path)
     config_file = path / "config.json"
@@ -213,7 +211,7 @@ def load(cls, path, ontology: Path | None = None):
         self.copies_for_ = copier["attributes"]
         copied = np.array(copier["copied"] + [None], dtype=object)          # -1 in cells_copy: None
     with reading(path / "state.safetensors"):
-        state = load_file(str(path / "state.safetensors"))
+        state = mapped(path / "state.safetensors")
         self.knn_ = (state["knn_index"], state["knn_score"])
         self.text_hash_, self.record_hash_ = state["text_hash"], state["record_hash"]
         self.value_attribute_ = state["value_attribute"]

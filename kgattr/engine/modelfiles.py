@@ -38,6 +38,30 @@ MAGIC = {"neighbours.faiss": ((b"IxFI", b"IwFl"), "a FAISS index"),
          "products.sqlite": ((b"SQLite format 3\0",), "an SQLite database")}
 
 
+# safetensors' dtype names, as numpy's
+DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "I64": "int64", "I32": "int32", "I16": "int16",
+          "I8": "int8", "U64": "uint64", "U32": "uint32", "U16": "uint16", "U8": "uint8", "BOOL": "bool"}
+
+
+def mapped(file: Path) -> dict:
+    """The tensors of the safetensors ``file`` as numpy arrays mapped from it, copy-on-write: a page is read when
+    it is first used, so loading costs nothing per product (``state.safetensors`` of 200,000 products is 0.7 GB, of
+    which one ``complete`` reads a few pages). The file's size and header are those :func:`check_files` checked."""
+    import numpy as np
+
+    with open(file, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+    header.pop("__metadata__", None)
+    out = {}
+    for name, t in header.items():
+        start, end = t["data_offsets"]
+        shape, dtype = tuple(t["shape"]), DTYPES[t["dtype"]]
+        out[name] = np.memmap(file, dtype=dtype, mode="c", offset=8 + size + start, shape=shape) if end > start \
+            else np.zeros(shape, dtype=dtype)
+    return out
+
+
 @contextmanager
 def reading(file: Path, what: str = "unexpected content"):
     """Turn any error raised while reading ``file`` into a one-line :class:`ModelError` that names it."""
