@@ -84,3 +84,11 @@ def test_codes_never_seen_are_copied_by_their_character_classes():
     copier = TextCopier().fit(products, ["model_number"])
     new = Product("N", "Acme PLM777 Drive", "", ("Storage",), {})
     assert copier.copies(new, ["model_number"])["model_number"].value == "PLM777"
+
+
+def test_a_copier_whose_rules_never_fire_keeps_no_copies():
+    products = [Product("a", "Red shirt", "", ("x",), {"colour": "Blue"}),
+                Product("b", "Green top", "", ("x",), {"colour": "Pink"})]
+    for heldout in (None, [(0, "colour")]):
+        copier = TextCopier().fit(products, ["colour"], heldout)
+        assert copier.heldout_ == {} and copier.copies(products[0], ["colour"]) == {}

@@ -238,7 +238,7 @@ class TextCopier:
         fired, right = Counter(), Counter()                   # (rule, fold) -> firings, right ones
         # the firings that write a value, as columns (a million products fire tens of millions of times)
         rule_ids, value_ids = {}, {}                          # rule -> id, value -> id
-        rows, rule_of, value_of, good, place = array("l"), array("l"), array("l"), array("b"), array("l")
+        rows, rule_of, value_of, good, place = array("q"), array("q"), array("q"), array("b"), array("q")
         for row, p in enumerate(products):
             for key, field, start, end, numbers in spans(p, self.description_words, self.kinds_):
                 for a, form in self.rules_.get(key, ()):
@@ -277,9 +277,10 @@ class TextCopier:
         cell = rows[fires] * len(self.attributes_) + attribute[fires]
         fires = fires[np.lexsort((fires, -quality[fires], cell))]
         cell = rows[fires] * len(self.attributes_) + attribute[fires]
-        first = np.r_[True, cell[1:] != cell[:-1]]
-        best = fires[first][np.argsort(np.minimum.reduceat(fires, np.flatnonzero(first)) if len(fires) else fires,
-                                       kind="stable")]
+        first = np.diff(cell, prepend=-1) != 0                                       # each cell's best firing
+        best = fires[first]
+        if len(best):
+            best = best[np.argsort(np.minimum.reduceat(fires, np.flatnonzero(first)), kind="stable")]
         correct = np.frombuffer(good, np.int8)[best].astype(bool)
         self.calibration_ = platt(logit(quality[best]), correct)
         conf = self._calibrate(quality[best])
