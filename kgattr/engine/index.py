@@ -205,12 +205,12 @@ def joined_search(index, k: int, probes: int = JOIN_PROBES, block: int = 1024) -
         candidates = np.concatenate([i for i, _ in parts])
         stored = np.concatenate([v for _, v in parts])
         take = min(k, len(candidates) - 1)
+        if take <= 0:                                                                 # no other vector to find
+            continue
         for start in range(0, len(ids), block):
             sims = vectors[start:start + block] @ stored.T                           # (m, candidates)
             m = len(sims)
             sims[np.arange(m), start + np.arange(m)] = -np.inf                         # itself: list l comes first
-            if take <= 0:
-                continue
             top = np.argpartition(-sims, take - 1, axis=1)[:, :take]
             top = np.take_along_axis(top, np.argsort(-np.take_along_axis(sims, top, 1), axis=1, kind="stable"), 1)
             rows = ids[start:start + block]

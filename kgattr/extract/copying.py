@@ -275,8 +275,8 @@ class TextCopier:
         # the best copy per known cell: the most precise firing, the first of equals; cells in the order first fired
         fires = np.flatnonzero(~np.isnan(quality))
         cell = rows[fires] * len(self.attributes_) + attribute[fires]
-        fires = fires[np.lexsort((fires, -quality[fires], cell))]
-        cell = rows[fires] * len(self.attributes_) + attribute[fires]
+        order = np.lexsort((fires, -quality[fires], cell))
+        fires, cell = fires[order], cell[order]
         first = np.diff(cell, prepend=-1) != 0                                       # each cell's best firing
         best = fires[first]
         if len(best):

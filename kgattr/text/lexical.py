@@ -76,7 +76,8 @@ class LexicalFeatures:
                     chunk_data.append(w / norm if norm > 0 else w)
                     size += len(ids)
                 counts_of.append(size)
-            data.append(np.concatenate(chunk_data).astype(np.float32) if chunk_data else np.zeros(0, np.float32))
+            data.append(np.concatenate(chunk_data).astype(np.float32, copy=False) if chunk_data
+                        else np.zeros(0, np.float32))
             indices.append(np.concatenate(chunk_indices) if chunk_indices else np.zeros(0, np.int32))
         indptr = np.concatenate([[0], np.cumsum(counts_of, dtype=np.int64)])
         index_type = np.int32 if indptr[-1] < 2 ** 31 else np.int64
