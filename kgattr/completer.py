@@ -116,7 +116,7 @@ class AttributeCompleter:
         from .engine.train import Neighbours, Pool, pool_states
         from .io.frames import as_catalog
 
-        for cache in ("_value_matcher", "_evidence_cache", "_pool_row_map", "_rule_memo", "fresh_extracted",
+        for cache in ("_value_matcher", "_evidence_cache", "_rule_memo", "fresh_extracted",
                       "_extractor_model", "_listing_index"):
             self.__dict__.pop(cache, None)
         catalog = as_catalog(catalog)
@@ -271,7 +271,7 @@ class AttributeCompleter:
         """
         self._check_fitted()
         if catalog is not None:
-            missing = [s for s in skus if s not in catalog and s not in self.pool_rows()]
+            missing = [s for s in skus if s not in catalog and s not in self.graph_.skus]
             if missing:
                 raise UnknownSKUError(f"unknown SKU {missing[0]!r}: not in {catalog.source} nor in the model")
             inside = [s for s in skus if s in catalog]
@@ -281,10 +281,10 @@ class AttributeCompleter:
                 cells, index = live_cells(self, sub)
                 result = completions(self, sub.products, cells, index, explain=explain)
             return result + self.complete([s for s in skus if s not in catalog], explain=explain)
-        for s in (s for s in skus if s not in self.pool_rows()):
+        rows = self.graph_.skus.rows(skus)
+        for s in (s for s, r in zip(skus, rows) if r < 0):
             raise UnknownSKUError(f"unknown SKU {s!r}: not in the model's catalog (give --catalog for new products)")
-        rows = [self.pool_rows()[s] for s in skus]
-        products, rows = self._pool_products(rows), np.array(rows, dtype=np.int64)
+        products = self._pool_products(rows.tolist())
         self.fresh_extracted = ({}, None)
         return completions(self, products, stored_cells(self, rows, products, np.arange(len(rows))), self.knn_[0][rows],
                                  explain=explain)
@@ -307,11 +307,6 @@ class AttributeCompleter:
         return completions(self, catalog.products, cells, index, evidence_floor, reviewed=reviewed)
 
     # ---- evidence --------------------------------------------------------------------------------
-    def pool_rows(self) -> dict[str, int]:
-        if not hasattr(self, "_pool_row_map"):
-            self._pool_row_map = {s: i for i, s in enumerate(self.graph_.skus)}
-        return self._pool_row_map
-
     def evidence(self, products, rows, attributes, values: list[str], neighbours, listed) -> list[dict]:
         """:class:`EvidenceFinder`'s evidence of each cell, with the extractor's span where it found the value."""
         if not hasattr(self, "_evidence_cache"):
@@ -321,7 +316,7 @@ class AttributeCompleter:
             return found
         fresh, extracted = self.fresh_extracted
         for p, attribute, value, evidence in zip([products[r] for r in rows.tolist()], attributes.tolist(), values, found):
-            at, spans = (fresh[p.sku], extracted) if p.sku in fresh else (self.pool_rows().get(p.sku), self.extracted_)
+            at, spans = (fresh[p.sku], extracted) if p.sku in fresh else (self.graph_.skus.get(p.sku), self.extracted_)
             span = spans.evidence(at, self._evidence_cache.vindex[self.attributes_[attribute], value], p) \
                 if at is not None and spans else None
             if span:

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kgattr.engine.graph import CatalogGraph, build_graph
-from kgattr.engine.index import NeighbourIndex, SequenceIndex, sku_key
+from kgattr.engine.graph import CatalogGraph, SkuTable, build_graph, sku_key
+from kgattr.engine.index import NeighbourIndex, SequenceIndex
 from kgattr.text.encoder import TextEncoder
 from kgattr.text.lexical import LexicalFeatures
 
@@ -34,8 +34,10 @@ def test_graph_save_load_and_exports(tmp_path, catalog):
     g = build_graph(catalog)
     g.save(tmp_path / "g", graphml=True)
     back = CatalogGraph.load(tmp_path / "g")
-    assert back.values == g.values and back.skus == g.skus
-    assert np.array_equal(back.cooccurs, g.cooccurs)
+    assert back.values == g.values and list(back.skus) == list(g.skus)
+    assert np.array_equal(back.cooccurs, g.cooccurs) and np.array_equal(back.listing, g.listing)
+    assert [g.skus[i] for i in g.listing] == sorted(g.skus, key=sku_key)
+    assert back.skus.rows([g.skus[3], "no such sku", g.skus[0]]).tolist() == [3, -1, 0]
     data = g.to_hetero()
     assert data["product"].num_nodes == len(catalog)
     assert data["value", "rev_has_value", "product"].edge_index.shape[1] == g.has_value.shape[1]
@@ -132,6 +134,16 @@ def test_neighbour_index_reconstruct():
     assert np.array_equal(NeighbourIndex().add(base).reconstruct(np.array([4, 0])), base[[4, 0]])
 
 
+def test_sku_table_finds_skus_by_their_bytes():
+    skus = ["C10", "é-1", "C1", "a", "C100"]
+    table = SkuTable.of(skus)
+    assert list(table) == skus and table[1] == "é-1" and table[-1] == "C100" and len(table) == 5
+    assert table.rows(["C1", "C1000", "C", "", "é-1", "C100"]).tolist() == [2, -1, -1, -1, 1, 4]  # longer: not cut
+    assert table.get("a") == 3 and "C10" in table and "C1 " not in table
+    empty = SkuTable.of([])
+    assert len(empty) == 0 and empty.rows(["x"]).tolist() == [-1] and list(empty) == []
+
+
 def test_sku_key_sorts_numbers_by_value():
     assert sorted(["A10", "a9", "10", "9", "B1"], key=sku_key) == ["9", "10", "a9", "A10", "B1"]
 
@@ -146,12 +158,23 @@ def test_sequence_index_neighbours_either_side_nearest_first():
 
 def test_sequence_index_stays_within_a_group():
     skus = ["1", "2", "3", "4", "5"]
-    groups = ["a", "b", "a", "b", "a"]
-    index = SequenceIndex(skus, groups).search(["3", "4", "6", "2"], 1, ["a", "b", "a", "c"])
+    groups = [0, 1, 0, 1, 0]
+    index = SequenceIndex(skus, groups).search(["3", "4", "6", "2"], 1, [0, 1, 0, 2])
     assert index.tolist() == [[0, 4],                       # 1 and 5: 2 and 4 are in another group
                               [1, -1],
                               [4, -1],                      # new in group a: after 5
                               [-1, -1]]                     # a group with nothing stored
+
+
+def test_sequence_index_from_a_kept_order_is_the_same():
+    skus = ["b7", "a10", "a9", "b2", "a1", "c3", "b10"]
+    groups = [1, 0, 0, 1, 0, 2, 1]
+    order = np.array(sorted(range(len(skus)), key=[sku_key(s) for s in skus].__getitem__))
+    queries, where = ["a9", "b3", "b10", "z", "a1"], [0, 1, 1, 2, 0]
+    fresh = SequenceIndex(skus, groups).search(queries, 2, where)
+    kept = SequenceIndex(SkuTable.of(skus), groups, order).search(queries, 2, where)
+    assert np.array_equal(fresh, kept)
+    assert fresh[0].tolist() == [4, -1, 1, -1]                # a1 before a9, a10 after
 
 
 def test_joined_search_finds_nearly_what_exact_search_finds():

@@ -91,6 +91,7 @@ CASES = {
     "record-a-list": ("c.jsonl", b'["sku", "a"]\n', read_catalog, ["c.jsonl:1:", "expected a JSON object, got a list"]),
     "record-null": ("c.jsonl", b"null\n", read_catalog, ["c.jsonl:1:", "got null"]),
     "sku-number": ("c.jsonl", b'{"sku": 7}\n', read_catalog, ["field 'sku'", "the number 7"]),
+    "sku-nul": ("c.jsonl", b'{"sku": "a"}\n{"sku": "b\\u0000"}\n', read_catalog, ["c.jsonl:2:", "field 'sku'", "NUL"]),
     "sku-object": ("c.jsonl", b'{"sku": {"id": "a"}}\n', read_catalog, ["field 'sku'", "an object"]),
     "title-list": ("c.jsonl", b'{"sku": "a", "title": ["t"]}\n', read_catalog, ["field 'title'", "a list"]),
     "description-number": ("c.jsonl", b'{"sku": "a", "description": 1.5}\n', read_catalog, ["field 'description'"]),

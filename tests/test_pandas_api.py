@@ -22,7 +22,7 @@ def completer(frame, tiny_bert, tmp_path_factory):
 
 
 def test_fit_reads_a_frame_and_a_path(completer, catalog, tmp_path):
-    assert completer.graph_.skus == [p.sku for p in catalog]
+    assert list(completer.graph_.skus) == [p.sku for p in catalog]
     write_catalog(catalog, tmp_path / "c.jsonl")
     from kgattr.io.frames import as_catalog
 

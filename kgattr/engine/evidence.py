@@ -20,19 +20,14 @@ class EvidenceFinder:
     """
 
     def __init__(self, graph, attributes: list[str], value_attribute: np.ndarray):
-        hv = graph.has_value
-        # the values held, sorted by product * num_attributes + attribute (the key): (known cells,) each, where a
-        # dense products x attributes table would grow with both
-        key = hv[0].astype(np.int64) * len(attributes) + value_attribute[hv[1]]
-        order = np.argsort(key, kind="stable")
-        self.keys, self.held = key[order], hv[1][order]
-        pmi = dict(zip(zip(graph.cooccurs[0].tolist(), graph.cooccurs[1].tolist()), graph.pmi.tolist()))
+        self.value_attribute = value_attribute
         # positive PMI of (value node, value node co-occurring with it), sorted by node * num_values + co-occurring
-        # node (the key): (pairs,) each; and as shown
-        positive = sorted((target * len(graph.values) + node, w) for (node, target), w in pmi.items() if w > 0)
-        self.pmi_keys = np.array([k for k, _ in positive], dtype=np.int64)
-        self.pmi = np.array([w for _, w in positive], dtype=np.float64)
-        self.pmi_shown = [round(w, 3) for _, w in positive]
+        # node (the key): (pairs,) each; the graph keeps one edge per ordered pair, positive ones only
+        node, target = graph.cooccurs
+        key = target * len(graph.values) + node
+        order = np.argsort(key, kind="stable")
+        order = order[graph.pmi[order] > 0]
+        self.pmi_keys, self.pmi = key[order], graph.pmi[order].astype(np.float64)
         self.vindex = graph.value_index()
         self.graph, self.attributes = graph, attributes
 
@@ -91,19 +86,37 @@ class EvidenceFinder:
         for f, v in zip(found.tolist(), node.tolist()):
             if f not in shown:
                 a, value = self.graph.values[v]
-                shown[f] = {"attribute": a, "value": value, "pmi": self.pmi_shown[f]}
+                shown[f] = {"attribute": a, "value": value, "pmi": round(float(self.pmi[f]), 3)}
         entries = [shown[f] for f in found.tolist()]
         bounds = np.searchsorted(cell, np.arange(len(rows) + 1)).tolist()
         return [entries[bounds[m]:bounds[m + 1]] for m in range(len(rows))]
 
+    BLOCK = 8192               # cells whose neighbours' values are laid out at once: (BLOCK * R * values held,)
+
+    def _held(self, rows: np.ndarray, attributes: np.ndarray) -> np.ndarray:
+        """(M, R) value node of attribute ``attributes[m]`` (M,) each of ``rows`` (M, R) holds, -1 for none.
+
+        The graph lists each product's values together, products in order (has_value[0] ascending), so a row's
+        values are found by binary search: no table over every product is made, and a model loaded to complete one
+        product reads a few pages of the edges."""
+        product, value = self.graph.has_value
+        r = np.maximum(rows, 0).ravel()
+        start = np.searchsorted(product, r, "left")
+        count = np.where(rows.ravel() >= 0, np.searchsorted(product, r, "right") - start, 0)
+        # every (cell, row) pair against each value its row holds: (pairs * values held,)
+        pair = np.repeat(np.arange(len(r)), count)
+        at = np.repeat(start - np.cumsum(count) + count, count) + np.arange(count.sum())
+        found = value[at]
+        hit = self.value_attribute[found] == np.repeat(attributes, rows.shape[1])[pair]
+        held = np.full(len(r), -1, dtype=np.int64)
+        held[pair[hit]] = found[hit]
+        return held.reshape(rows.shape)
+
     def _holding(self, rows: np.ndarray, attributes: np.ndarray, limit: int) -> list[list[dict]]:
         """Per cell, the first ``limit`` of its ``rows`` (M, R) that hold a value of its attribute (``attributes``
         (M,), indices): [{sku, value}]."""
-        if not len(self.keys):
-            return [[] for _ in range(len(rows))]
-        wanted = rows.astype(np.int64) * len(self.attributes) + attributes[:, None]
-        at = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
-        held = np.where((rows >= 0) & (self.keys[at] == wanted), self.held[at], -1)
+        held = np.concatenate([self._held(rows[s:s + self.BLOCK], attributes[s:s + self.BLOCK])
+                               for s in range(0, len(rows), self.BLOCK)])
         cell, col = np.nonzero((held >= 0) & (np.cumsum(held >= 0, 1) <= limit))
         bounds = np.searchsorted(cell, np.arange(len(rows) + 1)).tolist()
         # one {sku, value} per (product, value node), shared by the cells that show it

@@ -8,15 +8,69 @@ and ``value -cooccurs-> value`` weighted by positive pointwise mutual informatio
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 
+class SkuTable(Sequence):
+    """The products' SKUs by index, found without a pass over them (a model loaded to complete one product reads
+    a few pages of the table, not a million strings).
+
+    Args:
+        table: (n, width) uint8, each SKU's UTF-8 bytes padded with NUL (catalogs refuse a SKU holding one).
+        by_bytes: (n,) int64 product indices in the byte order of their SKUs.
+    """
+
+    def __init__(self, table: np.ndarray, by_bytes: np.ndarray):
+        self.table, self.by_bytes = table, by_bytes
+        self.bytes_ = table.reshape(-1).view(f"S{table.shape[1]}")         # (n,) fixed-width strings, no copy
+
+    @classmethod
+    def of(cls, skus: list[str]) -> "SkuTable":
+        encoded = np.array([s.encode() for s in skus] or [b""], dtype=bytes)[:len(skus)]
+        width = max(encoded.dtype.itemsize, 1)
+        table = np.frombuffer(encoded.astype(f"S{width}").tobytes(), dtype=np.uint8).reshape(len(skus), width)
+        return cls(table, np.argsort(encoded, kind="stable"))
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return self.bytes_[i].decode()
+
+    def __iter__(self):
+        return (b.decode() for b in self.bytes_)
+
+    def rows(self, skus: list[str]) -> np.ndarray:
+        """(m,) int64 index of each of ``skus``, -1 for one not in the table."""
+        if not hasattr(self, "sorted_"):
+            self.sorted_ = self.bytes_[self.by_bytes]                         # (n,) in byte order
+        encoded = [s.encode() for s in skus]
+        query = np.array(encoded or [b""], dtype=self.bytes_.dtype)[:len(skus)]  # longer ones cut, then told apart
+        at = np.minimum(np.searchsorted(self.sorted_, query), max(len(self) - 1, 0))
+        found = np.array([len(e) <= self.table.shape[1] for e in encoded], dtype=bool)
+        if len(self):
+            found &= self.sorted_[at] == query
+            return np.where(found, self.by_bytes[at], -1)
+        return np.full(len(skus), -1, dtype=np.int64)
+
+    def get(self, sku: str, default=None):
+        row = int(self.rows([sku])[0])
+        return default if row < 0 else row
+
+    def __contains__(self, sku) -> bool:
+        return isinstance(sku, str) and self.get(sku) is not None
+
+
 @dataclass
 class CatalogGraph:
-    skus: list[str]
+    skus: SkuTable
     categories: list[tuple[str, ...]]
     values: list[tuple[str, str]]          # (attribute, value), sorted
     has_value: np.ndarray                  # (2, E) int64: product index, value index
@@ -24,6 +78,7 @@ class CatalogGraph:
     parent: np.ndarray                     # (2, C') int64: category index, parent category index
     cooccurs: np.ndarray                   # (2, P) int64: value index pairs, both directions
     pmi: np.ndarray                        # (P,) float32
+    listing: np.ndarray                    # (N,) int64: product indices in SKU order (see sku_key)
 
     @property
     def attributes(self) -> list[str]:
@@ -83,11 +138,11 @@ class CatalogGraph:
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        nodes = {"skus": self.skus, "categories": [list(c) for c in self.categories],
-                 "values": [list(v) for v in self.values]}
+        nodes = {"categories": [list(c) for c in self.categories], "values": [list(v) for v in self.values]}
         atomic_write(directory / "nodes.json", lambda tmp: tmp.write_text(json.dumps(nodes, ensure_ascii=False)))
         tensors = {"has_value": self.has_value, "in_category": self.in_category, "parent": self.parent,
-                   "cooccurs": self.cooccurs, "pmi": self.pmi}
+                   "cooccurs": self.cooccurs, "pmi": self.pmi, "listing": self.listing, "sku_table": self.skus.table,
+                   "sku_by_bytes": self.skus.by_bytes}
         atomic_write(directory / "edges.safetensors", lambda tmp: save_file(tensors, str(tmp)))
         if graphml:
             import networkx as nx
@@ -96,13 +151,15 @@ class CatalogGraph:
 
     @classmethod
     def load(cls, directory) -> "CatalogGraph":
-        from safetensors.numpy import load_file
+        """The graph ``save`` wrote; its edges and SKUs mapped from ``edges.safetensors``, not read."""
+        from .modelfiles import mapped
 
         directory = Path(directory)
         nodes = json.loads((directory / "nodes.json").read_text())
-        t = load_file(str(directory / "edges.safetensors"))
-        return cls(nodes["skus"], [tuple(c) for c in nodes["categories"]], [tuple(v) for v in nodes["values"]],
-                   t["has_value"], t["in_category"], t["parent"], t["cooccurs"], t["pmi"])
+        t = mapped(directory / "edges.safetensors")
+        return cls(SkuTable(t["sku_table"], t["sku_by_bytes"]), [tuple(c) for c in nodes["categories"]],
+                   [tuple(v) for v in nodes["values"]], t["has_value"], t["in_category"], t["parent"], t["cooccurs"],
+                   t["pmi"], t["listing"])
 
 
 def build_graph(catalog, *, min_cooccurrence: int = 5) -> CatalogGraph:
@@ -136,10 +193,18 @@ def build_graph(catalog, *, min_cooccurrence: int = 5) -> CatalogGraph:
     u, v, c = counts.row[keep], counts.col[keep], counts.data[keep]
     pmi = np.log(c * n / (marginal[u] * marginal[v]))
     positive = pmi > 0
+    skus = [p.sku for p in catalog]
     return CatalogGraph(
-        skus=[p.sku for p in catalog], categories=categories, values=values, has_value=has_value,
+        skus=SkuTable.of(skus), categories=categories, values=values, has_value=has_value,
         in_category=np.array(in_cat, dtype=np.int64).reshape(-1, 2).T, parent=parent,
-        cooccurs=np.stack([u[positive], v[positive]]).astype(np.int64), pmi=pmi[positive].astype(np.float32))
+        cooccurs=np.stack([u[positive], v[positive]]).astype(np.int64), pmi=pmi[positive].astype(np.float32),
+        listing=np.array(sorted(range(n), key=[sku_key(s) for s in skus].__getitem__), dtype=np.int64))
+
+
+def sku_key(sku: str) -> tuple:
+    """Natural sort key: digit runs compare as numbers ("A9" < "A10"), the rest case-folded."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.casefold())
+                 for part in re.findall(r"\d+|\D+", sku))
 
 
 def category_attributes(catalog, attributes: list[str]) -> dict[tuple[str, ...], set[int]]:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import bisect
-import re
 from typing import NamedTuple
 
 import numpy as np
+
+from .graph import SkuTable, sku_key
 
 
 class Hits(NamedTuple):
@@ -219,12 +220,6 @@ def joined_search(index, k: int, probes: int = JOIN_PROBES, block: int = 1024) -
     return Hits(score, found)
 
 
-def sku_key(sku: str) -> tuple:
-    """Natural sort key: digit runs compare as numbers ("A9" < "A10"), the rest case-folded."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.casefold())
-                 for part in re.findall(r"\d+|\D+", sku))
-
-
 class SequenceIndex:
     """Products next to each other in SKU order, optionally within groups (e.g. leaf categories).
 
@@ -235,29 +230,35 @@ class SequenceIndex:
 
     Args:
         skus: of the stored products.
-        groups: a hashable key per stored product; searches then stay within the query's group (None: one group).
+        groups: (n,) int group of each stored product (e.g. its leaf category); searches then stay within the
+            query's group (None: one group).
+        order: the stored products' indices in :func:`~kgattr.engine.graph.sku_key` order, as the graph keeps
+            them (None: sorted here, a pass over every SKU).
     """
 
-    def __init__(self, skus: list[str], groups: list | None = None):
-        self.skus_ = skus
-        self.groups_ = [None] * len(skus) if groups is None else list(groups)
-        keys = [sku_key(s) for s in skus]
-        members: dict = {}
-        for i in sorted(range(len(skus)), key=keys.__getitem__):
-            members.setdefault(self.groups_[i], []).append(i)
-        self.order_ = {g: np.array(rows, dtype=np.int64) for g, rows in members.items()}
-        # per stored product: its place in its group's order; the sort keys, which only a SKU not stored needs
-        # (and which weigh most), are made again for a group when one is searched
-        self.rank_ = np.zeros(len(skus), dtype=np.int64)
-        for rows in self.order_.values():
-            self.rank_[rows] = np.arange(len(rows))
-        self.row_ = {s: i for i, s in enumerate(skus)}
+    def __init__(self, skus, groups=None, order: np.ndarray | None = None):
+        n = len(skus)
+        self.skus_ = skus if isinstance(skus, SkuTable) else SkuTable.of(skus)
+        if order is None:
+            order = np.array(sorted(range(n), key=[sku_key(s) for s in skus].__getitem__), dtype=np.int64)
+        self.groups_ = None if groups is None else np.asarray(groups, dtype=np.int64)
+        self.rank_ = np.zeros(n, dtype=np.int64)          # per stored product: its place in its group's order
+        if self.groups_ is None:
+            self.order_ = {None: order} if n else {}
+            self.rank_[order] = np.arange(n)
+        else:
+            # grouped, SKU order kept within each group: (n,) and the group's first place in it
+            grouped = order[np.argsort(self.groups_[order], kind="stable")]
+            first = np.r_[0, np.flatnonzero(np.diff(self.groups_[grouped])) + 1] if n else np.zeros(0, np.int64)
+            self.order_ = {int(self.groups_[part[0]]): part for part in np.split(grouped, first[1:])} if n else {}
+            self.rank_[grouped] = np.arange(n) - np.repeat(first, np.diff(np.r_[first, n]))
+        # the sort keys, which only a SKU not stored needs (and which weigh most), made for a group when one is searched
         self.keys_: dict = {}
 
-    def _place(self, sku: str, group) -> tuple[int, int]:
-        """(left, right): the group's ranks either side of ``sku`` (its own rank and the next when stored)."""
-        i = self.row_.get(sku)
-        if i is not None and self.groups_[i] == group:
+    def _place(self, sku: str, i: int, group) -> tuple[int, int]:
+        """(left, right): the group's ranks either side of ``sku``, stored at index ``i`` (-1: not stored): its own
+        rank and the next when stored in ``group``."""
+        if i >= 0 and (self.groups_ is None or self.groups_[i] == group):
             return int(self.rank_[i]), int(self.rank_[i]) + 1
         if group not in self.keys_:
             self.keys_[group] = [sku_key(self.skus_[i]) for i in self.order_[group]]
@@ -270,12 +271,13 @@ class SequenceIndex:
         the group's ends and fills the rows of groups not stored."""
         index = np.full((len(skus), 2 * window), -1, dtype=np.int64)
         steps = np.arange(1, window + 1)
+        stored = self.skus_.rows(skus).tolist()
         for i, sku in enumerate(skus):
             group = None if groups is None else groups[i]
             order = self.order_.get(group)
             if order is None:
                 continue
-            left, right = self._place(sku, group)
+            left, right = self._place(sku, stored[i], group)
             ranks = np.concatenate([left - steps, right + steps - 1])
             ok = (ranks >= 0) & (ranks < len(order))
             index[i, ok] = order[ranks[ok]]
@@ -305,12 +307,12 @@ class Listings:
         ``by_category``, L = 2) among those of its leaf category; see :meth:`SequenceIndex.search`."""
         skus = [p.sku for p in products]
         if self.everywhere_ is None:
-            self.everywhere_ = SequenceIndex(self.graph.skus)
+            self.everywhere_ = SequenceIndex(self.graph.skus, order=self.graph.listing)
         listings = [self.everywhere_.search(skus, window)]
         if by_category:
             if self.by_category_ is None:
                 leaf = np.full(len(self.graph.skus), -1, dtype=np.int64)
                 leaf[self.graph.in_category[0]] = self.graph.in_category[1]
-                self.by_category_ = SequenceIndex(self.graph.skus, leaf.tolist())
+                self.by_category_ = SequenceIndex(self.graph.skus, leaf, self.graph.listing)
             listings.append(self.by_category_.search(skus, window, self.leaf(products).tolist()))
         return np.stack(listings, 1)

@@ -15,11 +15,13 @@ from pathlib import Path
 
 from ..exceptions import KgattrError, ModelError
 
-FORMAT = 9            # 2: calibration outcomes for per-attribute precision thresholds; 3: listing votes per category;
+FORMAT = 10           # 2: calibration outcomes for per-attribute precision thresholds; 3: listing votes per category;
                       # 4: manifest.json, paths relative to the model directory; 5: the similar-product vote a
                       # member of the mix, copy rules (copier.json); 6: a calibration map per source; 7: beta maps;
                       # 8: the copy the text gives each scored gap (cells_copy*, copier.json "copied");
-                      # 9: copy rules counted apart where they write a known value (copier.json)
+                      # 9: copy rules counted apart where they write a known value (copier.json);
+                      # 10: the products' SKUs and their orders kept with the graph (edges.safetensors "listing",
+                      # "sku_table", "sku_by_bytes"; nodes.json without "skus")
 FILES = ("config.json", "nodes.json", "edges.safetensors", "vocab.json", "network.safetensors", "linear.safetensors",
          "state.safetensors", "neighbours.faiss", "ontology.ttl", "products.sqlite", "copier.json")
 OPTIONAL = ("refused.json",)      # written only when there is something to keep: a model without it reads as before
@@ -28,7 +30,8 @@ STATE = ("knn_index", "knn_score", "text_hash", "record_hash", "value_attribute"
          "calibration_attribute", "calibration_confidence", "calibration_correct", "calibration_map",
          "cells_product", "cells_attribute", "cells_values", "cells_logits", "cells_copy", "cells_copy_confidence",
          "cells_copy_field", "cells_copy_start", "cells_copy_end")
-TENSORS = {"edges.safetensors": ("has_value", "in_category", "parent", "cooccurs", "pmi"),
+TENSORS = {"edges.safetensors": ("has_value", "in_category", "parent", "cooccurs", "pmi", "listing", "sku_table",
+                                  "sku_by_bytes"),
            "state.safetensors": STATE + ("pool_h1",),
            "linear.safetensors": ("linear_indptr", "linear_indices", "linear_data", "linear_shape", "linear_bias"),
            "network.safetensors": ()}

@@ -86,7 +86,7 @@ def text_copies(c, products, rows: np.ndarray, attributes: np.ndarray) -> dict[s
 def _known(c, catalog: Catalog) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per product of ``catalog``: its pool row (-1: not in the model), whether it is unchanged since training
     (same text, category and values), whether its text is."""
-    rows = np.array([c.pool_rows().get(p.sku, -1) for p in catalog], dtype=np.int64)
+    rows = c.graph_.skus.rows([p.sku for p in catalog])
     text_hash, record_hash = content_hashes(catalog)
     r = np.maximum(rows, 0)
     return rows, (rows >= 0) & (c.record_hash_[r] == record_hash), (rows >= 0) & (c.text_hash_[r] == text_hash)

@@ -85,6 +85,8 @@ def _check_product(record: object, where: str) -> Product:
         raise CatalogError(f"{where}: field 'sku': missing")
     if not isinstance(sku, str):
         raise CatalogError(f"{where}: field 'sku': expected a string, got {describe(sku)}")
+    if "\x00" in sku:
+        raise CatalogError(f"{where}: field 'sku': holds a NUL character")
     for name in ("title", "description"):
         if not isinstance(record.get(name, ""), (str, type(None))):
             raise CatalogError(f"{where}: field {name!r}: expected a string, got {describe(record[name])}")
