@@ -52,6 +52,7 @@ class AttributeCompleter:
             :mod:`kgattr.text.encoding`); new products are encoded the same way.
         read_text: False gives the graph-only ablation of the benchmark (GRAPE-style): no BERT, tf-idf or
             mentions, neighbours by shared known values; it completes only the products it was fitted on.
+        n_jobs: processes that fit the linear scorers (-1: one per core; None: this one); the model is the same.
         progress: show progress bars.
     """
 
@@ -62,7 +63,7 @@ class AttributeCompleter:
                  category_weight: float = 0.5,
                  min_attribute_count: int = 20, calibration_share: float = 0.05, top_k: int = 10, seed: int = 0,
                  extractor: str | None = None, text_backend: str = "torch", read_text: bool = True, cache_dir=None,
-                 progress: bool = False):
+                 n_jobs: int | None = None, progress: bool = False):
         self.text_model = text_model
         self.max_length = max_length
         self.hidden_channels = hidden_channels
@@ -84,6 +85,7 @@ class AttributeCompleter:
         self.text_backend = text_backend
         self.read_text = read_text
         self.cache_dir = cache_dir
+        self.n_jobs = n_jobs
         self.progress = progress
 
     PARAMS = ("text_model", "max_length", "hidden_channels", "epochs", "batch_size", "lr", "lexical_lr", "svm_c",
@@ -111,6 +113,7 @@ class AttributeCompleter:
         """
         from .extract.copying import TextCopier, copy_gate
         from .engine.crossfit import cross_fit, heldout_cells
+        from .engine.linear import process_map
         from .engine.mixture import fit_mixture
         from .engine.reviewed import Reviewed, as_reviewed
         from .engine.train import Neighbours, Pool, pool_states
@@ -160,7 +163,7 @@ class AttributeCompleter:
         # small catalogs still get several updates per epoch
         batch_size = min(self.batch_size, max(32, len(catalog) // 8))
         self.model_, self.linear_, self.history_, heldout = cross_fit(
-            self, inputs, near, target_attr, held, batch_size, map=cluster.map if cluster else map)
+            self, inputs, near, target_attr, held, batch_size, map=cluster.map if cluster else process_map(self.n_jobs))
         log.info("trained: losses %s; %d held-out cells", [round(x, 4) for x in self.history_], len(heldout[0].truth))
         # mix weights (2, num_attributes, S): [products with known values, products without any],
         # [GNN, linear, similar-product vote, extractor (with one)]

@@ -39,7 +39,7 @@ def test_linear_scorer_matches_liblinear_and_round_trips():
     import scipy.sparse as sp
     from sklearn.svm import LinearSVC
 
-    from kgattr.engine.linear import LinearTextScorer
+    from kgattr.engine.linear import LinearTextScorer, process_map
 
     n, terms, title_size = 300, 40, 10
     x = sp.random(n, terms, density=0.2, random_state=0, format="csr", dtype=np.float32)
@@ -67,6 +67,10 @@ def test_linear_scorer_matches_liblinear_and_round_trips():
     pruned = LinearTextScorer(C=0.5, description_weights=2 * terms, min_weight=0.05).fit(
         x, rows, values, value_attribute, title_size)
     assert 0 < pruned.weight_.nnz < scorer.weight_.nnz and np.abs(pruned.weight_.data).min() >= 0.05
+    # fitted on two processes: the same weights, bit for bit
+    spread = LinearTextScorer(C=0.5, description_weights=2 * terms, min_weight=0.0).fit(
+        x, rows, values, value_attribute, title_size, map=process_map(2))
+    assert (spread.weight_ != scorer.weight_).nnz == 0 and np.array_equal(spread.bias_, scorer.bias_)
 
 
 def test_linear_scorer_caps_rows_class_by_class():

@@ -56,6 +56,7 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
           reviewed: Optional[Path] = ReviewedOpt,
           seed: int = typer.Option(0, help="Random seed."),
           catalog_format: CatalogFormat = format_of_catalog(),
+          jobs: int = typer.Option(0, "--jobs", "-j", callback=natural, help="Processes that fit the linear scorers (0: one per core); the model is the same."),
           ray: bool = typer.Option(False, "--ray", help="Encode the text and fit the linear scorers on a Ray cluster (pip install 'kgattr[ray]'); the model is the same."),
           ray_address: Optional[str] = RayAddressOpt):
     """Learn ontology, graph, text features and the GNN from a catalog.
@@ -74,7 +75,7 @@ def train(catalog: Path = typer.Argument(..., help="Catalog (.jsonl[.gz], .csv, 
     onto = load_ontology(ontology) if ontology else None
     completer = AttributeCompleter(text_model=str(text_model) if text_model else None,
                                    max_length=max_length, seed=seed, progress=_progress(), text_backend=encoder,
-                                   extractor=str(extractor.resolve()) if extractor else None,
+                                   extractor=str(extractor.resolve()) if extractor else None, n_jobs=jobs or -1,
                                    **({"epochs": epochs} if epochs else {}))
     cluster = None
     if ray or ray_address:

@@ -106,6 +106,22 @@ class LinearTextScorer:
         return self
 
 
+def process_map(n_jobs: int | None):
+    """A ``map`` for :meth:`LinearTextScorer.fit` over ``n_jobs`` processes of this machine (-1: one per core;
+    None or 1: the builtin map, in this process). joblib's processes take the jobs as they free up (the tf-idf
+    rows of large ones are memory-mapped to them, not copied) and give the results in order. Processes rather
+    than threads: liblinear releases the GIL, but scikit-learn's liblinear draws from one random generator per
+    process, so fits on threads of one process race for it and the weights depend on timing; each process's fit
+    seeds its own and gives the weights of a fit in this process."""
+    if n_jobs in (None, 1):
+        return map
+    from joblib import Parallel, delayed
+
+    def run(fn, jobs):
+        return Parallel(n_jobs=n_jobs, pre_dispatch="2*n_jobs", return_as="generator")(delayed(fn)(j) for j in jobs)
+    return run
+
+
 def capped_rows(labels: np.ndarray, max_rows: int, *, seed: int) -> np.ndarray:
     """Sorted positions of at most ``max_rows`` of the cells ``labels`` (n,), drawn class by class: every cell of a
     class with at most q cells, q drawn at random from each larger class, q the largest that keeps the total within
