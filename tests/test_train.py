@@ -94,6 +94,19 @@ def test_linear_scorer_caps_rows_class_by_class():
     keep = capped_rows(values, 80, seed=0)
     expected = LinearSVC(C=0.5, random_state=0).fit(x[keep], values[keep]).decision_function(x)
     assert np.allclose(scorer.decision(x), expected, atol=1e-5)
+    assert scorer.capped_ == [0]
+    # fitted again on more cells, a capped attribute keeps the weights it has; one under the cap learns afresh
+    part = LinearTextScorer(description_weights=10 * terms, min_weight=0.0, max_rows=80).fit(
+        x, np.arange(150), values[:150], np.zeros(3, np.int64), terms)
+    again = LinearTextScorer(description_weights=10 * terms, min_weight=0.0, max_rows=80).fit(
+        x, np.arange(n), values, np.zeros(3, np.int64), terms, keep=part)
+    assert again.capped_ == [0] and np.array_equal(again.decision(x), part.decision(x))
+    assert not np.array_equal(scorer.decision(x), part.decision(x))
+    wide = lambda: LinearTextScorer(description_weights=10 * terms, min_weight=0.0, max_rows=500)
+    first = wide().fit(x, np.arange(150), values[:150], np.zeros(3, np.int64), terms)
+    assert first.capped_ == [] and np.array_equal(
+        wide().fit(x, np.arange(n), values, np.zeros(3, np.int64), terms, keep=first).decision(x),
+        wide().fit(x, np.arange(n), values, np.zeros(3, np.int64), terms).decision(x))
 
 
 def test_an_epoch_of_a_large_catalog_is_a_draw_of_its_products(catalog, tiny_bert, tmp_path, monkeypatch, caplog):

@@ -44,26 +44,33 @@ class LinearTextScorer:
         self.max_rows = max_rows
 
     def fit(self, lexical: sp.csr_matrix, rows: np.ndarray, values: np.ndarray, value_attribute: np.ndarray,
-            title_size: int, *, map=map) -> "LinearTextScorer":
+            title_size: int, *, map=map, keep: "LinearTextScorer | None" = None) -> "LinearTextScorer":
         """Fit on training cells: product ``rows`` (c,) of ``lexical`` (n, terms) hold value indices ``values`` (c,).
 
         ``value_attribute`` (num_values,) maps value indices to attributes; columns [0, title_size) of
         ``lexical`` are title terms. ``map(fit_svm, jobs)`` runs the attributes' fits, in order: the builtin one
         here, or one spreading them over workers (``RayCluster.map``); each fit is the same wherever it runs.
+        ``keep``: a scorer fitted on part of these cells; the attributes it learnt from ``max_rows`` drawn cells
+        (``capped_``) keep its weights, since a fit on more cells would learn from as many.
         """
         num_values = len(value_attribute)
         size = np.bincount(value_attribute, minlength=int(value_attribute.max()) + 1 if num_values else 0)
         bias = np.full(num_values, self.unseen_score, dtype=np.float32)
         attribute = value_attribute[values]
         fitted = []                                                  # the classes (k,) of each attribute fitted
+        self.capped_, kept = [], []                                  # attribute indices
 
         def jobs():                                                  # made as they are taken: one x at a time here
             for a in np.unique(attribute):
                 sel = np.flatnonzero(attribute == a)
                 labels = values[sel]
                 if len(sel) > self.max_rows:
-                    keep = capped_rows(labels, self.max_rows, seed=int(a))
-                    sel, labels = sel[keep], labels[keep]
+                    if keep is not None and a in keep.capped_:
+                        kept.append(int(a))
+                        continue
+                    self.capped_.append(int(a))
+                    drawn = capped_rows(labels, self.max_rows, seed=int(a))
+                    sel, labels = sel[drawn], labels[drawn]
                 classes = np.unique(labels)
                 if len(classes) == 1:
                     bias[classes[0]] = 0.0
@@ -77,6 +84,12 @@ class LinearTextScorer:
             classes = fitted[i]                                      # appended as its job was taken
             bias[classes] = intercept
             parts.append((term, classes[k], weight))
+        for a in kept:
+            self.capped_.append(a)
+            columns = np.flatnonzero(value_attribute == a)
+            bias[columns] = keep.bias_[columns]
+            block = keep.weight_[:, columns].tocoo()
+            parts.append((block.row, columns[block.col], block.data))
         if parts:
             term, value, weight = (np.concatenate(x) for x in zip(*parts))
         else:
