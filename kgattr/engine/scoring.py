@@ -8,6 +8,8 @@ The functions take a fitted :class:`~kgattr.completer.AttributeCompleter` ``c``,
 """
 from __future__ import annotations
 
+from sys import intern
+
 import numpy as np
 
 from ..exceptions import KgattrError
@@ -16,10 +18,12 @@ from ..io.catalog import Catalog, content_hashes
 
 
 def score_gaps(c, catalog, inputs, near, extracted=None) -> dict[str, np.ndarray]:
-    """Top-k candidates of every gap: product row (M,), attribute (M,), values (M, k), logits (M, k), and the
-    columns of :func:`text_copies`.
+    """Top-k candidates of every gap, sorted by product then attribute: product row (M,), attribute (M,), values
+    (M, k) int32, logits (M, k), and the columns of :func:`text_copies`.
     ``near``: :class:`~kgattr.engine.train.Neighbours` of the catalog's products in the pool.
-    ``extracted``: (n, num_values) CSR of the extractor's confidences, when the model uses one."""
+    ``extracted``: (n, num_values) CSR of the extractor's confidences, when the model uses one.
+
+    A batch of products at a time, its text read at once: nothing per gap is held but the cells' arrays."""
     from .train import predict_logits, similar_vote
 
     k = c.top_k
@@ -36,30 +40,24 @@ def score_gaps(c, catalog, inputs, near, extracted=None) -> dict[str, np.ndarray
             scores.append(extracted[rows].toarray())
         # one member's (len(rows), num_values) weights at a time, never all S of them
         logits = sum(score * weight[cold, :, j] for j, score in enumerate(scores))
-        gap_row, gap_attr = [], []
-        for i, r in enumerate(rows):
-            for a in c.gaps(catalog.products[r]):
-                gap_row.append(i)
-                gap_attr.append(a)
-        gap_row, gap_attr = np.array(gap_row, dtype=np.int64), np.array(gap_attr, dtype=np.int64)
+        gaps = [(i, a) for i, r in enumerate(rows.tolist()) for a in c.gaps(catalog.products[r])]
+        gap_row, gap_attr = np.array(gaps, dtype=np.int64).reshape(-1, 2).T
+        values = np.full((len(gaps), k), -1, dtype=np.int32)
+        top_logits = np.zeros((len(gaps), k), dtype=np.float32)
         for a in np.unique(gap_attr):
-            sel = gap_row[gap_attr == a]
-            seg = logits[sel, starts[a]:starts[a + 1]]                     # (m, values of a)
+            at = np.flatnonzero(gap_attr == a)
+            seg = logits[gap_row[at], starts[a]:starts[a + 1]]              # (m, values of a)
             top = np.argsort(-seg, axis=1, kind="stable")[:, :k]
-            values = np.full((len(sel), k), -1, dtype=np.int64)
-            scores = np.zeros((len(sel), k), dtype=np.float32)
-            values[:, :top.shape[1]] = starts[a] + top
-            scores[:, :top.shape[1]] = np.take_along_axis(seg, top, 1)
-            parts.append((rows[sel], np.full(len(sel), a), values, scores))
+            values[at, :top.shape[1]] = starts[a] + top
+            top_logits[at, :top.shape[1]] = np.take_along_axis(seg, top, 1)
+        cells = {"product": rows[gap_row], "attribute": gap_attr, "values": values, "logits": top_logits}
+        parts.append({**cells, **text_copies(c, catalog.products, cells["product"], gap_attr)})
     if not parts:
         cells = {"product": np.zeros(0, np.int64), "attribute": np.zeros(0, np.int64),
-                 "values": np.zeros((0, k), np.int64), "logits": np.zeros((0, k), np.float32)}
-    else:
-        product, attribute, values, scores = (np.concatenate(x) for x in zip(*parts))
-        order = np.lexsort((attribute, product))
-        cells = {"product": product[order], "attribute": attribute[order], "values": values[order],
-                 "logits": scores[order]}
-    return {**cells, **text_copies(c, catalog.products, cells["product"], cells["attribute"])}
+                 "values": np.zeros((0, k), np.int32), "logits": np.zeros((0, k), np.float32)}
+        return {**cells, **text_copies(c, catalog.products, cells["product"], cells["attribute"])}
+    # each product's gaps in attribute order (c.gaps gives them so), products in order batch after batch
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
 def text_copies(c, products, rows: np.ndarray, attributes: np.ndarray) -> dict[str, np.ndarray]:
@@ -77,7 +75,7 @@ def text_copies(c, products, rows: np.ndarray, attributes: np.ndarray) -> dict[s
     found = {r: copier.copies(products[r], these) for r, these in asked.items()}
     copies = [found[r].get(a) if a in wanted else None for r, a in zip(rows.tolist(), names)]
     column = lambda get, default, dtype: np.array([default if x is None else get(x) for x in copies], dtype=dtype)
-    return {"copy": column(lambda x: x.value, None, object),
+    return {"copy": column(lambda x: intern(x.value), None, object),      # one string per value, not per gap
             "copy_confidence": column(lambda x: x.confidence, 0.0, np.float64),
             "copy_field": column(lambda x: FIELDS.index(x.field), -1, np.int8),
             "copy_start": column(lambda x: x.start, -1, np.int64), "copy_end": column(lambda x: x.end, -1, np.int64)}
