@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kgattr.engine.graph import CatalogGraph, SkuTable, build_graph, sku_key
+from kgattr.engine.graph import CatalogGraph, SkuTable, build_graph, listing_order, sku_key
 from kgattr.engine.index import NeighbourIndex, SequenceIndex
 from kgattr.text.encoder import TextEncoder
 from kgattr.text.lexical import LexicalFeatures
@@ -169,7 +169,7 @@ def test_sequence_index_stays_within_a_group():
 def test_sequence_index_from_a_kept_order_is_the_same():
     skus = ["b7", "a10", "a9", "b2", "a1", "c3", "b10"]
     groups = [1, 0, 0, 1, 0, 2, 1]
-    order = np.array(sorted(range(len(skus)), key=[sku_key(s) for s in skus].__getitem__))
+    order = listing_order(skus)
     queries, where = ["a9", "b3", "b10", "z", "a1"], [0, 1, 1, 2, 0]
     fresh = SequenceIndex(skus, groups).search(queries, 2, where)
     kept = SequenceIndex(SkuTable.of(skus), groups, order).search(queries, 2, where)

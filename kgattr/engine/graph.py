@@ -198,13 +198,18 @@ def build_graph(catalog, *, min_cooccurrence: int = 5) -> CatalogGraph:
         skus=SkuTable.of(skus), categories=categories, values=values, has_value=has_value,
         in_category=np.array(in_cat, dtype=np.int64).reshape(-1, 2).T, parent=parent,
         cooccurs=np.stack([u[positive], v[positive]]).astype(np.int64), pmi=pmi[positive].astype(np.float32),
-        listing=np.array(sorted(range(n), key=[sku_key(s) for s in skus].__getitem__), dtype=np.int64))
+        listing=listing_order(skus))
 
 
 def sku_key(sku: str) -> tuple:
     """Natural sort key: digit runs compare as numbers ("A9" < "A10"), the rest case-folded."""
     return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.casefold())
                  for part in re.findall(r"\d+|\D+", sku))
+
+
+def listing_order(skus) -> np.ndarray:
+    """(n,) int64 indices of ``skus`` in :func:`sku_key` order, ties in their own order."""
+    return np.array(sorted(range(len(skus)), key=[sku_key(s) for s in skus].__getitem__), dtype=np.int64)
 
 
 def category_attributes(catalog, attributes: list[str]) -> dict[tuple[str, ...], set[int]]:

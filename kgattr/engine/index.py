@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .graph import SkuTable, sku_key
+from .graph import SkuTable, listing_order, sku_key
 
 
 class Hits(NamedTuple):
@@ -240,7 +240,7 @@ class SequenceIndex:
         n = len(skus)
         self.skus_ = skus if isinstance(skus, SkuTable) else SkuTable.of(skus)
         if order is None:
-            order = np.array(sorted(range(n), key=[sku_key(s) for s in skus].__getitem__), dtype=np.int64)
+            order = listing_order(skus)
         self.groups_ = None if groups is None else np.asarray(groups, dtype=np.int64)
         self.rank_ = np.zeros(n, dtype=np.int64)          # per stored product: its place in its group's order
         if self.groups_ is None:
