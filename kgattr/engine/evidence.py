@@ -21,6 +21,7 @@ class EvidenceFinder:
 
     def __init__(self, graph, attributes: list[str], value_attribute: np.ndarray):
         self.value_attribute = value_attribute
+        self.looked_up, self.keys = 0, None          # see _held
         # positive PMI of (value node, value node co-occurring with it), sorted by node * num_values + co-occurring
         # node (the key): (pairs,) each; the graph keeps one edge per ordered pair, positive ones only
         node, target = graph.cooccurs
@@ -97,9 +98,21 @@ class EvidenceFinder:
         """(M, R) value node of attribute ``attributes[m]`` (M,) each of ``rows`` (M, R) holds, -1 for none.
 
         The graph lists each product's values together, products in order (has_value[0] ascending), so a row's
-        values are found by binary search: no table over every product is made, and a model loaded to complete one
-        product reads a few pages of the edges."""
+        values are found by binary search and read (E / n values a row): a model loaded to complete one product
+        reads a few pages of the edges. Once more rows were looked up than there are products, the E known cells
+        are sorted once by product * num_attributes + attribute (the key) and each row is one binary search."""
         product, value = self.graph.has_value
+        self.looked_up += rows.size
+        if self.keys is None and self.looked_up > len(self.graph.skus):
+            key = product * len(self.attributes) + self.value_attribute[value]
+            order = np.argsort(key, kind="stable")
+            self.keys, self.held = key[order], value[order]
+        if self.keys is not None:
+            if not len(self.keys):
+                return np.full(rows.shape, -1, dtype=np.int64)
+            wanted = rows.astype(np.int64) * len(self.attributes) + attributes[:, None]
+            at = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
+            return np.where((rows >= 0) & (self.keys[at] == wanted), self.held[at], -1)
         r = np.maximum(rows, 0).ravel()
         start = np.searchsorted(product, r, "left")
         count = np.where(rows.ravel() >= 0, np.searchsorted(product, r, "right") - start, 0)
