@@ -114,6 +114,7 @@ class AttributeCompleter:
         from .extract.copying import TextCopier, copy_gate
         from .engine.crossfit import cross_fit, heldout_cells
         from .engine.linear import process_map
+        from .engine.memory import release
         from .engine.mixture import fit_mixture
         from .engine.reviewed import Reviewed, as_reviewed
         from .engine.train import Neighbours, Pool, pool_states
@@ -151,7 +152,9 @@ class AttributeCompleter:
         log.info("text features: %s BERT, %d tf-idf terms", text.shape, self.lexical_.size)
         base = text if self.read_text else value_profile(inputs.values, self.seed)
         self.index_ = NeighbourIndex().fill(len(catalog), lambda r: self.vectors(base[r], [catalog.products[i] for i in r]))
-        hits = self.index_.search_stored(self.neighbours)
+        hits = self.index_.search_stored(self.neighbours, dense=base.shape[1])
+        self.index_.to_disk()             # read again only to score new products' text, and copied into the model
+        release()
         self.knn_ = (hits.index, hits.score)
         near = Neighbours(hits.index, hits.score, self.listed_near(catalog.products))
         log.info("neighbours: %s similar, %s listed nearby", hits.index.shape, near.sequence.shape)
@@ -188,6 +191,7 @@ class AttributeCompleter:
                     log.info("copies from the text for %d of %d targets", len(self.copies_for_), len(self.targets_))
                 self.calibration_ = held_out_calibration(attribute, confidence, correct, copied)
             del scores, allowed
+            release()
         self.mix_ = np.stack(mixes)
         self.pool_ = Pool(pool_states(self.model_, inputs, inputs.values, (graph.cooccurs, graph.pmi)), inputs.values,
                           self.value_attribute_)

@@ -196,3 +196,32 @@ def test_joined_search_finds_nearly_what_exact_search_finds():
     assert np.allclose(np.take_along_axis(v @ v.T, found.index, 1), found.score, atol=1e-5)
     one = joined_search(NeighbourIndex(exact_limit=0).add(v[:3]).index_, 5)   # fewer vectors than neighbours
     assert (one.index[:, 2:] == -1).all() and (one.index[:, :2] >= 0).all()
+
+
+def test_joined_search_compares_category_dimensions_by_position():
+    from kgattr.engine.index import joined_search, product_vectors
+
+    rng = np.random.default_rng(1)
+    text = rng.normal(size=(3000, 16)).astype(np.float32)
+    text /= np.linalg.norm(text, axis=1, keepdims=True)
+    category = rng.integers(-1, 12, size=3000)                       # -1: a category the graph lacks, no one-hot
+    v = product_vectors(text, category, 12, 0.5)
+    index = NeighbourIndex(exact_limit=1000).add(v).index_
+    whole, split = joined_search(index, 10), joined_search(index, 10, dense=16)
+    np.testing.assert_allclose(split.score, whole.score, atol=1e-5)
+    assert np.mean(split.index == whole.index) > 0.99                  # only float ties may fall otherwise
+    assert np.allclose(np.take_along_axis(v @ v.T, split.index, 1), split.score, atol=1e-5)
+
+
+def test_index_moved_to_disk_searches_and_saves_the_same(tmp_path):
+    rng = np.random.default_rng(2)
+    v = rng.normal(size=(500, 8)).astype(np.float32)
+    index = NeighbourIndex(exact_limit=100).add(v)
+    before = index.search(v[:20], 5)
+    index.save(tmp_path / "in-memory.faiss")
+    index.to_disk()
+    assert np.array_equal(index.search(v[:20], 5).index, before.index)
+    index.save(tmp_path / "from-disk.faiss")
+    assert (tmp_path / "from-disk.faiss").read_bytes() == (tmp_path / "in-memory.faiss").read_bytes()
+    loaded = NeighbourIndex.load(tmp_path / "from-disk.faiss")
+    np.testing.assert_array_equal(loaded.reconstruct(np.arange(500)), v)

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..io import schedule
 from .blocks import Blocks, rank_within
+from .memory import release
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ def cross_fit(c, inputs, near, target: np.ndarray, held: np.ndarray, batch_size:
 
     # in a thread beside the GNN, liblinear (which releases the GIL) slowed torch's two threads more than it saved
     linear = fit_linear(trained)
+    release()
     parts = []
     for rows, truth, batches in calibration_batches(model, inputs, near, edges, held, mask_rate=c.mask_rate,
                                                     sharpness=c.sharpness, seed=c.seed):
@@ -130,4 +132,5 @@ def cross_fit(c, inputs, near, target: np.ndarray, held: np.ndarray, batch_size:
     # 0.9376 -> 0.9381, JLCPCB's 20,000 0.7600 -> 0.7619). The GNN is not refitted: that is a second training.
     # An attribute the first fit drew capped rows for keeps its weights: it would learn from as many again.
     linear = fit_linear(target, keep=linear)
+    release()
     return model, linear, history, parts

@@ -114,7 +114,7 @@ def _write(c, tmp: Path, home: Path) -> None:
              "category_attributes": [[list(k), sorted(v)] for k, v in c.category_attributes_.items()]}
     (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
     # the scored gaps' copied values as a table ("copied") and, in state.safetensors, an index into it (-1: none)
-    copied = list(dict.fromkeys(v for v in c.cells_["copy"].tolist() if v is not None))
+    copied = list(dict.fromkeys(v for v in c.cells_["copy"] if v is not None))
     at = {v: i for i, v in enumerate(copied)}
     copier = {"copier": c.copier_.get_state() if c.copier_ else None, "attributes": getattr(c, "copies_for_", []),
               "copied": copied}
@@ -124,7 +124,7 @@ def _write(c, tmp: Path, home: Path) -> None:
              "value_attribute": c.value_attribute_, "mix": c.mix_,
              "pool_h1": c.pool_.h1.numpy()}
     state.update({f"cells_{k}": v for k, v in c.cells_.items()})
-    state["cells_copy"] = np.array([at.get(v, -1) for v in c.cells_["copy"].tolist()], dtype=np.int64)
+    state["cells_copy"] = np.fromiter((at.get(v, -1) for v in c.cells_["copy"]), np.int64, len(c.cells_["copy"]))
     state.update({f"calibration_{k}": v for k, v in c.calibration_.items()})
     if c.extracted_:
         state.update({f"extracted_{k}": v for k, v in c.extracted_.arrays.items()})
@@ -135,8 +135,9 @@ def _write(c, tmp: Path, home: Path) -> None:
     db = sqlite3.connect(tmp / "products.sqlite")
     with db:
         db.execute("CREATE TABLE products (sku TEXT PRIMARY KEY, record TEXT)")
+        # a row at a time: a million products' records would be 1.3 GB as one list
         db.executemany("INSERT INTO products VALUES (?, ?)",
-                       [(p.sku, json.dumps(p.to_json(), ensure_ascii=False)) for p in c.products_])
+                       ((p.sku, json.dumps(p.to_json(), ensure_ascii=False)) for p in c.products_))
     db.close()
     if c.reviewed_.refused:
         (tmp / "refused.json").write_text(json.dumps({"refused": c.reviewed_.triples()}, ensure_ascii=False))

@@ -8,6 +8,7 @@ The functions take a fitted :class:`~kgattr.completer.AttributeCompleter` ``c``,
 """
 from __future__ import annotations
 
+from array import array
 from sys import intern
 
 import numpy as np
@@ -15,7 +16,7 @@ import numpy as np
 from ..exceptions import KgattrError
 from ..extract.extraction import FIELDS        # a copy's field, as the cells' ``copy_field`` numbers it
 from ..io.catalog import Catalog, content_hashes
-from ..text.lexical import joined
+from .memory import release
 
 
 def score_gaps(c, catalog, inputs, near, extracted=None) -> dict[str, np.ndarray]:
@@ -24,14 +25,27 @@ def score_gaps(c, catalog, inputs, near, extracted=None) -> dict[str, np.ndarray
     ``near``: :class:`~kgattr.engine.train.Neighbours` of the catalog's products in the pool.
     ``extracted``: (n, num_values) CSR of the extractor's confidences, when the model uses one.
 
-    A batch of products at a time, its text read at once: nothing per gap is held but the cells' arrays."""
+    The gaps are listed first, so every column is made once at its full size (a million products' cells are
+    1.9 GB); a batch of products at a time, its text read at once, then writes its rows in place."""
     from .train import predict_logits, similar_vote
 
     k = c.top_k
     starts = np.searchsorted(c.value_attribute_, np.arange(len(c.attributes_) + 1))
     weight = c.mix_[:, c.value_attribute_]                            # (2, num_values, S): see fit
     known = np.diff(inputs.values.indptr)
-    parts = []
+    # each product's gaps in attribute order (c.gaps gives them so), products in order
+    counts, listed = np.zeros(len(catalog), dtype=np.int64), array("q")
+    for i, p in enumerate(catalog.products):
+        gaps = c.gaps(p)
+        counts[i] = len(gaps)
+        listed.extend(gaps)
+    first = np.r_[0, np.cumsum(counts)]                                   # (n + 1,) each product's first cell
+    m = int(first[-1])
+    none = np.zeros(0, np.int64)
+    cells = {"product": np.repeat(np.arange(len(catalog), dtype=np.int64), counts),
+             "attribute": np.frombuffer(listed, dtype=np.int64) if m else none,
+             "values": np.full((m, k), -1, dtype=np.int32), "logits": np.zeros((m, k), dtype=np.float32),
+             **{name: np.empty(m, column.dtype) for name, column in text_copies(c, [], none, none).items()}}
     for rows, logits in predict_logits(c.model_, inputs, near, c.pool_, (c.graph_.cooccurs, c.graph_.pmi),
                                        sharpness=c.sharpness, progress=c.progress):
         cold = (known[rows] == 0).astype(np.int64)                         # (len(rows),) the mix of each row
@@ -41,27 +55,19 @@ def score_gaps(c, catalog, inputs, near, extracted=None) -> dict[str, np.ndarray
             scores.append(extracted[rows].toarray())
         # one member's (len(rows), num_values) weights at a time, never all S of them
         logits = sum(score * weight[cold, :, j] for j, score in enumerate(scores))
-        gaps = [(i, a) for i, r in enumerate(rows.tolist()) for a in c.gaps(catalog.products[r])]
-        gap_row, gap_attr = np.array(gaps, dtype=np.int64).reshape(-1, 2).T
-        values = np.full((len(gaps), k), -1, dtype=np.int32)
-        top_logits = np.zeros((len(gaps), k), dtype=np.float32)
+        batch = slice(first[rows[0]], first[rows[-1] + 1])                 # rows are consecutive
+        gap_row, gap_attr = cells["product"][batch] - rows[0], cells["attribute"][batch]
+        values, top_logits = cells["values"][batch], cells["logits"][batch]
         for a in np.unique(gap_attr):
             at = np.flatnonzero(gap_attr == a)
             seg = logits[gap_row[at], starts[a]:starts[a + 1]]              # (m, values of a)
             top = np.argsort(-seg, axis=1, kind="stable")[:, :k]
             values[at, :top.shape[1]] = starts[a] + top
             top_logits[at, :top.shape[1]] = np.take_along_axis(seg, top, 1)
-        cells = {"product": rows[gap_row], "attribute": gap_attr, "values": values, "logits": top_logits}
-        parts.append({**cells, **text_copies(c, catalog.products, cells["product"], gap_attr)})
-    if not parts:
-        cells = {"product": np.zeros(0, np.int64), "attribute": np.zeros(0, np.int64),
-                 "values": np.zeros((0, k), np.int32), "logits": np.zeros((0, k), np.float32)}
-        return {**cells, **text_copies(c, catalog.products, cells["product"], cells["attribute"])}
-    # each product's gaps in attribute order (c.gaps gives them so), products in order batch after batch; the
-    # batches' columns let go as they are joined (a million products' cells are 1.9 GB)
-    columns = {name: [p[name] for p in parts] for name in parts[0]}
-    del parts
-    return {name: joined(column, column[0].dtype) for name, column in columns.items()}
+        for name, column in text_copies(c, catalog.products, cells["product"][batch], gap_attr).items():
+            cells[name][batch] = column
+    release()                                                             # the batches' temporaries
+    return cells
 
 
 def text_copies(c, products, rows: np.ndarray, attributes: np.ndarray) -> dict[str, np.ndarray]:

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 import torch
 from torch.nn import functional as F
 
+from .memory import release
 from .model import FusionGNN
 
 log = logging.getLogger(__name__)
@@ -261,6 +262,7 @@ def fit_model(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, graph_ed
             bar.update()
             bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(losses):.3f}")
         del pool                                            # (n, hidden): not held beside the next one
+        release()
         history.append(float(np.mean(losses)) if losses else float("nan"))
         log.info("epoch %d loss %.4f (%d batches)", epoch + 1, history[-1], len(losses))
         if watch is not None and calibration.any():
@@ -307,8 +309,10 @@ def pool_states(model: FusionGNN, inputs: Inputs, visible: sp.csr_matrix, graph_
     model.eval()
     x_value = model.value_states(*_graph_tensors(*graph_edges))
     n = inputs.text.shape[0]
-    return torch.cat([encode_rows(model, x_value, inputs, visible, np.arange(s, min(s + batch_size, n)))
-                      for s in range(0, n, batch_size)]) if n else torch.zeros(0, model.config["hidden_channels"])
+    out = torch.empty(n, model.config["hidden_channels"])       # filled in place: never the batches beside it
+    for s in range(0, n, batch_size):
+        out[s:s + batch_size] = encode_rows(model, x_value, inputs, visible, np.arange(s, min(s + batch_size, n)))
+    return out
 
 
 @torch.no_grad()
