@@ -9,7 +9,7 @@ from .engine.calibration import held_out_calibration
 from .engine.completion import CategoryRules, ProductCompletion, completions, precision_thresholds
 from .engine.evidence import EvidenceFinder, passage
 from .engine.graph import build_graph, category_attributes
-from .engine.index import Listings, NeighbourIndex, product_vectors, value_profile
+from .engine.index import Listings, product_vectors, stored_neighbours, value_profile
 from .engine.scoring import live_cells, score_gaps, stored_cells
 from .exceptions import NotFittedError, UnknownSKUError
 from .io.catalog import Catalog, content_hashes
@@ -146,18 +146,19 @@ class AttributeCompleter:
                                               compute=cluster.encoder(self.text_encoder()) if cluster else None)
         else:
             text = np.zeros((len(catalog), 1), dtype=np.float32)
-        inputs = self.model_inputs(catalog, text)
-        self.extracted_ = self.extracted_values(catalog.products)
-        extracted = self.extracted_.matrix(len(catalog), len(graph.values)) if self.extracted_ else None
-        log.info("text features: %s BERT, %d tf-idf terms", text.shape, self.lexical_.size)
+        # similar products first, their index out of memory before the tf-idf rows come (2.4, 1.7 GB at a million)
+        inputs = None if self.read_text else self.model_inputs(catalog, text)      # no text: found by known values
         base = text if self.read_text else value_profile(inputs.values, self.seed)
-        self.index_ = NeighbourIndex().fill(len(catalog), lambda r: self.vectors(base[r], [catalog.products[i] for i in r]))
-        hits = self.index_.search_stored(self.neighbours, dense=base.shape[1])
-        self.index_.to_disk()             # read again only to score new products' text, and copied into the model
+        self.index_, hits = stored_neighbours(len(catalog), lambda r: self.vectors(base[r], [catalog.products[i] for i in r]),
+                                              self.neighbours, base.shape[1])
         release()
         self.knn_ = (hits.index, hits.score)
         near = Neighbours(hits.index, hits.score, self.listed_near(catalog.products))
         log.info("neighbours: %s similar, %s listed nearby", hits.index.shape, near.sequence.shape)
+        inputs = self.model_inputs(catalog, text) if inputs is None else inputs
+        self.extracted_ = self.extracted_values(catalog.products)
+        extracted = self.extracted_.matrix(len(catalog), len(graph.values)) if self.extracted_ else None
+        log.info("text features: %s BERT, %d tf-idf terms", text.shape, self.lexical_.size)
 
         coo = inputs.values.tocoo()
         target_attr = np.isin(self.value_attribute_[coo.col], [aindex[a] for a in self.targets_])
@@ -195,7 +196,7 @@ class AttributeCompleter:
         self.mix_ = np.stack(mixes)
         self.pool_ = Pool(pool_states(self.model_, inputs, inputs.values, (graph.cooccurs, graph.pmi)), inputs.values,
                           self.value_attribute_)
-        self.cells_ = score_gaps(self, catalog, inputs, near, extracted)
+        self.cells_ = score_gaps(self, catalog, inputs, near, extracted, on_disk=True)
         log.info("calibrated and scored %d gaps", len(self.cells_["product"]))
         return self
 

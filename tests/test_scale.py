@@ -159,3 +159,16 @@ def test_a_model_over_the_exact_limit_saves_loads_and_answers(catalog, tiny_bert
 def test_a_smaller_draw_is_part_of_a_larger_one(catalog):
     draw = lambda size: {repr(dataclasses.astuple(p)) for p in resample(catalog, size, seed=5)}
     assert draw(70) <= draw(150) <= draw(400)
+
+
+def test_cells_scored_to_disk_equal_those_scored_in_memory(fitted, catalog):
+    from kgattr.engine.scoring import score_gaps
+    from kgattr.engine.train import Neighbours
+
+    text = fitted.text_encoder().encode([p.text for p in catalog])
+    near = Neighbours(*fitted.knn_, fitted.listed_near(catalog.products))
+    in_memory = score_gaps(fitted, catalog, fitted.model_inputs(catalog, text), near)
+    assert list(in_memory) == list(fitted.cells_) and len(in_memory["product"])
+    for name, column in fitted.cells_.items():
+        assert column.dtype == in_memory[name].dtype and np.array_equal(column, in_memory[name]), name
+    assert isinstance(fitted.cells_["logits"], np.memmap) and not isinstance(in_memory["logits"], np.memmap)

@@ -90,7 +90,7 @@ def cross_fit(c, inputs, near, target: np.ndarray, held: np.ndarray, batch_size:
     """
     from .linear import LinearTextScorer
     from .model import FusionGNN
-    from .train import calibration_batches, fit_model, num_features, seed_torch
+    from .train import calibration_batches, fit_model, known_edges, num_features, seed_torch
 
     epochs = c.epochs if c.epochs is not None else epoch_budget(inputs.text.shape[0], batch_size)
     patience = PATIENCE if c.epochs is None and epochs > MIN_EPOCHS else None
@@ -107,11 +107,11 @@ def cross_fit(c, inputs, near, target: np.ndarray, held: np.ndarray, batch_size:
                                  progress=c.progress)
     if heldout:
         log.info("epochs: held-out losses %s", [round(x, 4) for x in heldout])
-    coo = inputs.values.tocoo()
+    known = known_edges(inputs.values)                     # (2, E) rows, values
     trained = target & ~held
 
     def fit_linear(cells: np.ndarray, keep=None) -> LinearTextScorer:  # on the known cells ``cells`` (E,) bool
-        return LinearTextScorer(C=c.svm_c).fit(inputs.lexical, coo.row[cells], coo.col[cells], c.value_attribute_,
+        return LinearTextScorer(C=c.svm_c).fit(inputs.lexical, known[0][cells], known[1][cells], c.value_attribute_,
                                                c.lexical_.title_size_, map=map, keep=keep)
 
     # in a thread beside the GNN, liblinear (which releases the GIL) slowed torch's two threads more than it saved

@@ -124,9 +124,9 @@ class NeighbourIndex:
         return self.index_.reconstruct_batch(np.asarray(ids, dtype=np.int64))
 
     def to_disk(self) -> "NeighbourIndex":
-        """Move the stored vectors to a temporary file, mapped from there: they leave memory (a million products'
-        are 2.4 GB) and are read back a page at a time as searches touch them; :meth:`save` copies the file.
-        The file is removed with this object."""
+        """Move the stored vectors to a temporary file (in ``TMPDIR``), mapped from there: they leave memory (a
+        million products' are 2.4 GB) and are read back a page at a time as searches touch them; :meth:`save`
+        copies the file. The file is removed with this object."""
         import tempfile
 
         import faiss
@@ -156,6 +156,15 @@ class NeighbourIndex:
 
         with reading(path, "not a readable FAISS index"):
             return cls(faiss.read_index(str(path), faiss.IO_FLAG_MMAP))
+
+
+def stored_neighbours(n: int, vectors_of, k: int, dense: int | None = None) -> tuple[NeighbourIndex, Hits]:
+    """An index of ``n`` vectors made by ``vectors_of(rows)`` (:meth:`NeighbourIndex.fill`) and each one's ``k``
+    nearest others (:meth:`NeighbourIndex.search_stored`); the index is then moved to disk
+    (:meth:`NeighbourIndex.to_disk`), where only new products' searches and the model's saving read it."""
+    index = NeighbourIndex().fill(n, vectors_of)
+    hits = index.search_stored(k, dense=dense)
+    return index.to_disk(), hits
 
 
 def clusters(n: int) -> int:
@@ -201,8 +210,8 @@ def joined_search(index, k: int, probes: int = JOIN_PROBES, block: int = 1024, d
     n**1.5 * probes.
 
     With ``dense``, the vectors' dimensions past the first ``dense`` hold at most one non-zero each (the scaled
-    one-hot of :func:`product_vectors`): a list's comparisons keep only those of them its candidates use. Myntra's
-    384 text dimensions beside 227 of category then go to about 400 a product.
+    one-hot of :func:`product_vectors`): a list's comparisons keep only those of them its candidates use, so of
+    Myntra's 227 category columns beside 384 of text only the few categories near a list are multiplied.
     """
     import faiss
 

@@ -9,6 +9,7 @@ The functions take a fitted :class:`~kgattr.completer.AttributeCompleter` ``c``,
 from __future__ import annotations
 
 from array import array
+from pathlib import Path
 from sys import intern
 
 import numpy as np
@@ -19,14 +20,17 @@ from ..io.catalog import Catalog, content_hashes
 from .memory import release
 
 
-def score_gaps(c, catalog, inputs, near, extracted=None) -> dict[str, np.ndarray]:
+def score_gaps(c, catalog, inputs, near, extracted=None, *, on_disk: bool = False) -> dict[str, np.ndarray]:
     """Top-k candidates of every gap, sorted by product then attribute: product row (M,), attribute (M,), values
     (M, k) int32, logits (M, k), and the columns of :func:`text_copies`.
     ``near``: :class:`~kgattr.engine.train.Neighbours` of the catalog's products in the pool.
     ``extracted``: (n, num_values) CSR of the extractor's confidences, when the model uses one.
+    ``on_disk``: the numeric columns but product and attribute are written to temporary files as the batches are
+    made and mapped from there (read as they are used), so that they take no memory beside the catalog's inputs
+    (a million products' cells are 1.9 GB, 1.5 of them in those columns).
 
-    The gaps are listed first, so every column is made once at its full size (a million products' cells are
-    1.9 GB); a batch of products at a time, its text read at once, then writes its rows in place."""
+    The gaps are listed first, so every column is made once at its full size; a batch of products at a time, its
+    text read at once, then fills its rows."""
     from .train import predict_logits, similar_vote
 
     k = c.top_k
@@ -40,12 +44,11 @@ def score_gaps(c, catalog, inputs, near, extracted=None) -> dict[str, np.ndarray
         counts[i] = len(gaps)
         listed.extend(gaps)
     first = np.r_[0, np.cumsum(counts)]                                   # (n + 1,) each product's first cell
-    m = int(first[-1])
     none = np.zeros(0, np.int64)
-    cells = {"product": np.repeat(np.arange(len(catalog), dtype=np.int64), counts),
-             "attribute": np.frombuffer(listed, dtype=np.int64) if m else none,
-             "values": np.full((m, k), -1, dtype=np.int32), "logits": np.zeros((m, k), dtype=np.float32),
-             **{name: np.empty(m, column.dtype) for name, column in text_copies(c, [], none, none).items()}}
+    product = np.repeat(np.arange(len(catalog), dtype=np.int64), counts)
+    attribute = np.frombuffer(listed, dtype=np.int64) if len(listed) else none
+    columns = _Columns(len(product), {"values": np.zeros((0, k), np.int32), "logits": np.zeros((0, k), np.float32),
+                                      **text_copies(c, [], none, none)}, on_disk)
     for rows, logits in predict_logits(c.model_, inputs, near, c.pool_, (c.graph_.cooccurs, c.graph_.pmi),
                                        sharpness=c.sharpness, progress=c.progress):
         cold = (known[rows] == 0).astype(np.int64)                         # (len(rows),) the mix of each row
@@ -56,18 +59,55 @@ def score_gaps(c, catalog, inputs, near, extracted=None) -> dict[str, np.ndarray
         # one member's (len(rows), num_values) weights at a time, never all S of them
         logits = sum(score * weight[cold, :, j] for j, score in enumerate(scores))
         batch = slice(first[rows[0]], first[rows[-1] + 1])                 # rows are consecutive
-        gap_row, gap_attr = cells["product"][batch] - rows[0], cells["attribute"][batch]
-        values, top_logits = cells["values"][batch], cells["logits"][batch]
+        gap_row, gap_attr = product[batch] - rows[0], attribute[batch]
+        values = np.full((len(gap_row), k), -1, dtype=np.int32)
+        top_logits = np.zeros((len(gap_row), k), dtype=np.float32)
         for a in np.unique(gap_attr):
             at = np.flatnonzero(gap_attr == a)
             seg = logits[gap_row[at], starts[a]:starts[a + 1]]              # (m, values of a)
             top = np.argsort(-seg, axis=1, kind="stable")[:, :k]
             values[at, :top.shape[1]] = starts[a] + top
             top_logits[at, :top.shape[1]] = np.take_along_axis(seg, top, 1)
-        for name, column in text_copies(c, catalog.products, cells["product"][batch], gap_attr).items():
-            cells[name][batch] = column
+        columns.append({"values": values, "logits": top_logits,
+                        **text_copies(c, catalog.products, product[batch], gap_attr)})
     release()                                                             # the batches' temporaries
-    return cells
+    return {"product": product, "attribute": attribute, **columns.close()}
+
+
+class _Columns:
+    """Columns of ``m`` rows filled a batch at a time, in order, shaped and typed as ``like`` (name -> array):
+    arrays of their full size; or, ``on_disk``, each numeric one appended to a temporary file and mapped from
+    it once complete (the file removed at once: the mapping keeps it until let go)."""
+
+    def __init__(self, m: int, like: dict[str, np.ndarray], on_disk: bool):
+        import tempfile
+
+        self.m, self.like = m, like
+        self.arrays = {name: np.empty((m,) + x.shape[1:], x.dtype) for name, x in like.items()
+                       if not on_disk or x.dtype == object}
+        self.spool = tempfile.TemporaryDirectory(prefix="kgattr-cells-", ignore_cleanup_errors=True) \
+            if on_disk else None
+        self.files = {name: open(Path(self.spool.name) / name, "wb") for name in like if name not in self.arrays}
+        self.at = 0
+
+    def append(self, batch: dict[str, np.ndarray]) -> None:
+        n = len(batch["values"])
+        for name, column in batch.items():
+            if name in self.files:
+                self.files[name].write(np.ascontiguousarray(column, self.like[name].dtype).data)
+            else:
+                self.arrays[name][self.at:self.at + n] = column
+        self.at += n
+
+    def close(self) -> dict[str, np.ndarray]:
+        for name, file in self.files.items():
+            file.close()
+            x = self.like[name]
+            self.arrays[name] = np.memmap(file.name, x.dtype, "r", shape=(self.m,) + x.shape[1:]) if self.m else \
+                np.empty((0,) + x.shape[1:], x.dtype)
+        if self.spool is not None:
+            self.spool.cleanup()
+        return {name: self.arrays[name] for name in self.like}
 
 
 def text_copies(c, products, rows: np.ndarray, attributes: np.ndarray) -> dict[str, np.ndarray]:

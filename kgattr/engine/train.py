@@ -188,6 +188,12 @@ def batch_logits(model: FusionGNN, x_value: torch.Tensor, inputs: Inputs, visibl
     return model(x_value, h1, similar, weight, len(rows), features)
 
 
+def known_edges(values: sp.csr_matrix) -> np.ndarray:
+    """(2, E) product rows and value indices of the known cells, in COO order (the COO matrix itself let go)."""
+    coo = values.tocoo()
+    return np.stack([coo.row, coo.col])
+
+
 def _visible(edges: np.ndarray, keep: np.ndarray, shape) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (edges[0][keep], edges[1][keep])), shape=shape)
 
@@ -216,8 +222,7 @@ def fit_model(model: FusionGNN, inputs: Inputs, neighbours: Neighbours, graph_ed
 
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    coo = inputs.values.tocoo()
-    edges = np.stack([coo.row, coo.col])
+    edges = known_edges(inputs.values)
     value_attribute = model.value_attribute.numpy()
     attr_mask = _attribute_mask(value_attribute)
     cooccurs, pmi = _graph_tensors(*graph_edges)
@@ -346,8 +351,7 @@ def calibration_batches(model: FusionGNN, inputs: Inputs, neighbours, graph_edge
     see :func:`similar_vote`); what is kept of them is the caller's.
     """
     rng = np.random.default_rng(seed + 1)
-    coo = inputs.values.tocoo()
-    edges = np.stack([coo.row, coo.col])
+    edges = known_edges(inputs.values)
     hidden = (rng.random(edges.shape[1]) < mask_rate) | calibration
     visible = _visible(edges, ~hidden, inputs.values.shape)
     x_value = model.value_states(*_graph_tensors(*graph_edges))
