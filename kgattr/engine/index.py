@@ -235,37 +235,35 @@ def joined_search(index, k: int, probes: int = JOIN_PROBES, block: int = 1024, d
             lists[l] = (ids, vectors[:, :dense], np.where(value != 0, dense + at, -1), value)
         return lists[l]
 
-    def compact(vectors, at, value, used):                  # (m, dense + len(used)): the non-zeros among ``used``
-        out = np.zeros((len(vectors), dense + len(used)), dtype=np.float32)
-        out[:, :dense] = vectors
-        some = np.flatnonzero(at >= 0)
-        out[some, dense + np.searchsorted(used, at[some])] = value[some]
-        return out
-
     centres = index.quantizer.reconstruct_n(0, index.nlist)
     _, near = index.quantizer.search(centres, min(probes, index.nlist))          # (nlist, probes)
     score = np.full((n, k), -np.finfo(np.float32).max, dtype=np.float32)      # as faiss pads
     found = np.full((n, k), -1, dtype=np.int64)
     for l in range(index.nlist):
-        ids, vectors, at, value = members(l)
-        take = 0
-        if len(ids):
-            parts = [members(p) for p in [l] + [p for p in near[l].tolist() if p not in (l, -1)]]
-            candidates, stored, stored_at, stored_value = (np.concatenate(column) for column in zip(*parts))
-            used = np.unique(stored_at[stored_at >= 0])             # list l's come first: they are among them
-            stored = compact(stored, stored_at, stored_value, used)
-            take = min(k, len(candidates) - 1)
+        ids = members(l)[0]
+        if not len(ids):
+            continue
+        parts = [members(p) for p in [l] + [p for p in near[l].tolist() if p not in (l, -1)]]
+        candidates, dense_part, at, value = (np.concatenate(column) for column in zip(*parts))
+        # (candidates, dense + categories used): past dense, only the columns of the candidates' own non-zeros;
+        # list l's vectors come first, so its rows are also the queries
+        used = np.unique(at[at >= 0])
+        stored = np.zeros((len(candidates), dense + len(used)), dtype=np.float32)
+        stored[:, :dense] = dense_part
+        some = np.flatnonzero(at >= 0)
+        stored[some, dense + np.searchsorted(used, at[some])] = value[some]
+        take = min(k, len(candidates) - 1)
         if take <= 0:                                                                 # no other vector to find
             continue
         for start in range(0, len(ids), block):
-            rows = np.arange(start, min(start + block, len(ids)))
-            sims = compact(vectors[rows], at[rows], value[rows], used) @ stored.T    # (m, candidates)
+            sims = stored[start:min(start + block, len(ids))] @ stored.T             # (m, candidates)
             m = len(sims)
-            sims[np.arange(m), rows] = -np.inf                                     # itself: list l comes first
+            sims[np.arange(m), start + np.arange(m)] = -np.inf                         # itself: list l comes first
             top = np.argpartition(-sims, take - 1, axis=1)[:, :take]
             top = np.take_along_axis(top, np.argsort(-np.take_along_axis(sims, top, 1), axis=1, kind="stable"), 1)
-            score[ids[rows], :take] = np.take_along_axis(sims, top, 1)
-            found[ids[rows], :take] = candidates[top]
+            rows = ids[start:start + block]
+            score[rows, :take] = np.take_along_axis(sims, top, 1)
+            found[rows, :take] = candidates[top]
     return Hits(score, found)
 
 

@@ -91,7 +91,7 @@ class _Columns:
         self.at = 0
 
     def append(self, batch: dict[str, np.ndarray]) -> None:
-        n = len(batch["values"])
+        n = len(next(iter(batch.values())))
         for name, column in batch.items():
             if name in self.files:
                 self.files[name].write(np.ascontiguousarray(column, self.like[name].dtype).data)

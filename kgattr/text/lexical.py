@@ -107,10 +107,9 @@ CHUNK = 8192           # products LexicalFeatures.transform reads into one part
 
 
 def joined(parts: list[np.ndarray], dtype) -> np.ndarray:
-    """``parts`` concatenated (along their first axis) as ``dtype``, each let go once copied (``parts`` ends
-    empty): the result's pages are written as the parts are freed, so memory peaks near the result's size, not
-    twice it."""
-    out = np.empty((sum(len(x) for x in parts),) + (parts[0].shape[1:] if parts else ()), dtype=dtype)
+    """``parts`` concatenated as ``dtype``, each let go once copied (``parts`` ends empty): the result's pages are
+    written as the parts are freed, so memory peaks near the result's size, not twice it."""
+    out = np.empty(sum(len(x) for x in parts), dtype=dtype)
     at = 0
     while parts:
         part = parts.pop(0)
