@@ -114,7 +114,7 @@ class AttributeCompleter:
         from .extract.copying import TextCopier, copy_gate
         from .engine.crossfit import cross_fit, heldout_cells
         from .engine.linear import process_map
-        from .engine.memory import release
+        from .engine.memory import release, to_disk
         from .engine.mixture import fit_mixture
         from .engine.reviewed import Reviewed, as_reviewed
         from .engine.train import Neighbours, Pool, pool_states
@@ -141,9 +141,9 @@ class AttributeCompleter:
         log.info("graph: %d values, %d targets", len(graph.values), len(self.targets_))
         self.lexical_ = LexicalFeatures().fit(catalog)
         self.text_hash_, self.record_hash_ = content_hashes(catalog)
-        if self.read_text:
-            text = self.text_encoder().encode([p.text for p in catalog], progress=self.progress,
-                                              compute=cluster.encoder(self.text_encoder()) if cluster else None)
+        if self.read_text:         # the vectors, tf-idf rows and mentions are read from files a batch at a time
+            text = to_disk(self.text_encoder().encode([p.text for p in catalog], progress=self.progress,
+                                                      compute=cluster.encoder(self.text_encoder()) if cluster else None))
         else:
             text = np.zeros((len(catalog), 1), dtype=np.float32)
         # similar products first, their index out of memory before the tf-idf rows come (2.4, 1.7 GB at a million)
@@ -156,6 +156,7 @@ class AttributeCompleter:
         near = Neighbours(hits.index, hits.score, self.listed_near(catalog.products))
         log.info("neighbours: %s similar, %s listed nearby", hits.index.shape, near.sequence.shape)
         inputs = self.model_inputs(catalog, text) if inputs is None else inputs
+        inputs.lexical, inputs.mentions = to_disk(inputs.lexical), to_disk(inputs.mentions)
         self.extracted_ = self.extracted_values(catalog.products)
         extracted = self.extracted_.matrix(len(catalog), len(graph.values)) if self.extracted_ else None
         log.info("text features: %s BERT, %d tf-idf terms", text.shape, self.lexical_.size)

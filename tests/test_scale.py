@@ -172,3 +172,20 @@ def test_cells_scored_to_disk_equal_those_scored_in_memory(fitted, catalog):
     for name, column in fitted.cells_.items():
         assert column.dtype == in_memory[name].dtype and np.array_equal(column, in_memory[name]), name
     assert isinstance(fitted.cells_["logits"], np.memmap) and not isinstance(in_memory["logits"], np.memmap)
+
+
+def test_rows_read_from_disk_equal_those_in_memory():
+    import scipy.sparse as sp
+
+    from kgattr.engine.memory import to_disk
+
+    rng = np.random.default_rng(0)
+    dense = rng.random((300, 5), dtype=np.float32)
+    matrix = sp.random(300, 40, density=0.1, format="csr", random_state=0, dtype=np.float32)
+    on_disk = to_disk(dense), to_disk(matrix)
+    for rows in (np.arange(10, 90), rng.integers(0, 300, 500), slice(7, 250), np.zeros(0, np.int64)):
+        assert np.array_equal(on_disk[0][rows], dense[rows])
+        got, want = on_disk[1][rows], matrix[rows]
+        assert got.shape == want.shape and all(np.array_equal(getattr(got, a), getattr(want, a))
+                                               for a in ("data", "indices", "indptr"))
+    assert on_disk[0].shape == dense.shape and to_disk(np.zeros((0, 3), np.float32))[np.zeros(0, int)].shape == (0, 3)

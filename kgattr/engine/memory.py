@@ -1,8 +1,17 @@
-"""Freed memory handed back to the operating system between the stages of a fit."""
+"""Memory in a fit: freed pages handed back to the operating system between stages, and large read-only row
+arrays kept in temporary files, their rows copied out as they are asked for."""
 from __future__ import annotations
 
 import ctypes
 import functools
+import mmap
+import tempfile
+
+import numpy as np
+import scipy.sparse as sp
+
+# bytes of a file's pages a gather maps before it hands them back: a batch's rows are never all mapped at once
+GATHER_BYTES = 64 << 20
 
 
 @functools.cache
@@ -22,3 +31,66 @@ def release() -> None:
     trim = _trim()
     if trim is not None:
         trim(0)
+
+
+def _rows(index, n: int) -> np.ndarray:
+    """``index`` (a slice or integer rows) as an int64 array of rows."""
+    if isinstance(index, slice):
+        return np.arange(*index.indices(n), dtype=np.int64)
+    return np.asarray(index, dtype=np.int64)
+
+
+class DiskArray:
+    """A read-only array in an unlinked temporary file under ``$TMPDIR``. ``x[rows]`` (integer rows or a slice)
+    is a copy in memory, as numpy's fancy indexing gives; the file's pages it read are handed back to the page
+    cache as it goes, so the process holds only the rows asked for. Reading rows in order costs about a copy."""
+
+    def __init__(self, array: np.ndarray):
+        array = np.ascontiguousarray(array)
+        self.shape, self.dtype = array.shape, array.dtype
+        self._map = None
+        if array.nbytes:
+            with tempfile.TemporaryFile(prefix="kgattr-rows-") as f:
+                f.write(array.data.cast("B"))
+                f.flush()
+                self._map = mmap.mmap(f.fileno(), array.nbytes, access=mmap.ACCESS_READ)
+            self._view = np.frombuffer(self._map, self.dtype).reshape(self.shape)
+        else:
+            self._view = np.empty(self.shape, self.dtype)
+        self._step = max(1, GATHER_BYTES // max(1, array.itemsize * int(np.prod(self.shape[1:], dtype=np.int64))))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        rows = _rows(index, self.shape[0])
+        out = np.empty(rows.shape + self.shape[1:], self.dtype)
+        for s in range(0, len(rows), self._step):
+            np.take(self._view, rows[s:s + self._step], axis=0, out=out[s:s + self._step])
+            if self._map is not None:
+                self._map.madvise(mmap.MADV_DONTNEED)       # unmapped here; the page cache keeps the data
+        return out
+
+
+class DiskCSR:
+    """A read-only CSR matrix whose data and column indices lie in :class:`DiskArray` files (its row pointers stay
+    in memory); ``x[rows]`` is the CSR matrix ``csr[rows]`` gives, the same entries in the same order."""
+
+    def __init__(self, matrix: sp.csr_matrix):
+        self.shape, self.dtype = matrix.shape, matrix.dtype
+        self.indptr = matrix.indptr.astype(np.int64)
+        self.data, self.indices = DiskArray(matrix.data), DiskArray(matrix.indices)
+
+    def __getitem__(self, index) -> sp.csr_matrix:
+        rows = _rows(index, self.shape[0])
+        starts = self.indptr[rows]
+        counts = self.indptr[rows + 1] - starts
+        indptr = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        at = np.repeat(starts - indptr[:-1], counts) + np.arange(indptr[-1])     # (entries,) in the whole matrix
+        return sp.csr_matrix((self.data[at], self.indices[at], indptr), shape=(len(rows), self.shape[1]))
+
+
+def to_disk(x):
+    """``x`` (a dense array or a CSR matrix) moved to a temporary file: :class:`DiskArray`, :class:`DiskCSR`."""
+    return DiskCSR(x) if sp.issparse(x) else DiskArray(x)
