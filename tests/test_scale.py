@@ -174,7 +174,7 @@ def test_cells_scored_to_disk_equal_those_scored_in_memory(fitted, catalog):
     assert isinstance(fitted.cells_["logits"], np.memmap) and not isinstance(in_memory["logits"], np.memmap)
 
 
-def test_rows_read_from_disk_equal_those_in_memory():
+def test_rows_read_from_disk_equal_those_in_memory(monkeypatch):
     import scipy.sparse as sp
 
     from kgattr.engine.memory import to_disk
@@ -182,6 +182,8 @@ def test_rows_read_from_disk_equal_those_in_memory():
     rng = np.random.default_rng(0)
     dense = rng.random((300, 5), dtype=np.float32)
     matrix = sp.random(300, 40, density=0.1, format="csr", random_state=0, dtype=np.float32)
+    assert to_disk(dense) is dense                                  # small arrays stay in memory
+    monkeypatch.setattr("kgattr.engine.memory.DISK_BYTES", 0)
     on_disk = to_disk(dense), to_disk(matrix)
     for rows in (np.arange(10, 90), rng.integers(0, 300, 500), slice(7, 250), np.zeros(0, np.int64)):
         assert np.array_equal(on_disk[0][rows], dense[rows])
@@ -189,3 +191,16 @@ def test_rows_read_from_disk_equal_those_in_memory():
         assert got.shape == want.shape and all(np.array_equal(getattr(got, a), getattr(want, a))
                                                for a in ("data", "indices", "indptr"))
     assert on_disk[0].shape == dense.shape and to_disk(np.zeros((0, 3), np.float32))[np.zeros(0, int)].shape == (0, 3)
+
+
+def test_a_fit_reading_its_inputs_from_disk_gives_the_same_model(fitted, catalog, monkeypatch):
+    from kgattr import AttributeCompleter
+    from kgattr.engine import memory
+
+    read = []
+    monkeypatch.setattr(memory, "DISK_BYTES", 0)
+    monkeypatch.setattr(memory.DiskArray, "__getitem__",
+                        lambda self, rows, get=memory.DiskArray.__getitem__: read.append(1) or get(self, rows))
+    model = AttributeCompleter(**fitted.get_params()).fit(catalog)
+    assert read and model.history_ == fitted.history_
+    assert all(np.array_equal(model.cells_[k], fitted.cells_[k]) for k in fitted.cells_)

@@ -8,10 +8,13 @@ import mmap
 import tempfile
 
 import numpy as np
-import scipy.sparse as sp
 
+# arrays smaller than this stay in memory (a gather from memory costs a third of one from a file: 44,441 products'
+# arrays are 60-70 MB each, a million's 0.3-1.5 GB)
+DISK_BYTES = 256 << 20
 # bytes of a file's pages a gather maps before it hands them back: a batch's rows are never all mapped at once
 GATHER_BYTES = 64 << 20
+_DROP = getattr(mmap, "MADV_DONTNEED", None)        # Windows has none: the pages then stay mapped until unneeded
 
 
 @functools.cache
@@ -67,8 +70,8 @@ class DiskArray:
         out = np.empty(rows.shape + self.shape[1:], self.dtype)
         for s in range(0, len(rows), self._step):
             np.take(self._view, rows[s:s + self._step], axis=0, out=out[s:s + self._step])
-            if self._map is not None:
-                self._map.madvise(mmap.MADV_DONTNEED)       # unmapped here; the page cache keeps the data
+            if self._map is not None and _DROP is not None:
+                self._map.madvise(_DROP)                    # unmapped here; the page cache keeps the data
         return out
 
 
@@ -76,12 +79,14 @@ class DiskCSR:
     """A read-only CSR matrix whose data and column indices lie in :class:`DiskArray` files (its row pointers stay
     in memory); ``x[rows]`` is the CSR matrix ``csr[rows]`` gives, the same entries in the same order."""
 
-    def __init__(self, matrix: sp.csr_matrix):
+    def __init__(self, matrix):
         self.shape, self.dtype = matrix.shape, matrix.dtype
         self.indptr = matrix.indptr.astype(np.int64)
         self.data, self.indices = DiskArray(matrix.data), DiskArray(matrix.indices)
 
-    def __getitem__(self, index) -> sp.csr_matrix:
+    def __getitem__(self, index):
+        import scipy.sparse as sp
+
         rows = _rows(index, self.shape[0])
         starts = self.indptr[rows]
         counts = self.indptr[rows + 1] - starts
@@ -92,5 +97,8 @@ class DiskCSR:
 
 
 def to_disk(x):
-    """``x`` (a dense array or a CSR matrix) moved to a temporary file: :class:`DiskArray`, :class:`DiskCSR`."""
-    return DiskCSR(x) if sp.issparse(x) else DiskArray(x)
+    """``x`` (a dense array or a CSR matrix) moved to a temporary file, :class:`DiskArray` or :class:`DiskCSR`,
+    when it takes :data:`DISK_BYTES` or more; else ``x`` itself."""
+    if hasattr(x, "indptr"):                        # a CSR matrix (scipy.sparse is imported where it is used)
+        return DiskCSR(x) if x.data.nbytes + x.indices.nbytes >= DISK_BYTES else x
+    return DiskArray(x) if x.nbytes >= DISK_BYTES else x
