@@ -135,7 +135,7 @@ def test_growth_report_exponents_predictions_and_files(tmp_path):
     assert report["growth"]["train_warm"] == {"seconds": 1.0, "cpu_seconds": 1.0, "peak_bytes": 0.5}
     write_report(report, tmp_path)
     text = (tmp_path / "growth.md").read_text()
-    assert "| train_warm | 10 s (10); 1.00 GB | 40 s (40); 2.00 GB | not run: predicted peak 7.0 GB > 6.0 GB |" in text
+    assert "| train_warm | 10 s (10); 1.00 GiB | 40 s (40); 2.00 GiB | not run: predicted peak 7.0 GB > 6.0 GB |" in text
     assert (tmp_path / "growth.png").read_bytes()[:4] == b"\x89PNG"
 
 

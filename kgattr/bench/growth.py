@@ -187,7 +187,7 @@ def run(source: Path, out: Path, *, sizes=SIZES, seed: int = 0, max_memory: floa
                 continue
             peak = _predicted_peak(runs, stage, size)
             if peak is not None and peak > max_memory:
-                result[stage] = {"skipped": f"predicted peak {peak / GB:.1f} GB > {max_memory / GB:.1f} GB",
+                result[stage] = {"skipped": f"predicted peak {peak / GB:.1f} GiB > {max_memory / GB:.1f} GiB",
                                  "predicted_peak_bytes": int(peak)}
                 log(f"{size}: {stage} not run ({result[stage]['skipped']})")
                 continue
@@ -224,11 +224,11 @@ def summarise(source: Path, runs: dict, max_memory: float) -> dict:
 
 
 def markdown(report: dict) -> str:
-    """The report as a markdown table: a row per stage, a column per size (seconds; peak GB), exponents last."""
+    """The report as a markdown table: a row per stage, a column per size (seconds; peak GiB), exponents last."""
     sizes = list(report["sizes"])
     head = "| stage | " + " | ".join(f"{int(n):,}" for n in sizes) + " | exponent (s; CPU s; memory) |"
     lines = [f"Generated from `{report['source']}`, measured {report['measured']} on {report['cores']} cores: "
-             f"wall seconds (CPU seconds), peak GB.", "", head, "|" + " --- |" * (len(sizes) + 2)]
+             f"wall seconds (CPU seconds), peak GiB (2^30 bytes).", "", head, "|" + " --- |" * (len(sizes) + 2)]
     for stage in STAGES:
         cells = []
         for n in sizes:
@@ -238,12 +238,12 @@ def markdown(report: dict) -> str:
             elif "skipped" in m:
                 cells.append("not run: " + m["skipped"])
             elif "stopped" in m:
-                cells.append(f"stopped at {m['stopped']['bytes'] / GB:.1f} GB after {m['stopped']['seconds']:.0f} s")
+                cells.append(f"stopped at {m['stopped']['bytes'] / GB:.1f} GiB after {m['stopped']['seconds']:.0f} s")
             elif m.get("exit"):
                 cells.append(f"failed: {' '.join(m.get('error', []))[:80]}")
             else:
                 rate = f"; {m['products_per_second']:,.0f}/s" if "products_per_second" in m else ""
-                cells.append(f"{m['seconds']:,.0f} s ({m['cpu_seconds']:,.0f}); {m['peak_bytes'] / GB:.2f} GB{rate}")
+                cells.append(f"{m['seconds']:,.0f} s ({m['cpu_seconds']:,.0f}); {m['peak_bytes'] / GB:.2f} GiB{rate}")
         g = report["growth"][stage]
         slopes = "; ".join("–" if g[k] is None else f"{g[k]:.2f}" for k in ("seconds", "cpu_seconds", "peak_bytes"))
         lines.append(f"| {stage} | " + " | ".join(cells) + f" | {slopes} |")
@@ -271,7 +271,7 @@ def write_report(report: dict, out: Path) -> None:
         if done:
             for ax, key, scale in ((axes[0], "seconds", 1), (axes[1], "peak_bytes", GB)):
                 ax.plot([n for n, _ in done], [m[key] / scale for _, m in done], "o-", label=stage)
-    for ax, label in zip(axes, ("wall seconds", "peak memory, GB")):
+    for ax, label in zip(axes, ("wall seconds", "peak memory, GiB")):
         ax.set(xscale="log", yscale="log", xlabel="products", ylabel=label)
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)

@@ -307,7 +307,7 @@ app.command("encode")(encode)
 def bench_scale(source: Path = typer.Option(..., "--from", help="Real catalog whose products are drawn again at each size."),
                 report: Path = typer.Option(..., "--report", help="Directory for growth.json, growth.md, growth.png (and, while running, work/)."),
                 size: list[int] = typer.Option(list(SIZES), "--size", callback=lambda sizes: [count(n) for n in sizes], help="Catalog size to measure (repeatable)."),
-                max_memory: float = typer.Option(6.0, "--max-memory", callback=within(0, None, open_low=True), help="GB a stage may hold: a stage predicted to need more is not run, one that takes more is stopped."),
+                max_memory: float = typer.Option(6.0, "--max-memory", callback=within(0, None, open_low=True), help="GiB a stage may hold: a stage predicted to need more is not run, one that takes more is stopped."),
                 cold: bool = typer.Option(True, "--cold/--no-cold", help="Also train with an empty text cache."),
                 cache: Optional[Path] = typer.Option(None, "--cache", help="Text cache shared by every size and kept, warm from an earlier run (no cold training then) [default: an empty one a size]."),
                 seed: int = typer.Option(0, callback=natural, help="Random seed of the generated catalogs."),
