@@ -46,7 +46,8 @@ def _rows(index, n: int) -> np.ndarray:
 class DiskArray:
     """A read-only array in an unlinked temporary file under ``$TMPDIR``. ``x[rows]`` (integer rows or a slice)
     is a copy in memory, as numpy's fancy indexing gives; the file's pages it read are handed back to the page
-    cache as it goes, so the process holds only the rows asked for. Reading rows in order costs about a copy."""
+    cache as it goes, so the process holds only the rows asked for. A pass over every row in order takes about
+    four times a copy in memory (0.9 s for a million text vectors of 384 dimensions)."""
 
     def __init__(self, array: np.ndarray):
         array = np.ascontiguousarray(array)

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import numpy as np
@@ -185,13 +186,27 @@ class EmbeddingCache:
         try:
             self.file.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.file, timeout=self.TIMEOUT)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB)")
+            self._prepare(db)
             return db
         except (OSError, sqlite3.Error) as e:
             if db is not None:
                 db.close()
             return self._failed(e)
+
+    def _prepare(self, db) -> None:
+        """WAL mode and the table. A connection switching a new file to WAL while another does gets "database is
+        locked" at once, the busy timeout not applying there (4 threads opening one new file: 6 times in 300), so
+        that is tried again until :attr:`TIMEOUT`."""
+        deadline = time.monotonic() + self.TIMEOUT
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB)")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _failed(self, error: Exception):
         """After ``error``: a fresh database in place of a corrupt one (once), else None (the cache is bypassed)."""
