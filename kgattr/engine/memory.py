@@ -63,9 +63,6 @@ class DiskArray:
             self._view = np.empty(self.shape, self.dtype)
         self._step = max(1, GATHER_BYTES // max(1, array.itemsize * int(np.prod(self.shape[1:], dtype=np.int64))))
 
-    def __len__(self) -> int:
-        return self.shape[0]
-
     def __getitem__(self, index) -> np.ndarray:
         rows = _rows(index, self.shape[0])
         out = np.empty(rows.shape + self.shape[1:], self.dtype)

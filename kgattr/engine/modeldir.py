@@ -246,14 +246,14 @@ class StoredCopies:
         return self.values[self.codes[cells]]
 
     def tolist(self) -> list:
-        return self.values[self.codes].tolist()
+        return self[:].tolist()
 
     def __iter__(self):
         for s in range(0, len(self.codes), 1 << 16):
             yield from self.values[self.codes[s:s + (1 << 16)]]
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        return self.values[self.codes] if dtype is None else self.values[self.codes].astype(dtype)
+        return self[:] if dtype is None else self[:].astype(dtype)
 
 
 def _read_refused(file: Path) -> Reviewed:

@@ -9,7 +9,6 @@ The functions take a fitted :class:`~kgattr.completer.AttributeCompleter` ``c``,
 from __future__ import annotations
 
 from array import array
-from pathlib import Path
 from sys import intern
 
 import numpy as np
@@ -76,8 +75,8 @@ def score_gaps(c, catalog, inputs, near, extracted=None, *, on_disk: bool = Fals
 
 class _Columns:
     """Columns of ``m`` rows filled a batch at a time, in order, shaped and typed as ``like`` (name -> array):
-    arrays of their full size; or, ``on_disk``, each numeric one appended to a temporary file and mapped from
-    it once complete (the file removed at once: the mapping keeps it until let go)."""
+    arrays of their full size; or, ``on_disk``, each numeric one appended to an unlinked temporary file and mapped
+    from it once complete (the mapping keeps the file until let go)."""
 
     def __init__(self, m: int, like: dict[str, np.ndarray], on_disk: bool):
         import tempfile
@@ -85,9 +84,7 @@ class _Columns:
         self.m, self.like = m, like
         self.arrays = {name: np.empty((m,) + x.shape[1:], x.dtype) for name, x in like.items()
                        if not on_disk or x.dtype == object}
-        self.spool = tempfile.TemporaryDirectory(prefix="kgattr-cells-", ignore_cleanup_errors=True) \
-            if on_disk else None
-        self.files = {name: open(Path(self.spool.name) / name, "wb") for name in like if name not in self.arrays}
+        self.files = {name: tempfile.TemporaryFile(prefix="kgattr-cells-") for name in like if name not in self.arrays}
         self.at = 0
 
     def append(self, batch: dict[str, np.ndarray]) -> None:
@@ -101,12 +98,11 @@ class _Columns:
 
     def close(self) -> dict[str, np.ndarray]:
         for name, file in self.files.items():
-            file.close()
+            file.flush()
             x = self.like[name]
-            self.arrays[name] = np.memmap(file.name, x.dtype, "r", shape=(self.m,) + x.shape[1:]) if self.m else \
+            self.arrays[name] = np.memmap(file, x.dtype, "r", shape=(self.m,) + x.shape[1:]) if self.m else \
                 np.empty((0,) + x.shape[1:], x.dtype)
-        if self.spool is not None:
-            self.spool.cleanup()
+            file.close()
         return {name: self.arrays[name] for name in self.like}
 
 
